@@ -1,0 +1,29 @@
+/* The snapmla command line: one file per subcommand, this header between them. */
+#ifndef SNAPMLA_CLI_H
+#define SNAPMLA_CLI_H
+
+#include "snapmla.h"
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    const char *usage;   /* full --help text */
+    int (*run)(int argc, char **argv);   /* argv[0] is the subcommand */
+} cli_command;
+
+extern const cli_command cli_gen, cli_list, cli_build, cli_cache, cli_run;
+
+/* Exit codes: 0 ok, 1 failure of the job, 2 bad usage or bad input. */
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+/* Prints "snapmla: MESSAGE" to stderr and returns the exit code for status. */
+int cli_report(const snapmla_error *err);
+/* True when argv holds -h or --help; prints usage then. */
+int cli_wants_help(const cli_command *command, int argc, char **argv);
+int cli_usage_error(const cli_command *command, const char *problem);
+/* Log callback for contexts: warnings to stderr, info when verbose. */
+void cli_log(void *verbose, snapmla_log_level level, const char *message);
+/* A context with the CLI's logger; returns NULL after reporting an error. */
+snapmla_context *cli_context(int *verbose, const char *const *aot_dirs, int aot_count);
+
+#endif

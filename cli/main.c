@@ -1,0 +1,96 @@
+/* snapmla: entry point of the command line; dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command *const commands[] = {&cli_gen, &cli_list, &cli_build, &cli_cache,
+                                              &cli_run};
+enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: snapmla COMMAND [ARGS]   (snapmla COMMAND --help for more)\n\n"
+                 "Generates, compiles and runs MLA decode kernels from YAML specs.\n\n"
+                 "commands:\n");
+    for (int i = 0; i < COMMAND_COUNT; ++i)
+        fprintf(out, "  %-7s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out, "\nversion %s (generator %d); docs/spec.md has the spec schema.\n",
+            SNAPMLA_VERSION, SNAPMLA_GENERATOR_VERSION);
+}
+
+int cli_report(const snapmla_error *err)
+{
+    fprintf(stderr, "snapmla: %s\n", err->message);
+    switch (err->status) {
+    case SNAPMLA_OK: return CLI_OK;
+    case SNAPMLA_ERR_SPEC:
+    case SNAPMLA_ERR_INVALID_ARG:
+    case SNAPMLA_ERR_IO: return CLI_USAGE;
+    default: return CLI_FAILED;
+    }
+}
+
+int cli_wants_help(const cli_command *command, int argc, char **argv)
+{
+    for (int i = 1; i < argc; ++i)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            fputs(command->usage, stdout);
+            return 1;
+        }
+    return 0;
+}
+
+int cli_usage_error(const cli_command *command, const char *problem)
+{
+    fprintf(stderr, "snapmla %s: %s\n\n%s", command->name, problem, command->usage);
+    return CLI_USAGE;
+}
+
+void cli_log(void *verbose, snapmla_log_level level, const char *message)
+{
+    if (level == SNAPMLA_LOG_WARN || (verbose && *(int *)verbose))
+        fprintf(stderr, "%s\n", message);
+}
+
+snapmla_context *cli_context(int *verbose, const char *const *aot_dirs, int aot_count)
+{
+    snapmla_options options = {0};
+    options.log = cli_log;
+    options.log_user = verbose;
+    options.aot_dirs = aot_dirs;
+    options.aot_dir_count = aot_count;
+    snapmla_context *ctx = NULL;
+    snapmla_error err;
+    if (snapmla_context_create(&options, &ctx, &err) != SNAPMLA_OK) {
+        cli_report(&err);
+        return NULL;
+    }
+    return ctx;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("snapmla %s (generator %d)\n", SNAPMLA_VERSION, SNAPMLA_GENERATOR_VERSION);
+        return CLI_OK;
+    }
+    for (int i = 0; i < COMMAND_COUNT; ++i)
+        if (strcmp(argv[1], commands[i]->name) == 0) {
+            if (cli_wants_help(commands[i], argc - 1, argv + 1))
+                return CLI_OK;
+            return commands[i]->run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "snapmla: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}

@@ -1,0 +1,44 @@
+/* Resource model of the generated kernels (see templates/decode_simt.cu for
+ * the shared-memory plan these numbers mirror). */
+#include "resources.h"
+
+int snapmla_arch_smem_limit(snapmla_arch arch)
+{
+    switch (arch) {
+    case SNAPMLA_ARCH_SM80: return 163 * 1024;
+    case SNAPMLA_ARCH_SM89: return 99 * 1024;
+    case SNAPMLA_ARCH_SM90A: return 227 * 1024;
+    }
+    return 0;
+}
+
+const char *snapmla_arch_nvrtc_name(snapmla_arch arch)
+{
+    switch (arch) {
+    case SNAPMLA_ARCH_SM80: return "sm_80";
+    case SNAPMLA_ARCH_SM89: return "sm_89";
+    case SNAPMLA_ARCH_SM90A: return "sm_90a";
+    }
+    return "?";
+}
+
+int snapmla_variant_smem_bytes(const snapmla_variant *v)
+{
+    if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
+        return 0;
+    int width = v->latent_dim + v->rope_dim;
+    int q_tile = v->q_tile * width * 2;                 /* BF16 query rows */
+    /* BF16 KV ring; rows padded by 8 elements so 16-byte reads of
+     * consecutive tokens fall in different banks */
+    int kv_tiles = v->stages * v->kv_tile * (width + 8) * 2;
+    int scores = v->q_tile * v->kv_tile * 4;            /* fp32 scores / P */
+    int row_state = v->q_tile * 4 * 4;                  /* max, sum, rescale */
+    return q_tile + kv_tiles + scores + row_state;
+}
+
+int snapmla_decode_acc_per_thread(const snapmla_variant *v)
+{
+    int threads = v->warps * 32;
+    int cells = v->q_tile * v->latent_dim;
+    return (cells + threads - 1) / threads;
+}

@@ -1,0 +1,22 @@
+/* What a variant costs on the chip: shared memory and registers, and what each
+ * arch allows. Validation rejects variants over the limits so that a spec that
+ * cannot run fails at generation time, never at launch. */
+#ifndef SNAPMLA_GEN_RESOURCES_H
+#define SNAPMLA_GEN_RESOURCES_H
+
+#include "snapmla.h"
+
+/* Most dynamic shared memory one CTA may use on arch, in bytes. */
+int snapmla_arch_smem_limit(snapmla_arch arch);
+/* Compute capability as NVRTC spells it: "sm_90a", "sm_89", "sm_80". */
+const char *snapmla_arch_nvrtc_name(snapmla_arch arch);
+
+/* Dynamic shared memory the variant's kernel asks for (0 for kernels that
+ * use none). Reads the model, tile and cache fields; ignores derived ones. */
+int snapmla_variant_smem_bytes(const snapmla_variant *variant);
+/* FP32 output accumulators each thread of a decode CTA holds in registers. */
+int snapmla_decode_acc_per_thread(const snapmla_variant *variant);
+/* Most accumulators per thread the decode template allows. */
+#define SNAPMLA_DECODE_ACC_MAX 64
+
+#endif

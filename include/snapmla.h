@@ -1,0 +1,302 @@
+/* snapmla: the public API, read top to bottom.
+ * Pipeline: spec (YAML) -> variants -> CUDA source -> CUBIN (NVRTC, disk cache)
+ * -> loaded kernel (CUDA driver API) -> launch (decode, combine, append).
+ * Every fallible call returns a snapmla_status and, when err is not NULL,
+ * fills err with the status and a one-line message. The library never prints. */
+#ifndef SNAPMLA_H
+#define SNAPMLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SNAPMLA_VERSION "0.1.0"
+/* Bumped whenever generated source for an unchanged spec may change. */
+#define SNAPMLA_GENERATOR_VERSION 1
+
+/* ---- errors ------------------------------------------------------------ */
+typedef enum snapmla_status {
+    SNAPMLA_OK = 0,
+    SNAPMLA_ERR_INVALID_ARG,  /* a launch or API argument is wrong */
+    SNAPMLA_ERR_SPEC,         /* the spec file is malformed or impossible */
+    SNAPMLA_ERR_IO,           /* a file could not be read or written */
+    SNAPMLA_ERR_COMPILE,      /* NVRTC rejected the generated source */
+    SNAPMLA_ERR_CUDA,         /* a CUDA driver call failed */
+    SNAPMLA_ERR_NO_DEVICE,    /* no CUDA driver or no GPU */
+    SNAPMLA_ERR_NOMEM,        /* host allocation failed */
+    SNAPMLA_ERR_CACHE,        /* a cache entry is corrupt (it is rebuilt) */
+    SNAPMLA_ERR_UNSUPPORTED,  /* valid request this version cannot do yet */
+    SNAPMLA_ERR_INTERNAL      /* a bug in snapmla: please report it */
+} snapmla_status;
+
+#define SNAPMLA_ERROR_MAX 2048
+typedef struct snapmla_error {
+    snapmla_status status;
+    char message[SNAPMLA_ERROR_MAX];
+} snapmla_error;
+
+const char *snapmla_status_name(snapmla_status status);
+
+/* ---- specs and variants -------------------------------------------------
+ * A spec file describes one kernel or, where any field is a YAML list, a
+ * sweep: the cartesian product of the lists. docs/spec.md has the schema. */
+typedef enum snapmla_kernel_kind {
+    SNAPMLA_KERNEL_MLA_DECODE,   /* attention over the paged cache, split-KV */
+    SNAPMLA_KERNEL_MLA_COMBINE,  /* merge of split-KV partial results */
+    SNAPMLA_KERNEL_KV_APPEND     /* writes new tokens into the paged cache */
+} snapmla_kernel_kind;
+
+typedef enum snapmla_cache_format {
+    SNAPMLA_FORMAT_BF16,             /* latent and RoPE in BF16 */
+    SNAPMLA_FORMAT_FP8_PER_TOKEN,    /* reserved: e4m3 latent, fp32 scale/token */
+    SNAPMLA_FORMAT_FP8_PER_TILE128   /* reserved: FlashMLA's 656-byte token */
+} snapmla_cache_format;
+
+typedef enum snapmla_rope_layout {
+    SNAPMLA_ROPE_INTERLEAVED,  /* each token is [latent | rope], FlashMLA-style */
+    SNAPMLA_ROPE_PLANAR        /* each page is [all latents][all ropes] */
+} snapmla_rope_layout;
+
+typedef enum snapmla_arch {
+    SNAPMLA_ARCH_SM80,
+    SNAPMLA_ARCH_SM89,
+    SNAPMLA_ARCH_SM90A
+} snapmla_arch;
+
+typedef enum snapmla_compute {
+    SNAPMLA_COMPUTE_BF16,  /* BF16 products, FP32 accumulation */
+    SNAPMLA_COMPUTE_FP8    /* reserved: FP8 tensor cores */
+} snapmla_compute;
+
+typedef enum snapmla_split_policy {
+    SNAPMLA_SPLIT_AUTO,   /* splits chosen at launch to fill the GPU */
+    SNAPMLA_SPLIT_FIXED,  /* always max_splits (fewer for short requests) */
+    SNAPMLA_SPLIT_NONE    /* one CTA row-block per request, no combine */
+} snapmla_split_policy;
+
+#define SNAPMLA_NAME_MAX 192
+
+/* One concrete kernel. Filled by the spec loader; read-only for users. */
+typedef struct snapmla_variant {
+    char name[SNAPMLA_NAME_MAX];     /* stable, readable, unique in a sweep */
+    snapmla_kernel_kind kernel;
+    /* model */
+    int latent_dim;                  /* kv_lora_rank: 512 DeepSeek, 256 MiniCPM3 */
+    int rope_dim;                    /* decoupled RoPE key: 64, 32 */
+    int q_heads;                     /* query heads on this rank, 1..128 */
+    int q_len;                       /* query tokens per request, 1..4 */
+    int causal;                      /* causal mask inside the step (q_len > 1) */
+    /* cache */
+    snapmla_cache_format cache_format;
+    int page_size;                   /* tokens per page: 1, 16, 32, 64, 128 */
+    snapmla_rope_layout rope_layout;
+    /* tile */
+    int kv_tile;                     /* KV tokens per tile */
+    int q_tile;                      /* query rows (q_len x heads) per CTA */
+    int stages;                      /* KV tiles in flight */
+    int warps;                       /* warps per CTA */
+    /* split-KV */
+    snapmla_split_policy split_policy;
+    int max_splits;                  /* most splits of one request */
+    int split_min_tokens;            /* fewest tokens worth a split */
+    /* target */
+    snapmla_arch arch;
+    snapmla_compute compute;
+    /* derived by validation */
+    int threads;                     /* warps * 32 */
+    int smem_bytes;                  /* dynamic shared memory per CTA */
+} snapmla_variant;
+
+/* A variant of a sweep that cannot work, with the reason. */
+typedef struct snapmla_rejected {
+    char name[SNAPMLA_NAME_MAX];
+    char reason[SNAPMLA_ERROR_MAX];
+} snapmla_rejected;
+
+typedef struct snapmla_spec {
+    char *path;                  /* as given to the loader */
+    size_t count;                /* valid variants */
+    snapmla_variant *variants;
+    size_t rejected_count;       /* sweep points that cannot work */
+    snapmla_rejected *rejected;
+} snapmla_spec;
+
+/* Loads and validates a spec file. On success *out is owned by the caller
+ * (snapmla_spec_free). A sweep with some impossible points succeeds and lists
+ * them in rejected; a spec where every point is impossible fails. */
+snapmla_status snapmla_spec_load(const char *path, snapmla_spec **out,
+                                 snapmla_error *err);
+/* Same from memory; name is used in messages in place of a path. */
+snapmla_status snapmla_spec_parse(const char *text, size_t len,
+                                  const char *name, snapmla_spec **out,
+                                  snapmla_error *err);
+void snapmla_spec_free(snapmla_spec *spec);
+
+const char *snapmla_kernel_kind_name(snapmla_kernel_kind kind);
+const char *snapmla_cache_format_name(snapmla_cache_format format);
+const char *snapmla_arch_name(snapmla_arch arch);
+
+/* Bytes of one cache page and one token of the variant's cache format. */
+size_t snapmla_cache_page_bytes(const snapmla_variant *variant);
+
+/* ---- code generation ----------------------------------------------------- */
+/* Emits the self-contained CUDA source of a variant. *source is owned by the
+ * caller (free()). Deterministic: same variant, same bytes. */
+snapmla_status snapmla_emit(const snapmla_variant *variant, char **source,
+                            size_t *length, snapmla_error *err);
+
+/* ---- context: JIT, disk cache, ahead-of-time directories, device ------- */
+typedef enum snapmla_log_level {
+    SNAPMLA_LOG_INFO,
+    SNAPMLA_LOG_WARN
+} snapmla_log_level;
+
+typedef void (*snapmla_log_fn)(void *user, snapmla_log_level level,
+                               const char *message);
+
+typedef struct snapmla_options {
+    /* Cache directory; NULL: $SNAPMLA_CACHE_DIR, else $XDG_CACHE_HOME/snapmla,
+     * else ~/.cache/snapmla. */
+    const char *cache_dir;
+    int disable_disk_cache;          /* 1: in-memory only */
+    /* Directories written by `snapmla build`, searched before JIT. */
+    const char *const *aot_dirs;
+    int aot_dir_count;
+    /* Receives warnings (a corrupt cache entry, an unwritable directory) and,
+     * at INFO, what each kernel request was served from. NULL: silent. */
+    snapmla_log_fn log;
+    void *log_user;
+} snapmla_options;
+
+typedef struct snapmla_context snapmla_context;
+
+snapmla_status snapmla_context_create(const snapmla_options *options,
+                                      snapmla_context **out,
+                                      snapmla_error *err);
+void snapmla_context_destroy(snapmla_context *ctx);
+/* The cache directory in use, or NULL when the cache is in memory only. */
+const char *snapmla_context_cache_dir(const snapmla_context *ctx);
+
+typedef enum snapmla_source_kind {
+    SNAPMLA_FROM_COMPILE,   /* NVRTC ran now */
+    SNAPMLA_FROM_DISK,      /* the disk cache had it */
+    SNAPMLA_FROM_MEMORY,    /* this context had it */
+    SNAPMLA_FROM_AOT        /* an ahead-of-time directory had it */
+} snapmla_source_kind;
+
+/* A compiled variant: the CUBIN and where it came from. */
+typedef struct snapmla_binary {
+    unsigned char *cubin;          /* owned by the caller (free()) */
+    size_t cubin_size;
+    char key[65];                  /* hex cache key */
+    snapmla_source_kind source;
+    double compile_seconds;        /* 0 unless source is COMPILE */
+} snapmla_binary;
+
+/* Compiles a variant for arch (NULL: the variant's own arch), through the
+ * caches. Needs NVRTC, not a GPU. On SNAPMLA_ERR_COMPILE the message holds
+ * the NVRTC log. */
+snapmla_status snapmla_build(snapmla_context *ctx,
+                             const snapmla_variant *variant,
+                             snapmla_binary *out, snapmla_error *err);
+void snapmla_binary_release(snapmla_binary *binary);
+
+/* The hex cache key of a variant (source, options, arch, NVRTC and
+ * generator versions). */
+snapmla_status snapmla_cache_key(const snapmla_variant *variant, char key[65],
+                                 snapmla_error *err);
+
+/* ---- loaded kernels and launches (need a GPU) ---------------------------- */
+typedef struct snapmla_kernel snapmla_kernel;
+
+/* Builds (or finds) and loads a variant on the current CUDA context of the
+ * calling thread, creating a primary context on device 0 when none is
+ * current. Kernels are owned by ctx and live until it is destroyed; the same
+ * variant returns the same kernel. Thread-safe. */
+snapmla_status snapmla_kernel_get(snapmla_context *ctx,
+                                  const snapmla_variant *variant,
+                                  snapmla_kernel **out, snapmla_error *err);
+const snapmla_variant *snapmla_kernel_variant(const snapmla_kernel *kernel);
+
+/* Device pointers are plain addresses (CUdeviceptr or torch data_ptr());
+ * stream is a CUstream (NULL: the legacy default stream). */
+
+/* q [batch, q_len, q_heads, latent+rope] BF16, contiguous.
+ * kv_cache: num_pages pages of page_stride bytes (0: the format's page size).
+ * block_table [batch, block_table_stride] int32: page of each request's
+ * i-th page_size tokens. cache_seqlens [batch] int32: tokens in the cache,
+ * the step's own q_len tokens included (the last q_len are the queries'
+ * positions when causal).
+ * out [batch, q_len, q_heads, latent] BF16; lse [batch, q_len, q_heads] fp32
+ * (natural log; +inf for a row that sees no token, whose out is 0).
+ * workspace: snapmla_decode_workspace_bytes(kernel, batch) bytes. */
+typedef struct snapmla_decode_args {
+    int batch;
+    const void *q;
+    const void *kv_cache;
+    int64_t num_pages;
+    int64_t page_stride;
+    const int32_t *block_table;
+    int block_table_stride;
+    const int32_t *cache_seqlens;
+    float softmax_scale;
+    void *out;
+    float *lse;
+    void *workspace;
+    size_t workspace_bytes;
+    int num_splits;   /* most splits per request; 0: the variant's policy */
+} snapmla_decode_args;
+
+size_t snapmla_decode_workspace_bytes(const snapmla_kernel *kernel, int batch);
+snapmla_status snapmla_decode(snapmla_kernel *kernel,
+                              const snapmla_decode_args *args, void *stream,
+                              snapmla_error *err);
+
+/* Merges split-KV partial results: o_partial [batch, splits, rows, latent]
+ * fp32 (each split's normalised output), lse_partial [batch, splits, rows]
+ * fp32, split_counts [batch] int32 (splits used by each request, 1..splits);
+ * writes out [batch, rows, latent] BF16 and lse [batch, rows] fp32, where
+ * rows = q_len * q_heads. */
+typedef struct snapmla_combine_args {
+    int batch;
+    int splits;
+    const float *o_partial;
+    const float *lse_partial;
+    const int32_t *split_counts;
+    void *out;
+    float *lse;
+} snapmla_combine_args;
+
+snapmla_status snapmla_combine(snapmla_kernel *kernel,
+                               const snapmla_combine_args *args, void *stream,
+                               snapmla_error *err);
+
+/* Writes num_tokens new tokens into the paged cache. latent [n, latent_dim]
+ * and rope [n, rope_dim] BF16 with row strides in elements (0: dense).
+ * slot_mapping [n] int64: page * page_size + offset; a negative slot is
+ * padding and skipped; a slot past num_pages * page_size is not written and
+ * counted in *bad_slots (device int32, optional, added to, not reset). */
+typedef struct snapmla_append_args {
+    int64_t num_tokens;
+    const void *latent;
+    int64_t latent_stride;
+    const void *rope;
+    int64_t rope_stride;
+    const int64_t *slot_mapping;
+    void *kv_cache;
+    int64_t num_pages;
+    int64_t page_stride;
+    int32_t *bad_slots;
+} snapmla_append_args;
+
+snapmla_status snapmla_append(snapmla_kernel *kernel,
+                              const snapmla_append_args *args, void *stream,
+                              snapmla_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,94 @@
+/* JIT stage of the pipeline: NVRTC turns one generated source into a CUBIN
+ * for an exact arch (sm_90a keeps wgmma; no PTX fallback is embedded). */
+#include "jit.h"
+
+#include <nvrtc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "resources.h"
+
+int snapmla_jit_options(snapmla_arch arch, const char *options[SNAPMLA_JIT_MAX_OPTIONS])
+{
+    static const char *const arch_options[] = {
+        [SNAPMLA_ARCH_SM80] = "--gpu-architecture=sm_80",
+        [SNAPMLA_ARCH_SM89] = "--gpu-architecture=sm_89",
+        [SNAPMLA_ARCH_SM90A] = "--gpu-architecture=sm_90a",
+    };
+    int n = 0;
+    options[n++] = arch_options[arch];
+    options[n++] = "--std=c++17";
+    options[n++] = "--fmad=true";
+    return n;
+}
+
+void snapmla_jit_version(char out[32])
+{
+    int major = 0, minor = 0;
+    if (nvrtcVersion(&major, &minor) != NVRTC_SUCCESS)
+        major = minor = -1;
+    snprintf(out, 32, "nvrtc-%d.%d", major, minor);
+}
+
+static snapmla_status nvrtc_fail(snapmla_error *err, nvrtcResult result,
+                                 const char *what, const char *name)
+{
+    return snapmla_fail(err, SNAPMLA_ERR_COMPILE, "%s failed for '%s': %s", what,
+                        name, nvrtcGetErrorString(result));
+}
+
+/* Message: the first lines of NVRTC's log, which name the failing line. */
+static snapmla_status compile_failed(nvrtcProgram program, const char *name,
+                                     snapmla_error *err)
+{
+    size_t log_size = 0;
+    char *log = NULL;
+    if (nvrtcGetProgramLogSize(program, &log_size) == NVRTC_SUCCESS && log_size > 0)
+        log = malloc(log_size);
+    if (log && nvrtcGetProgramLog(program, log) != NVRTC_SUCCESS)
+        log[0] = '\0';
+    snapmla_fail(err, SNAPMLA_ERR_COMPILE, "NVRTC could not compile '%s':\n%s", name,
+                 log ? log : "(no log)");
+    free(log);
+    return SNAPMLA_ERR_COMPILE;
+}
+
+snapmla_status snapmla_jit_compile(const char *source, const char *name,
+                                   snapmla_arch arch, unsigned char **cubin,
+                                   size_t *size, snapmla_error *err)
+{
+    nvrtcProgram program;
+    nvrtcResult r = nvrtcCreateProgram(&program, source, name, 0, NULL, NULL);
+    if (r != NVRTC_SUCCESS)
+        return nvrtc_fail(err, r, "nvrtcCreateProgram", name);
+
+    const char *options[SNAPMLA_JIT_MAX_OPTIONS];
+    int count = snapmla_jit_options(arch, options);
+    snapmla_status status = SNAPMLA_OK;
+    r = nvrtcCompileProgram(program, count, options);
+    if (r == NVRTC_ERROR_COMPILATION) {
+        status = compile_failed(program, name, err);
+    } else if (r != NVRTC_SUCCESS) {
+        status = nvrtc_fail(err, r, "nvrtcCompileProgram", name);
+    } else {
+        size_t bytes = 0;
+        r = nvrtcGetCUBINSize(program, &bytes);
+        unsigned char *data = r == NVRTC_SUCCESS ? malloc(bytes ? bytes : 1) : NULL;
+        if (r != NVRTC_SUCCESS)
+            status = nvrtc_fail(err, r, "nvrtcGetCUBINSize", name);
+        else if (!data)
+            status = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory for the CUBIN of '%s'", name);
+        else if ((r = nvrtcGetCUBIN(program, (char *)data)) != NVRTC_SUCCESS)
+            status = nvrtc_fail(err, r, "nvrtcGetCUBIN", name);
+        if (status == SNAPMLA_OK) {
+            *cubin = data;
+            *size = bytes;
+        } else {
+            free(data);
+        }
+    }
+    nvrtcDestroyProgram(&program);
+    return status == SNAPMLA_OK ? snapmla_ok(err) : status;
+}

@@ -1,0 +1,249 @@
+/* Launch stage of the pipeline: checks every argument of a decode, combine or
+ * append call against the variant it was generated for, then launches
+ * through the driver API. The parameter structs mirror the templates'. */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "context.h"
+#include "error.h"
+
+/* Mirrors DecodeParams in templates/decode_simt.cu. */
+typedef struct decode_params {
+    uint64_t q, cache, block_table, seqlens, out, lse, o_part, lse_part, split_counts;
+    int64_t page_stride, num_pages;
+    int32_t block_table_stride, batch, num_splits;
+    float softmax_scale;
+} decode_params;
+_Static_assert(sizeof(decode_params) == 104, "DecodeParams layout");
+_Static_assert(offsetof(decode_params, softmax_scale) == 100, "DecodeParams layout");
+
+/* Mirrors CombineParams in templates/combine.cu. */
+typedef struct combine_params {
+    uint64_t o_part, lse_part, split_counts, out, lse;
+    int32_t batch, num_splits, skip_single, unused;
+} combine_params;
+_Static_assert(sizeof(combine_params) == 56, "CombineParams layout");
+
+/* Mirrors AppendParams in templates/append.cu. */
+typedef struct append_params {
+    uint64_t latent, rope, slots, cache, bad_slots;
+    int64_t num_tokens, latent_stride, rope_stride, num_pages, page_stride;
+} append_params;
+_Static_assert(sizeof(append_params) == 80, "AppendParams layout");
+
+#define ADDRESS(pointer) ((uint64_t)(uintptr_t)(pointer))
+
+static snapmla_status check_kind(const snapmla_kernel *kernel, snapmla_kernel_kind kind,
+                                 const void *args, const char *call, snapmla_error *err)
+{
+    if (!kernel || !args)
+        return snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG, "%s: kernel and args must not be NULL", call);
+    if (kernel->variant.kernel != kind)
+        return snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG, "%s: variant '%s' is a %s kernel, not %s",
+                            call, kernel->variant.name, snapmla_kernel_kind_name(kernel->variant.kernel),
+                            snapmla_kernel_kind_name(kind));
+    return SNAPMLA_OK;
+}
+
+static snapmla_status require(int ok, snapmla_error *err, const char *call, const char *what)
+{
+    return ok ? SNAPMLA_OK : snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG, "%s: %s", call, what);
+}
+
+#define REQUIRE(cond, what)                                                  \
+    do {                                                                     \
+        snapmla_status s_ = require((cond), err, call, (what));              \
+        if (s_ != SNAPMLA_OK)                                                \
+            return s_;                                                       \
+    } while (0)
+
+/* ---- decode -------------------------------------------------------------- */
+
+static int row_blocks(const snapmla_variant *v)
+{
+    return (v->q_heads * v->q_len + v->q_tile - 1) / v->q_tile;
+}
+
+typedef struct workspace_layout {
+    size_t split_counts, lse_part, o_part, total;
+} workspace_layout;
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+static workspace_layout layout_workspace(const snapmla_variant *v, int batch)
+{
+    size_t rows = (size_t)v->q_heads * v->q_len;
+    size_t parts = (size_t)batch * (size_t)v->max_splits * rows;
+    workspace_layout w;
+    w.split_counts = 0;
+    w.lse_part = round_up((size_t)batch * 4, 256);
+    w.o_part = w.lse_part + round_up(parts * 4, 256);
+    w.total = w.o_part + parts * (size_t)v->latent_dim * 4;
+    return w;
+}
+
+size_t snapmla_decode_workspace_bytes(const snapmla_kernel *kernel, int batch)
+{
+    if (!kernel || kernel->variant.kernel != SNAPMLA_KERNEL_MLA_DECODE || batch <= 0)
+        return 0;
+    return layout_workspace(&kernel->variant, batch).total;
+}
+
+/* Splits per request for this launch: enough CTAs to fill the GPU twice. */
+static int launch_splits(const snapmla_kernel *k, int batch, int requested)
+{
+    const snapmla_variant *v = &k->variant;
+    if (requested > 0)
+        return requested;
+    if (v->split_policy == SNAPMLA_SPLIT_NONE)
+        return 1;
+    if (v->split_policy == SNAPMLA_SPLIT_FIXED)
+        return v->max_splits;
+    long ctas = (long)batch * row_blocks(v);
+    long want = (2L * k->sm_count + ctas - 1) / ctas;
+    return (int)(want < 1 ? 1 : want > v->max_splits ? v->max_splits : want);
+}
+
+static snapmla_status launch(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
+                             unsigned grid_y, unsigned grid_z, unsigned shared, void *params,
+                             void *stream, const char *what, snapmla_error *err)
+{
+    const snapmla_driver *d = &k->owner->driver;
+    void *arguments[] = {params};
+    return snapmla_driver_check(
+        d, d->cuLaunchKernel(function, grid_x, grid_y, grid_z, (unsigned)k->variant.threads, 1, 1,
+                             shared, (CUstream)stream, arguments, NULL),
+        what, err);
+}
+
+snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args *a,
+                              void *stream, snapmla_error *err)
+{
+    const char *call = "snapmla_decode";
+    snapmla_status s = check_kind(kernel, SNAPMLA_KERNEL_MLA_DECODE, a, call, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    const snapmla_variant *v = &kernel->variant;
+    REQUIRE(a->batch >= 0 && a->batch <= 65535, "batch must be in 0..65535");
+    if (a->batch == 0)
+        return snapmla_ok(err);
+    REQUIRE(a->q && a->kv_cache && a->block_table && a->cache_seqlens && a->out && a->lse &&
+                a->workspace,
+            "q, kv_cache, block_table, cache_seqlens, out, lse and workspace must not be NULL");
+    REQUIRE(ADDRESS(a->q) % 16 == 0 && ADDRESS(a->kv_cache) % 16 == 0,
+            "q and kv_cache must be 16-byte aligned");
+    REQUIRE(ADDRESS(a->out) % 2 == 0 && ADDRESS(a->lse) % 4 == 0 &&
+                ADDRESS(a->workspace) % 16 == 0 && ADDRESS(a->block_table) % 4 == 0 &&
+                ADDRESS(a->cache_seqlens) % 4 == 0,
+            "out, lse, block_table and cache_seqlens must be aligned to their element size "
+            "and workspace to 16 bytes");
+    size_t page_bytes = snapmla_cache_page_bytes(v);
+    int64_t page_stride = a->page_stride ? a->page_stride : (int64_t)page_bytes;
+    REQUIRE(a->num_pages >= 1, "num_pages must be at least 1");
+    REQUIRE(page_stride >= (int64_t)page_bytes && page_stride % 16 == 0,
+            "page_stride must be 0 or a multiple of 16 of at least the page size");
+    REQUIRE(a->block_table_stride >= 1, "block_table_stride must be at least 1");
+    REQUIRE(isfinite(a->softmax_scale) && a->softmax_scale > 0.f,
+            "softmax_scale must be finite and positive");
+    REQUIRE(a->num_splits >= 0 && a->num_splits <= v->max_splits,
+            "num_splits must be 0 (the variant's policy) or 1..split.max_splits of the variant");
+    workspace_layout w = layout_workspace(v, a->batch);
+    if (a->workspace_bytes < w.total)
+        return snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG,
+                            "%s: workspace has %zu bytes; batch %d needs %zu "
+                            "(snapmla_decode_workspace_bytes)", call, a->workspace_bytes, a->batch,
+                            w.total);
+
+    int splits = launch_splits(kernel, a->batch, a->num_splits);
+    uint64_t ws = ADDRESS(a->workspace);
+    decode_params p = {
+        .q = ADDRESS(a->q), .cache = ADDRESS(a->kv_cache), .block_table = ADDRESS(a->block_table),
+        .seqlens = ADDRESS(a->cache_seqlens), .out = ADDRESS(a->out), .lse = ADDRESS(a->lse),
+        .o_part = ws + w.o_part, .lse_part = ws + w.lse_part, .split_counts = ws + w.split_counts,
+        .page_stride = page_stride, .num_pages = a->num_pages,
+        .block_table_stride = a->block_table_stride, .batch = a->batch, .num_splits = splits,
+        .softmax_scale = a->softmax_scale,
+    };
+    s = launch(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
+               (unsigned)a->batch, (unsigned)v->smem_bytes, &p, stream,
+               "launching the decode kernel", err);
+    if (s != SNAPMLA_OK || splits == 1)
+        return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+    combine_params c = {
+        .o_part = p.o_part, .lse_part = p.lse_part, .split_counts = p.split_counts,
+        .out = p.out, .lse = p.lse, .batch = a->batch, .num_splits = splits, .skip_single = 1,
+    };
+    s = launch(kernel, kernel->combine_function, (unsigned)(v->q_heads * v->q_len),
+               (unsigned)a->batch, 1, 0, &c, stream, "launching the combine kernel", err);
+    return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+}
+
+/* ---- combine ------------------------------------------------------------- */
+
+snapmla_status snapmla_combine(snapmla_kernel *kernel, const snapmla_combine_args *a,
+                               void *stream, snapmla_error *err)
+{
+    const char *call = "snapmla_combine";
+    snapmla_status s = check_kind(kernel, SNAPMLA_KERNEL_MLA_COMBINE, a, call, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    const snapmla_variant *v = &kernel->variant;
+    REQUIRE(a->batch >= 0 && a->batch <= 65535, "batch must be in 0..65535");
+    if (a->batch == 0)
+        return snapmla_ok(err);
+    REQUIRE(a->splits >= 1 && a->splits <= v->max_splits,
+            "splits must be in 1..split.max_splits of the variant");
+    REQUIRE(a->o_partial && a->lse_partial && a->split_counts && a->out && a->lse,
+            "o_partial, lse_partial, split_counts, out and lse must not be NULL");
+    combine_params c = {
+        .o_part = ADDRESS(a->o_partial), .lse_part = ADDRESS(a->lse_partial),
+        .split_counts = ADDRESS(a->split_counts), .out = ADDRESS(a->out), .lse = ADDRESS(a->lse),
+        .batch = a->batch, .num_splits = a->splits, .skip_single = 0,
+    };
+    s = launch(kernel, kernel->main_function, (unsigned)(v->q_heads * v->q_len),
+               (unsigned)a->batch, 1, 0, &c, stream, "launching the combine kernel", err);
+    return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+}
+
+/* ---- append -------------------------------------------------------------- */
+
+snapmla_status snapmla_append(snapmla_kernel *kernel, const snapmla_append_args *a,
+                              void *stream, snapmla_error *err)
+{
+    const char *call = "snapmla_append";
+    snapmla_status s = check_kind(kernel, SNAPMLA_KERNEL_KV_APPEND, a, call, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    const snapmla_variant *v = &kernel->variant;
+    REQUIRE(a->num_tokens >= 0, "num_tokens must not be negative");
+    if (a->num_tokens == 0)
+        return snapmla_ok(err);
+    long long warps = v->warps;
+    REQUIRE((a->num_tokens + warps - 1) / warps <= 0x7fffffffLL, "num_tokens is too large for one launch");
+    REQUIRE(a->latent && a->rope && a->slot_mapping && a->kv_cache,
+            "latent, rope, slot_mapping and kv_cache must not be NULL");
+    REQUIRE(ADDRESS(a->latent) % 2 == 0 && ADDRESS(a->rope) % 2 == 0 &&
+                ADDRESS(a->slot_mapping) % 8 == 0 && ADDRESS(a->kv_cache) % 16 == 0 &&
+                ADDRESS(a->bad_slots) % 4 == 0,
+            "latent and rope must be 2-byte, slot_mapping 8-byte, kv_cache 16-byte and "
+            "bad_slots 4-byte aligned");
+    int64_t latent_stride = a->latent_stride ? a->latent_stride : v->latent_dim;
+    int64_t rope_stride = a->rope_stride ? a->rope_stride : v->rope_dim;
+    REQUIRE(latent_stride >= v->latent_dim && rope_stride >= v->rope_dim,
+            "latent_stride and rope_stride must be 0 or at least the row width");
+    size_t page_bytes = snapmla_cache_page_bytes(v);
+    int64_t page_stride = a->page_stride ? a->page_stride : (int64_t)page_bytes;
+    REQUIRE(a->num_pages >= 1, "num_pages must be at least 1");
+    REQUIRE(page_stride >= (int64_t)page_bytes && page_stride % 16 == 0,
+            "page_stride must be 0 or a multiple of 16 of at least the page size");
+    append_params p = {
+        .latent = ADDRESS(a->latent), .rope = ADDRESS(a->rope), .slots = ADDRESS(a->slot_mapping),
+        .cache = ADDRESS(a->kv_cache), .bad_slots = ADDRESS(a->bad_slots),
+        .num_tokens = a->num_tokens, .latent_stride = latent_stride, .rope_stride = rope_stride,
+        .num_pages = a->num_pages, .page_stride = page_stride,
+    };
+    s = launch(kernel, kernel->main_function, (unsigned)((a->num_tokens + warps - 1) / warps), 1, 1,
+               0, &p, stream, "launching the append kernel", err);
+    return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+}

@@ -1,0 +1,250 @@
+// ---- mla_decode, SIMT path (sm_80+): split-KV attention over a BF16 cache --
+//
+// Schedule. Grid (row blocks, splits, batch); one CTA owns Q_TILE query rows
+// of one request and one contiguous range of its KV tiles.
+//
+//   prologue   all threads: Q rows -> smem (BF16); cp.async KV tiles 0..S-2
+//   per tile   cp.async tile k+S-1 into the ring (zero-fill past the range)
+//              wait for tile k; barrier
+//              scores  S[r][j] = scale * q_r . k_j   one thread per (r, j)
+//              softmax one warp per row: running max m, sum l, rescale
+//              PV      acc[r][c] = acc*rescale + sum_j P[r][j] v_j[c]
+//                      one thread per (r, c) cell, accumulators in registers
+//              barrier (the ring slot may now be refilled)
+//   epilogue   one split: out = acc / l (BF16), lse = m + log l
+//              several:   fp32 partial out and lse to the workspace; the
+//                         combine kernel merges them
+//
+// Tokens past the split's range are never read (zero-filled and masked), so
+// poisoned (NaN) cache slots and garbage block-table entries never reach the
+// math.
+
+namespace snapmla {
+
+struct DecodeParams {
+    const bf16_t *q;            // [batch, ROWS, WIDTH]
+    const unsigned char *cache; // pages of page_stride bytes
+    const int *block_table;     // [batch, block_table_stride]
+    const int *seqlens;         // [batch]
+    bf16_t *out;                // [batch, ROWS, LATENT]
+    float *lse;                 // [batch, ROWS]
+    float *o_part;              // [batch, num_splits, ROWS, LATENT]
+    float *lse_part;            // [batch, num_splits, ROWS]
+    int *split_counts;          // [batch]
+    long long page_stride;      // bytes
+    long long num_pages;
+    int block_table_stride;
+    int batch;
+    int num_splits;             // splits allowed by this launch (grid.y)
+    float softmax_scale;
+};
+
+constexpr int KV_STRIDE = WIDTH + 8;   // padded smem row (bank spread)
+constexpr int CHUNKS = WIDTH / 8;      // 16-byte chunks per token
+constexpr int LATENT_CHUNKS = LATENT / 8;
+constexpr int ACC = (Q_TILE * LATENT + THREADS - 1) / THREADS;
+
+// Splits used by a request of n tokens when the launch allows `allowed`:
+// no split shorter than SPLIT_MIN_TOKENS, none empty. Computed on the device
+// from the cache lengths so a decode step can be captured in a CUDA graph.
+struct SplitPlan {
+    int count;         // splits of this request
+    int tiles_each;    // KV tiles per split
+};
+
+__device__ __forceinline__ SplitPlan plan_splits(int n, int allowed)
+{
+    int tiles = (n + KV_TILE - 1) / KV_TILE;
+    int want = (n + SPLIT_MIN_TOKENS - 1) / SPLIT_MIN_TOKENS;
+    int k = min(min(want, allowed), tiles);
+    k = max(k, 1);
+    SplitPlan p;
+    p.tiles_each = max((tiles + k - 1) / k, 1);
+    p.count = max((tiles + p.tiles_each - 1) / p.tiles_each, 1);
+    return p;
+}
+
+// Address of 16-byte chunk c of token t of request b.
+__device__ __forceinline__ const unsigned char *
+kv_chunk(const DecodeParams &p, const int *table, int t, int c)
+{
+    long long page = table[t / PAGE_SIZE];
+    int slot = t % PAGE_SIZE;
+    const unsigned char *base = p.cache + page * p.page_stride;
+    if (!ROPE_PLANAR)
+        return base + (long long)slot * WIDTH * 2 + c * 16;
+    if (c < LATENT_CHUNKS)
+        return base + (long long)slot * LATENT * 2 + c * 16;
+    return base + (long long)PAGE_SIZE * LATENT * 2 + (long long)slot * ROPE * 2 +
+           (c - LATENT_CHUNKS) * 16;
+}
+
+__device__ __forceinline__ void load_kv_tile(const DecodeParams &p, const int *table,
+                                             bf16_t *dst, int t0, int t_end)
+{
+    for (int i = threadIdx.x; i < KV_TILE * CHUNKS; i += THREADS) {
+        int j = i / CHUNKS, c = i % CHUNKS;
+        int t = t0 + j;
+        bool valid = t < t_end;
+        const void *src = valid ? (const void *)kv_chunk(p, table, t, c) : (const void *)p.cache;
+        cp_async_16(dst + j * KV_STRIDE + c * 8, src, valid ? 16 : 0);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+snapmla_decode_split(const DecodeParams p)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16_t *sq = (bf16_t *)smem;                                  // [Q_TILE][WIDTH]
+    bf16_t *skv = sq + Q_TILE * WIDTH;                            // [STAGES][KV_TILE][KV_STRIDE]
+    float *ss = (float *)(skv + STAGES * KV_TILE * KV_STRIDE);    // [Q_TILE][KV_TILE]
+    float *row_max = ss + Q_TILE * KV_TILE;
+    float *row_sum = row_max + Q_TILE;
+    float *row_rescale = row_sum + Q_TILE;
+
+    const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int n = p.seqlens[b];
+    const SplitPlan plan = plan_splits(n, p.num_splits);
+    if (split == 0 && blockIdx.x == 0 && tid == 0)
+        p.split_counts[b] = plan.count;
+    if (split >= plan.count)
+        return;
+    const int t_begin = split * plan.tiles_each * KV_TILE;
+    const int t_end = min(n, t_begin + plan.tiles_each * KV_TILE);
+    const int tiles = t_end > t_begin ? (t_end - t_begin + KV_TILE - 1) / KV_TILE : 0;
+    const int *table = p.block_table + (long long)b * p.block_table_stride;
+
+    // Q rows past ROWS are zeros: they compute harmlessly and are not stored.
+    for (int i = tid; i < Q_TILE * CHUNKS; i += THREADS) {
+        int r = i / CHUNKS, c = i % CHUNKS;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row0 + r < ROWS)
+            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
+        ((uint4 *)(sq + r * WIDTH))[c] = v;
+    }
+    for (int r = tid; r < Q_TILE; r += THREADS) {
+        row_max[r] = -inf_f32();
+        row_sum[r] = 0.f;
+    }
+
+    float acc[ACC];
+#pragma unroll
+    for (int k = 0; k < ACC; ++k)
+        acc[k] = 0.f;
+
+    for (int k = 0; k < STAGES - 1; ++k) {
+        if (k < tiles)
+            load_kv_tile(p, table, skv + k * KV_TILE * KV_STRIDE, t_begin + k * KV_TILE, t_end);
+        cp_async_commit();
+    }
+
+    for (int k = 0; k < tiles; ++k) {
+        int ahead = k + STAGES - 1;
+        if (ahead < tiles)
+            load_kv_tile(p, table, skv + (ahead % STAGES) * KV_TILE * KV_STRIDE,
+                         t_begin + ahead * KV_TILE, t_end);
+        cp_async_commit();
+        cp_async_wait<STAGES - 1>();
+        __syncthreads();
+
+        const bf16_t *kv = skv + (k % STAGES) * KV_TILE * KV_STRIDE;
+        const int t0 = t_begin + k * KV_TILE;
+
+        for (int i = tid; i < Q_TILE * KV_TILE; i += THREADS) {
+            int r = i / KV_TILE, j = i % KV_TILE;
+            const uint4 *qv = (const uint4 *)(sq + r * WIDTH);
+            const uint4 *kk = (const uint4 *)(kv + j * KV_STRIDE);
+            float dot = 0.f;
+#pragma unroll 4
+            for (int c = 0; c < CHUNKS; ++c) {
+                uint4 a = qv[c], w = kk[c];
+                dot += bf16_lo(a.x) * bf16_lo(w.x) + bf16_hi(a.x) * bf16_hi(w.x);
+                dot += bf16_lo(a.y) * bf16_lo(w.y) + bf16_hi(a.y) * bf16_hi(w.y);
+                dot += bf16_lo(a.z) * bf16_lo(w.z) + bf16_hi(a.z) * bf16_hi(w.z);
+                dot += bf16_lo(a.w) * bf16_lo(w.w) + bf16_hi(a.w) * bf16_hi(w.w);
+            }
+            int t = t0 + j;
+            int limit = t_end;   // first token this row may not see
+            if (CAUSAL) {
+                int query_pos = n - Q_LEN + (row0 + r) / Q_HEADS;
+                limit = min(limit, query_pos + 1);
+            }
+            ss[i] = t < limit ? dot * p.softmax_scale : -inf_f32();
+        }
+        __syncthreads();
+
+        for (int r = warp; r < Q_TILE; r += WARPS) {
+            float m_tile = -inf_f32();
+            for (int j = lane; j < KV_TILE; j += 32)
+                m_tile = fmaxf(m_tile, ss[r * KV_TILE + j]);
+            m_tile = warp_max(m_tile);
+            float m_old = row_max[r];
+            float m_new = fmaxf(m_old, m_tile);
+            float sum = 0.f;
+            for (int j = lane; j < KV_TILE; j += 32) {
+                float s = ss[r * KV_TILE + j];
+                float e = s == -inf_f32() ? 0.f : __expf(s - m_new);
+                ss[r * KV_TILE + j] = e;
+                sum += e;
+            }
+            sum = warp_sum(sum);
+            if (lane == 0) {
+                float rescale = m_old == -inf_f32() ? 0.f : __expf(m_old - m_new);
+                row_rescale[r] = rescale;
+                row_sum[r] = row_sum[r] * rescale + sum;
+                row_max[r] = m_new;
+            }
+        }
+        __syncthreads();
+
+#pragma unroll
+        for (int a = 0; a < ACC; ++a) {
+            int cell = tid + a * THREADS;
+            if (cell < Q_TILE * LATENT) {
+                int r = cell / LATENT, c = cell % LATENT;
+                const float *pr = ss + r * KV_TILE;
+                float v = acc[a] * row_rescale[r];
+                for (int j = 0; j < KV_TILE; ++j)
+                    v += pr[j] * bf16_to_f32(kv[j * KV_STRIDE + c]);
+                acc[a] = v;
+            }
+        }
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+
+    const bool direct = plan.count == 1;
+#pragma unroll
+    for (int a = 0; a < ACC; ++a) {
+        int cell = tid + a * THREADS;
+        if (cell >= Q_TILE * LATENT)
+            continue;
+        int r = cell / LATENT, c = cell % LATENT;
+        int row = row0 + r;
+        if (row >= ROWS)
+            continue;
+        float l = row_sum[r];
+        float o = l > 0.f ? acc[a] / l : 0.f;
+        long long row_index = (long long)b * ROWS + row;
+        if (direct)
+            p.out[row_index * LATENT + c] = f32_to_bf16(o);
+        else
+            p.o_part[(((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c] = o;
+    }
+    for (int r = tid; r < Q_TILE; r += THREADS) {
+        int row = row0 + r;
+        if (row >= ROWS)
+            continue;
+        float l = row_sum[r];
+        // A row that saw nothing: +inf as the final LSE, -inf (no mass) as a
+        // partial so that the combine gives it zero weight.
+        if (direct)
+            p.lse[(long long)b * ROWS + row] = l > 0.f ? row_max[r] + logf(l) : inf_f32();
+        else
+            p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] =
+                l > 0.f ? row_max[r] + logf(l) : -inf_f32();
+    }
+}
+
+}  // namespace snapmla

@@ -1,0 +1,74 @@
+// ---- prelude: constants of this variant and PTX wrappers -------------------
+// Filled from the validated spec; every generated kernel starts with this.
+// Self-contained on purpose: NVRTC needs no include path.
+
+namespace snapmla {
+
+constexpr int LATENT = {{latent_dim}};      // V width, latent part of K
+constexpr int ROPE = {{rope_dim}};          // RoPE part of K
+constexpr int WIDTH = LATENT + ROPE;        // K width
+constexpr int Q_HEADS = {{q_heads}};
+constexpr int Q_LEN = {{q_len}};
+constexpr int ROWS = Q_HEADS * Q_LEN;       // query rows of one request
+constexpr bool CAUSAL = {{causal}};
+constexpr int PAGE_SIZE = {{page_size}};
+constexpr bool ROPE_PLANAR = {{rope_planar}};
+constexpr int KV_TILE = {{kv_tile}};
+constexpr int Q_TILE = {{q_tile}};
+constexpr int STAGES = {{stages}};
+constexpr int THREADS = {{threads}};
+constexpr int WARPS = THREADS / 32;
+constexpr int MAX_SPLITS = {{max_splits}};
+constexpr int SPLIT_MIN_TOKENS = {{split_min_tokens}};
+
+typedef unsigned short bf16_t;  // raw BF16 bits
+
+__device__ __forceinline__ float inf_f32() { return __int_as_float(0x7f800000); }
+
+__device__ __forceinline__ float bf16_to_f32(bf16_t x)
+{
+    return __uint_as_float(((unsigned)x) << 16);
+}
+
+// Round to nearest even, NaN kept: the same rule as the host reference.
+__device__ __forceinline__ bf16_t f32_to_bf16(float x)
+{
+    bf16_t r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+    return r;
+}
+
+// Low and high BF16 of a packed pair, as floats.
+__device__ __forceinline__ float bf16_lo(unsigned pair) { return __uint_as_float(pair << 16); }
+__device__ __forceinline__ float bf16_hi(unsigned pair) { return __uint_as_float(pair & 0xffff0000u); }
+
+// 16-byte asynchronous copy global -> shared; src_bytes 0 fills zeros and
+// reads nothing (how tokens past the end are kept out of the math).
+__device__ __forceinline__ void cp_async_16(void *smem, const void *gmem, int src_bytes)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+}  // namespace snapmla
