@@ -37,6 +37,7 @@ static void fill_holes(const snapmla_variant *v, hole holes[HOLE_COUNT])
     set_hole(&holes[i++], "q_len", v->q_len);
     set_bool(&holes[i++], "causal", v->causal);
     set_hole(&holes[i++], "page_size", v->page_size);
+    set_hole(&holes[i++], "cache_format", (int)v->cache_format);
     set_bool(&holes[i++], "rope_planar", v->rope_layout == SNAPMLA_ROPE_PLANAR);
     set_hole(&holes[i++], "kv_tile", v->kv_tile);
     set_hole(&holes[i++], "q_tile", v->q_tile);
@@ -117,10 +118,10 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     if (!v || !source)
         return snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG,
                             "snapmla_emit: variant and source must not be NULL");
-    if (v->cache_format != SNAPMLA_FORMAT_BF16 || v->compute != SNAPMLA_COMPUTE_BF16)
+    if (v->compute != SNAPMLA_COMPUTE_BF16)
         return snapmla_fail(err, SNAPMLA_ERR_UNSUPPORTED,
-                            "variant '%s': only the bf16 cache and bf16 compute "
-                            "are generated in this version", v->name);
+                            "variant '%s': only target.compute bf16 is generated in this "
+                            "version", v->name);
     static const char *const decode_parts[] = {"prelude.cuh", "decode_simt.cu",
                                                "combine.cu", NULL};
     static const char *const combine_parts[] = {"prelude.cuh", "combine.cu", NULL};

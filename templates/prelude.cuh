@@ -13,6 +13,13 @@ constexpr int ROWS = Q_HEADS * Q_LEN;       // query rows of one request
 constexpr bool CAUSAL = {{causal}};
 constexpr int PAGE_SIZE = {{page_size}};
 constexpr bool ROPE_PLANAR = {{rope_planar}};
+
+// Cache formats (docs/cache-formats.md has the byte layouts).
+constexpr int FORMAT_BF16 = 0;            // [latent | rope] BF16, or planes
+constexpr int FORMAT_FP8_PER_TOKEN = 1;   // planes: e4m3 latent, BF16 rope, fp32 scale
+constexpr int FORMAT_FP8_PER_TILE128 = 2; // FlashMLA: [e4m3 latent | fp32 x L/128 | BF16 rope]
+constexpr int FORMAT = {{cache_format}};
+constexpr int TILE128_TOKEN_BYTES = LATENT + 4 * (LATENT / 128) + 2 * ROPE;
 constexpr int KV_TILE = {{kv_tile}};
 constexpr int Q_TILE = {{q_tile}};
 constexpr int STAGES = {{stages}};
@@ -36,6 +43,41 @@ __device__ __forceinline__ bf16_t f32_to_bf16(float x)
     bf16_t r;
     asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
     return r;
+}
+
+// e4m3 (OCP E4M3FN) -> float, exact, on every arch: the bits move into a
+// float's exponent and mantissa; subnormals are multiples of 2^-9.
+__device__ __forceinline__ float e4m3_to_f32(unsigned code)
+{
+    unsigned sign = (code & 0x80u) << 24, magnitude = code & 0x7fu;
+    if (magnitude == 0x7fu)
+        return __uint_as_float(0x7fc00000u | sign);
+    if (magnitude >= 8u)
+        return __uint_as_float(sign | (((magnitude >> 3) + 120u) << 23) | ((magnitude & 7u) << 20));
+    return __uint_as_float(sign | __float_as_uint((float)magnitude * 0.001953125f));
+}
+
+#if __CUDA_ARCH__ >= 890
+// float -> e4m3, round to nearest even, saturating to +-448 (NaN stays NaN).
+__device__ __forceinline__ unsigned char f32_to_e4m3(float x)
+{
+    unsigned short pair;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.f), "f"(x));
+    return (unsigned char)(pair & 0xff);
+}
+#endif
+
+// The quantization scale of a group with largest magnitude amax: amax / 448,
+// or, for FlashMLA's format, that rounded up to a power of two. An all-zero
+// group gets 1, so its codes are zeros and decode to zeros.
+__device__ __forceinline__ float fp8_scale(float amax, bool power_of_two)
+{
+    if (amax == 0.f)
+        return 1.f;
+    float scale = amax / 448.f;
+    if (power_of_two && (__float_as_uint(scale) & 0x7fffffu))
+        scale = __uint_as_float((__float_as_uint(scale) & 0xff800000u) + 0x800000u);
+    return scale;
 }
 
 // Low and high BF16 of a packed pair, as floats.

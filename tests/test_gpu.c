@@ -1,0 +1,216 @@
+/* GPU tests: every kernel against the float64 host reference over odd shapes
+ * (q_heads 1..128, q_len 1..4, cache lengths 0, 1, page-1, page, page+1,
+ * ragged), NaN in every unused cache slot, random block tables, poisoned
+ * outputs, forced split counts, and a CUDA-graph replay with changing cache
+ * lengths. Without a GPU the suite prints one SKIP line and exits 0. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpu_check.h"
+#include "snapmla.h"
+
+static snapmla_context *ctx;
+static uint64_t base_seed;
+
+typedef struct shape_case {
+    const char *yaml;   /* model/cache/tile overrides after the fixed head */
+} shape_case;
+
+/* Each spec is a mla_decode with these fields; dims 512+64 unless given. */
+static const char *const decode_cases[] = {
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 1, q_len: 1}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 3, q_len: 4}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\ncache: {page_size: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\ncache: {page_size: 128}\n"
+    "tile: {kv_tokens: 32, stages: 3}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 1}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2}\ntile: {q_rows: 32, warps: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\n"
+    "cache: {page_size: 32, rope_layout: planar}\ntile: {kv_tokens: 32, stages: 1, warps: 4}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 64, q_len: 1}\ncache: {page_size: 1}\n"
+    "tile: {kv_tokens: 16, q_rows: 8}\n",
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 1}\n",
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 5, q_len: 2, causal: false}\n"
+    "cache: {page_size: 16, rope_layout: planar}\ntile: {kv_tokens: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\n"
+    "split: {policy: fixed, max_splits: 7, min_tokens: 16}\n",
+};
+enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
+
+static snapmla_kernel *kernel_for(const char *head, const char *body, snapmla_spec **spec_out)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "%s%s", head, body);
+    snapmla_error err;
+    snapmla_spec *spec;
+    ck_assert_msg(snapmla_spec_parse(yaml, strlen(yaml), "case.yaml", &spec, &err) == SNAPMLA_OK,
+                  "%s\n%s", err.message, yaml);
+    snapmla_kernel *kernel;
+    ck_assert_msg(snapmla_kernel_get(ctx, &spec->variants[0], &kernel, &err) == SNAPMLA_OK, "%s",
+                  err.message);
+    *spec_out = spec;
+    return kernel;
+}
+
+static void expect_decode(snapmla_kernel *kernel, const int32_t *seqlens, int batch,
+                          int num_splits, uint64_t seed)
+{
+    snapmla_decode_check check = {.batch = batch, .seqlens = seqlens, .num_splits = num_splits,
+                                  .seed = seed};
+    snapmla_check_report report;
+    snapmla_error err;
+    ck_assert_msg(snapmla_check_decode(ctx, kernel, &check, &report, &err) == SNAPMLA_OK, "%s",
+                  err.message);
+    printf("  %s: %s\n", snapmla_kernel_variant(kernel)->name, report.summary);
+    ck_assert_msg(report.passed, "%s", report.summary);
+}
+
+START_TEST(decode_matches_reference)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", decode_cases[_i], &spec);
+    const snapmla_variant *v = &spec->variants[0];
+    uint64_t seed = base_seed + 1000u * (uint64_t)_i;
+    int page = v->page_size;
+    /* the page edges, one request each */
+    const int32_t edges[] = {0, 1, page > 1 ? page - 1 : 2, page, page + 1};
+    expect_decode(kernel, edges, 5, 0, seed);
+    /* a ragged batch, long enough to be split */
+    const int32_t ragged[] = {3001, 17, 0, 1200, 64 * 3 + 5, 2, 777};
+    expect_decode(kernel, ragged, 7, 0, seed + 1);
+    expect_decode(kernel, ragged, 7, 1, seed + 2);
+    expect_decode(kernel, ragged, 7, v->max_splits, seed + 3);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+START_TEST(decode_long_context_single_request)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for(
+        "kernel: mla_decode\n", "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n", &spec);
+    const int32_t one[] = {20000 + 13};
+    expect_decode(kernel, one, 1, 0, base_seed + 77);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+START_TEST(decode_graph_replay_with_changing_lengths)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for(
+        "kernel: mla_decode\n", "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n",
+        &spec);
+    const int32_t most[] = {5000, 300, 64, 1, 2049};
+    const int32_t round1[] = {5000, 300, 64, 1, 2049};
+    const int32_t round2[] = {4100, 2, 0, 1, 129};
+    const int32_t round3[] = {65, 299, 63, 0, 2000};
+    const int32_t *rounds[] = {round1, round2, round3};
+    snapmla_decode_check check = {.batch = 5, .seqlens = most, .seed = base_seed + 99,
+                                  .graph_rounds = rounds, .graph_round_count = 3};
+    snapmla_check_report report;
+    snapmla_error err;
+    ck_assert_msg(snapmla_check_decode(ctx, kernel, &check, &report, &err) == SNAPMLA_OK, "%s",
+                  err.message);
+    printf("  graph: %s\n", report.summary);
+    ck_assert_msg(report.passed, "%s", report.summary);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+static const char *const append_cases[] = {
+    "model: {latent_dim: 512, rope_dim: 64}\n",
+    "model: {latent_dim: 512, rope_dim: 64}\ncache: {page_size: 16, rope_layout: planar}\n",
+    "model: {latent_dim: 256, rope_dim: 32}\ncache: {page_size: 1}\ntile: {warps: 4}\n",
+};
+
+START_TEST(append_is_bit_exact)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for("kernel: kv_append\n", append_cases[_i], &spec);
+    const int64_t counts[] = {0, 1, 1000};
+    for (int i = 0; i < 3; ++i) {
+        snapmla_check_report report;
+        snapmla_error err;
+        ck_assert_msg(snapmla_check_append(ctx, kernel, counts[i], base_seed + 7 * (uint64_t)i,
+                                           &report, &err) == SNAPMLA_OK, "%s", err.message);
+        printf("  %s: %s\n", spec->variants[0].name, report.summary);
+        ck_assert_msg(report.passed, "%s", report.summary);
+    }
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+START_TEST(combine_matches_reference)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for(
+        "kernel: mla_combine\n",
+        "model: {latent_dim: 512, q_heads: 16, q_len: 2}\nsplit: {max_splits: 9}\n", &spec);
+    const int splits[] = {1, 2, 9};
+    for (int i = 0; i < 3; ++i) {
+        snapmla_check_report report;
+        snapmla_error err;
+        ck_assert_msg(snapmla_check_combine(ctx, kernel, 6, splits[i], base_seed + (uint64_t)i,
+                                            &report, &err) == SNAPMLA_OK, "%s", err.message);
+        printf("  %s: %s\n", spec->variants[0].name, report.summary);
+        ck_assert_msg(report.passed, "%s", report.summary);
+    }
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+int main(void)
+{
+    snapmla_error err;
+    snapmla_options options = {0};
+    if (snapmla_context_create(&options, &ctx, &err) != SNAPMLA_OK) {
+        fprintf(stderr, "test_gpu: %s\n", err.message);
+        return EXIT_FAILURE;
+    }
+    /* Probe with the smallest kernel: no GPU means one SKIP line, not a failure. */
+    snapmla_spec *probe_spec;
+    const char *probe = "kernel: kv_append\nmodel: {latent_dim: 512, rope_dim: 64}\n";
+    snapmla_kernel *probe_kernel;
+    if (snapmla_spec_parse(probe, strlen(probe), "probe.yaml", &probe_spec, &err) != SNAPMLA_OK) {
+        fprintf(stderr, "test_gpu: %s\n", err.message);
+        return EXIT_FAILURE;
+    }
+    snapmla_status s = snapmla_kernel_get(ctx, &probe_spec->variants[0], &probe_kernel, &err);
+    snapmla_spec_free(probe_spec);
+    if (s == SNAPMLA_ERR_NO_DEVICE) {
+        printf("SKIP test_gpu: %s\n", err.message);
+        snapmla_context_destroy(ctx);
+        return EXIT_SUCCESS;
+    }
+    if (s != SNAPMLA_OK) {
+        fprintf(stderr, "test_gpu: %s\n", err.message);
+        return EXIT_FAILURE;
+    }
+    const char *seed_text = getenv("SNAPMLA_TEST_SEED");
+    base_seed = seed_text ? strtoull(seed_text, NULL, 10) : (uint64_t)time(NULL);
+    printf("test_gpu: seed %llu (replay with SNAPMLA_TEST_SEED=%llu)\n",
+           (unsigned long long)base_seed, (unsigned long long)base_seed);
+
+    Suite *suite = suite_create("gpu");
+    TCase *tc = tcase_create("gpu");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
+    tcase_add_test(tc, decode_long_context_single_request);
+    tcase_add_test(tc, decode_graph_replay_with_changing_lengths);
+    tcase_add_loop_test(tc, append_is_bit_exact, 0,
+                        (int)(sizeof append_cases / sizeof append_cases[0]));
+    tcase_add_test(tc, combine_matches_reference);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    /* One process keeps one CUDA context and the loaded modules. */
+    srunner_set_fork_status(runner, CK_NOFORK);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    snapmla_context_destroy(ctx);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
