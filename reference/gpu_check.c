@@ -9,7 +9,9 @@
 
 #include "context.h"
 #include "error.h"
-#include "reference.h"
+#include "bf16.h"
+#include "cache_layout.h"
+#include "decode_problem.h"
 
 /* ---- device buffers ------------------------------------------------------ */
 
@@ -57,15 +59,147 @@ static void arena_free(device_arena *a)
 
 #define PTR(x) ((void *)(uintptr_t)(x))
 
+/* ---- comparison ---------------------------------------------------------- */
+
+typedef struct comparison {
+    double rel_l2, max_abs, lse_max_abs;
+    long nan_count;      /* NaN or Inf where the reference is finite */
+    long lse_mismatch;   /* empty rows whose LSE is not +inf, or the reverse */
+} comparison;
+
+static void compare(const uint16_t *out, const float *lse, const double *ref_out,
+                    const double *ref_lse, size_t rows, size_t width, comparison *c)
+{
+    double err2 = 0, ref2 = 0;
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < rows * width; ++i) {
+        double got = snapmla_bf16_to_f32(out[i]), want = ref_out[i];
+        if (!isfinite(got)) {
+            c->nan_count++;
+            continue;
+        }
+        err2 += (got - want) * (got - want);
+        ref2 += want * want;
+        c->max_abs = fmax(c->max_abs, fabs(got - want));
+    }
+    c->rel_l2 = ref2 > 0 ? sqrt(err2 / ref2) : sqrt(err2);
+    for (size_t r = 0; r < rows; ++r) {
+        if (isinf(ref_lse[r])) {
+            if (!(isinf(lse[r]) && lse[r] > 0))
+                c->lse_mismatch++;
+        } else if (!isfinite(lse[r])) {
+            c->nan_count++;
+        } else {
+            c->lse_max_abs = fmax(c->lse_max_abs, fabs(lse[r] - ref_lse[r]));
+        }
+    }
+}
+
+static int comparison_passed(const comparison *c)
+{
+    return c->rel_l2 <= SNAPMLA_CHECK_REL_L2 && c->lse_max_abs <= SNAPMLA_CHECK_LSE_ABS &&
+           c->nan_count == 0 && c->lse_mismatch == 0;
+}
+
+static void worst_of(comparison *worst, const comparison *c)
+{
+    worst->rel_l2 = fmax(worst->rel_l2, c->rel_l2);
+    worst->max_abs = fmax(worst->max_abs, c->max_abs);
+    worst->lse_max_abs = fmax(worst->lse_max_abs, c->lse_max_abs);
+    worst->nan_count += c->nan_count;
+    worst->lse_mismatch += c->lse_mismatch;
+}
+
 /* ---- decode -------------------------------------------------------------- */
 
 static void describe_seqlens(const int32_t *seqlens, int batch, char *out, size_t size)
 {
     size_t used = 0;
+    out[0] = '\0';
     for (int b = 0; b < batch && used + 16 < size; ++b)
         used += (size_t)snprintf(out + used, size - used, "%s%d", b ? "," : "", seqlens[b]);
     if (batch > 0 && used + 16 >= size)
         snprintf(out + used, size - used, ",...");
+}
+
+typedef struct decode_run {
+    const snapmla_driver *d;
+    snapmla_problem *p;
+    size_t rows, out_count;
+    CUdeviceptr out, lse, seqlens;
+    uint16_t *host_out;
+    float *host_lse;
+    double *ref_out, *ref_lse;
+} decode_run;
+
+/* Poisons the outputs, runs (a graph replay or a plain call), compares. */
+static snapmla_status run_and_compare(decode_run *run, snapmla_kernel *kernel,
+                                      const snapmla_decode_args *args, CUgraphExec graph,
+                                      CUstream stream, comparison *c, snapmla_error *err)
+{
+    const snapmla_driver *d = run->d;
+    snapmla_status s;
+    if ((s = SNAPMLA_CU(d, cuMemsetD8(run->out, 0xff, run->out_count * 2), err)) ||
+        (s = SNAPMLA_CU(d, cuMemsetD8(run->lse, 0xff, run->rows * 4), err)))
+        return s;
+    if (graph)
+        s = SNAPMLA_CU(d, cuGraphLaunch(graph, stream), err);
+    else
+        s = snapmla_decode(kernel, args, stream, err);
+    if (s || (s = SNAPMLA_CU(d, cuStreamSynchronize(stream), err)) ||
+        (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_out, run->out, run->out_count * 2), err)) ||
+        (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_lse, run->lse, run->rows * 4), err)) ||
+        (s = snapmla_ref_decode(run->p, run->ref_out, run->ref_lse, err)))
+        return s;
+    compare(run->host_out, run->host_lse, run->ref_out, run->ref_lse, run->rows,
+            (size_t)run->p->variant.latent_dim, c);
+    return SNAPMLA_OK;
+}
+
+/* Captures the call once, then replays it for each round's cache lengths. */
+static snapmla_status graph_rounds(decode_run *run, snapmla_kernel *kernel,
+                                   const snapmla_decode_args *args,
+                                   const snapmla_decode_check *check, comparison *worst,
+                                   snapmla_error *err)
+{
+    const snapmla_driver *d = run->d;
+    CUstream stream = NULL;
+    CUgraph graph = NULL;
+    CUgraphExec exec = NULL;
+    snapmla_status s = SNAPMLA_CU(d, cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), err);
+    if (s == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), err);
+    if (s == SNAPMLA_OK) {
+        snapmla_status launched = snapmla_decode(kernel, args, stream, err);
+        s = SNAPMLA_CU(d, cuStreamEndCapture(stream, &graph), err);
+        if (launched != SNAPMLA_OK)
+            s = launched;
+    }
+    if (s == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuGraphInstantiate(&exec, graph, 0), err);
+    int32_t *saved = run->p->seqlens;
+    for (int round = 0; s == SNAPMLA_OK && round < check->graph_round_count; ++round) {
+        const int32_t *lengths = check->graph_rounds[round];
+        for (int b = 0; b < check->batch; ++b)
+            if (lengths[b] > check->seqlens[b])
+                s = snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG,
+                                 "gpu check: graph round %d asks for more tokens than the cache has",
+                                 round);
+        if (s == SNAPMLA_OK)
+            s = SNAPMLA_CU(d, cuMemcpyHtoD(run->seqlens, lengths, (size_t)check->batch * 4), err);
+        run->p->seqlens = (int32_t *)lengths;   /* the reference reads the round's lengths */
+        comparison c;
+        if (s == SNAPMLA_OK && (s = run_and_compare(run, kernel, args, exec, stream, &c, err)) == SNAPMLA_OK)
+            worst_of(worst, &c);
+        run->p->seqlens = saved;
+    }
+    if (exec)
+        d->cuGraphExecDestroy(exec);
+    if (graph)
+        d->cuGraphDestroy(graph);
+    if (stream)
+        d->cuStreamDestroy(stream);
+    return s;
 }
 
 snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel,
@@ -77,65 +211,221 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     snapmla_status s = snapmla_context_driver(ctx, &d, err);
     if (s != SNAPMLA_OK)
         return s;
-    snapmla_ref_shape shape = {
-        .batch = c->batch, .q_len = v->q_len, .q_heads = v->q_heads, .latent_dim = v->latent_dim,
-        .rope_dim = v->rope_dim, .page_size = v->page_size, .rope_layout = v->rope_layout,
-        .causal = v->causal,
-    };
     snapmla_problem p;
-    if ((s = snapmla_problem_make(&shape, c->seqlens, c->page_stride, c->seed, &p, err)) != SNAPMLA_OK)
+    if ((s = snapmla_problem_make(v, c->batch, c->seqlens, c->page_stride, c->seed, &p, err)))
         return s;
-    size_t rows = (size_t)c->batch * v->q_len * v->q_heads;
-    size_t out_count = rows * (size_t)v->latent_dim;
-    double *ref_out = malloc(out_count * sizeof *ref_out);
-    double *ref_lse = malloc(rows * sizeof *ref_lse);
-    uint16_t *out = malloc(out_count * sizeof *out);
-    float *lse = malloc(rows * sizeof *lse);
+    decode_run run = {.d = d, .p = &p};
+    run.rows = (size_t)c->batch * v->q_len * v->q_heads;
+    run.out_count = run.rows * (size_t)v->latent_dim;
+    run.ref_out = malloc(run.out_count * sizeof *run.ref_out);
+    run.ref_lse = malloc(run.rows * sizeof *run.ref_lse);
+    run.host_out = malloc(run.out_count * sizeof *run.host_out);
+    run.host_lse = malloc(run.rows * sizeof *run.host_lse);
     device_arena a = {.d = d};
-    if (!ref_out || !ref_lse || !out || !lse) {
-        s = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "gpu check: out of host memory");
-        goto done;
-    }
     size_t width = (size_t)v->latent_dim + v->rope_dim;
-    CUdeviceptr dq, dcache, dtable, dseq, dout, dlse, dws;
     size_t ws_bytes = snapmla_decode_workspace_bytes(kernel, c->batch);
-    if ((s = arena_upload(&a, p.q, rows * width * 2, &dq, err)) ||
+    CUdeviceptr dq, dcache, dtable, dws;
+    if (!run.ref_out || !run.ref_lse || !run.host_out || !run.host_lse)
+        s = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "gpu check: out of host memory");
+    if (s || (s = arena_upload(&a, p.q, run.rows * width * 2, &dq, err)) ||
         (s = arena_upload(&a, p.cache, (size_t)(p.num_pages * p.page_stride), &dcache, err)) ||
         (s = arena_upload(&a, p.block_table, (size_t)c->batch * p.block_table_stride * 4, &dtable, err)) ||
-        (s = arena_upload(&a, p.seqlens, (size_t)c->batch * 4, &dseq, err)) ||
-        (s = arena_alloc(&a, out_count * 2, 0xff, &dout, err)) ||   /* BF16 NaN */
-        (s = arena_alloc(&a, rows * 4, 0xff, &dlse, err)) ||        /* fp32 NaN */
+        (s = arena_upload(&a, p.seqlens, (size_t)c->batch * 4, &run.seqlens, err)) ||
+        (s = arena_alloc(&a, run.out_count * 2, 0xff, &run.out, err)) ||
+        (s = arena_alloc(&a, run.rows * 4, 0xff, &run.lse, err)) ||
         (s = arena_alloc(&a, ws_bytes, 0xff, &dws, err)))
         goto done;
     snapmla_decode_args args = {
         .batch = c->batch, .q = PTR(dq), .kv_cache = PTR(dcache), .num_pages = p.num_pages,
         .page_stride = p.page_stride, .block_table = PTR(dtable),
-        .block_table_stride = p.block_table_stride, .cache_seqlens = PTR(dseq),
-        .softmax_scale = p.softmax_scale, .out = PTR(dout), .lse = PTR(dlse),
+        .block_table_stride = p.block_table_stride, .cache_seqlens = PTR(run.seqlens),
+        .softmax_scale = p.softmax_scale, .out = PTR(run.out), .lse = PTR(run.lse),
         .workspace = PTR(dws), .workspace_bytes = ws_bytes, .num_splits = c->num_splits,
     };
-    if ((s = snapmla_decode(kernel, &args, NULL, err)) ||
-        (s = SNAPMLA_CU(d, cuCtxSynchronize(), err)) ||
-        (s = SNAPMLA_CU(d, cuMemcpyDtoH(out, dout, out_count * 2), err)) ||
-        (s = SNAPMLA_CU(d, cuMemcpyDtoH(lse, dlse, rows * 4), err)) ||
-        (s = snapmla_ref_decode(&p, ref_out, ref_lse, err)))
+    comparison worst = {0};
+    if (c->graph_round_count > 0)
+        s = graph_rounds(&run, kernel, &args, c, &worst, err);
+    else
+        s = run_and_compare(&run, kernel, &args, NULL, NULL, &worst, err);
+    if (s != SNAPMLA_OK)
         goto done;
-    snapmla_compare_result cmp;
-    snapmla_compare_decode(out, lse, ref_out, ref_lse, rows, (size_t)v->latent_dim, &cmp);
-    report->passed = cmp.rel_l2 <= SNAPMLA_CHECK_REL_L2 && cmp.lse_max_abs <= SNAPMLA_CHECK_LSE_ABS &&
-                     cmp.nan_count == 0 && cmp.unwritten == 0 && cmp.lse_mismatch == 0;
+    report->passed = comparison_passed(&worst);
     char lens[96];
     describe_seqlens(c->seqlens, c->batch, lens, sizeof lens);
     snprintf(report->summary, sizeof report->summary,
-             "%s batch %d seqlens [%s] splits %d seed %llu: %s (tol rel_l2 %.0e, lse %.0e)",
-             report->passed ? "PASS" : "FAIL", c->batch, lens, c->num_splits,
-             (unsigned long long)c->seed, cmp.summary, SNAPMLA_CHECK_REL_L2, SNAPMLA_CHECK_LSE_ABS);
+             "%s %s[%s] splits %d seed %llu: rel_l2 %.2e max_abs %.2e lse_max_abs %.2e "
+             "nan %ld lse_mismatch %ld (tol %.0e, %.0e)",
+             report->passed ? "PASS" : "FAIL",
+             c->graph_round_count ? "graph rounds, cache " : "seqlens ", lens, c->num_splits,
+             (unsigned long long)c->seed, worst.rel_l2, worst.max_abs, worst.lse_max_abs,
+             worst.nan_count, worst.lse_mismatch, SNAPMLA_CHECK_REL_L2, SNAPMLA_CHECK_LSE_ABS);
 done:
     arena_free(&a);
     snapmla_problem_free(&p);
-    free(ref_out);
-    free(ref_lse);
-    free(out);
-    free(lse);
+    free(run.ref_out);
+    free(run.ref_lse);
+    free(run.host_out);
+    free(run.host_lse);
+    return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+}
+
+/* ---- append -------------------------------------------------------------- */
+
+snapmla_status snapmla_check_append(snapmla_context *ctx, snapmla_kernel *kernel,
+                                    int64_t num_tokens, uint64_t seed,
+                                    snapmla_check_report *report, snapmla_error *err)
+{
+    const snapmla_variant *v = snapmla_kernel_variant(kernel);
+    const snapmla_driver *d;
+    snapmla_status s = snapmla_context_driver(ctx, &d, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    snapmla_rng r = {seed};
+    int L = v->latent_dim, R = v->rope_dim;
+    int64_t page_bytes = (int64_t)snapmla_cache_page_bytes(v);
+    int64_t num_pages = num_tokens / v->page_size + 2;
+    int64_t slots_total = num_pages * v->page_size;
+    size_t cache_bytes = (size_t)(num_pages * page_bytes), n = (size_t)num_tokens;
+    /* rows wider than the data, to exercise the strides */
+    int64_t latent_stride = L + 8, rope_stride = R + 8;
+    uint16_t *latent = malloc((n + 1) * latent_stride * 2), *rope = malloc((n + 1) * rope_stride * 2);
+    int64_t *slots = malloc((n + 1) * sizeof *slots), *free_slots = malloc((size_t)slots_total * 8);
+    unsigned char *expected = malloc(cache_bytes), *got = malloc(cache_bytes);
+    device_arena a = {.d = d};
+    if (!latent || !rope || !slots || !free_slots || !expected || !got) {
+        s = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "gpu check: out of host memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n * latent_stride; ++i)
+        latent[i] = snapmla_f32_to_bf16((float)(snapmla_rng_normal(&r) * (1 + (i / latent_stride) % 7)));
+    for (size_t i = 0; i < n * rope_stride; ++i)
+        rope[i] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
+    /* An all-zero token and one huge channel, the scale rule's edges. */
+    if (n > 2) {
+        memset(latent, 0, (size_t)L * 2);
+        latent[latent_stride + 3] = snapmla_f32_to_bf16(30000.f);
+    }
+    for (int64_t i = 0; i < slots_total; ++i)
+        free_slots[i] = i;
+    for (int64_t i = slots_total - 1; i > 0; --i) {
+        int64_t j = (int64_t)snapmla_rng_below(&r, (uint64_t)i + 1), t = free_slots[i];
+        free_slots[i] = free_slots[j];
+        free_slots[j] = t;
+    }
+    int64_t bad_expected = 0;
+    for (size_t i = 0; i < n; ++i) {
+        uint64_t kind = snapmla_rng_below(&r, 50);
+        if (kind == 0)
+            slots[i] = -1;                                  /* padding: skipped */
+        else if (kind == 1) {
+            slots[i] = slots_total + (int64_t)snapmla_rng_below(&r, 1000);   /* rejected */
+            bad_expected++;
+        } else
+            slots[i] = free_slots[i];
+    }
+    memset(expected, 0xa5, cache_bytes);
+    snapmla_layout layout = snapmla_layout_of(v);
+    for (size_t i = 0; i < n; ++i)
+        if (slots[i] >= 0 && slots[i] < slots_total)
+            snapmla_layout_store(&layout, expected + (size_t)(slots[i] / v->page_size) * (size_t)page_bytes,
+                                 (int)(slots[i] % v->page_size), latent + i * latent_stride,
+                                 rope + i * rope_stride);
+    CUdeviceptr dlatent, drope, dslots, dcache, dbad;
+    int32_t bad = -1;
+    if ((s = arena_upload(&a, latent, n * latent_stride * 2, &dlatent, err)) ||
+        (s = arena_upload(&a, rope, n * rope_stride * 2, &drope, err)) ||
+        (s = arena_upload(&a, slots, n * 8, &dslots, err)) ||
+        (s = arena_alloc(&a, cache_bytes, 0xa5, &dcache, err)) ||
+        (s = arena_alloc(&a, 4, 0, &dbad, err)))
+        goto done;
+    snapmla_append_args args = {
+        .num_tokens = num_tokens, .latent = PTR(dlatent), .latent_stride = latent_stride,
+        .rope = PTR(drope), .rope_stride = rope_stride, .slot_mapping = PTR(dslots),
+        .kv_cache = PTR(dcache), .num_pages = num_pages, .page_stride = 0, .bad_slots = PTR(dbad),
+    };
+    if ((s = snapmla_append(kernel, &args, NULL, err)) ||
+        (s = SNAPMLA_CU(d, cuCtxSynchronize(), err)) ||
+        (s = SNAPMLA_CU(d, cuMemcpyDtoH(got, dcache, cache_bytes), err)) ||
+        (s = SNAPMLA_CU(d, cuMemcpyDtoH(&bad, dbad, 4), err)))
+        goto done;
+    size_t differing = 0, first = 0;
+    for (size_t i = 0; i < cache_bytes; ++i)
+        if (got[i] != expected[i] && differing++ == 0)
+            first = i;
+    report->passed = differing == 0 && bad == bad_expected;
+    snprintf(report->summary, sizeof report->summary,
+             "%s %lld tokens seed %llu: %zu of %zu cache bytes differ from the host quantizer%s%zu; "
+             "bad slots %d (expected %lld)",
+             report->passed ? "PASS" : "FAIL", (long long)num_tokens, (unsigned long long)seed,
+             differing, cache_bytes, differing ? ", first at byte " : "", differing ? first : 0,
+             bad, (long long)bad_expected);
+done:
+    arena_free(&a);
+    free(latent), free(rope), free(slots), free(free_slots), free(expected), free(got);
+    return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+}
+
+/* ---- combine ------------------------------------------------------------- */
+
+snapmla_status snapmla_check_combine(snapmla_context *ctx, snapmla_kernel *kernel, int batch,
+                                     int splits, uint64_t seed, snapmla_check_report *report,
+                                     snapmla_error *err)
+{
+    const snapmla_variant *v = snapmla_kernel_variant(kernel);
+    const snapmla_driver *d;
+    snapmla_status s = snapmla_context_driver(ctx, &d, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    snapmla_rng r = {seed};
+    int rows = v->q_heads * v->q_len, L = v->latent_dim;
+    size_t parts = (size_t)batch * splits * rows, out_rows = (size_t)batch * rows;
+    float *o_part = malloc(parts * L * 4), *lse_part = malloc(parts * 4), *lse = malloc(out_rows * 4);
+    int32_t *counts = malloc((size_t)batch * 4);
+    uint16_t *out = malloc(out_rows * L * 2);
+    double *ref_out = malloc(out_rows * L * 8), *ref_lse = malloc(out_rows * 8);
+    device_arena a = {.d = d};
+    if (!o_part || !lse_part || !lse || !counts || !out || !ref_out || !ref_lse) {
+        s = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "gpu check: out of host memory");
+        goto done;
+    }
+    for (int b = 0; b < batch; ++b)
+        counts[b] = 1 + (int32_t)snapmla_rng_below(&r, (uint64_t)splits);
+    for (size_t i = 0; i < parts * L; ++i)
+        o_part[i] = (float)snapmla_rng_normal(&r);
+    for (size_t i = 0; i < parts; ++i) {
+        /* some splits saw nothing (-inf); one request's rows saw nothing at all */
+        uint64_t kind = snapmla_rng_below(&r, 8);
+        lse_part[i] = kind == 0 ? -INFINITY : (float)(3 * snapmla_rng_normal(&r));
+        if (batch > 1 && i / ((size_t)splits * rows) == 1)
+            lse_part[i] = -INFINITY;
+    }
+    snapmla_ref_combine(batch, splits, rows, L, o_part, lse_part, counts, ref_out, ref_lse);
+    CUdeviceptr dop, dlp, dcounts, dout, dlse;
+    if ((s = arena_upload(&a, o_part, parts * L * 4, &dop, err)) ||
+        (s = arena_upload(&a, lse_part, parts * 4, &dlp, err)) ||
+        (s = arena_upload(&a, counts, (size_t)batch * 4, &dcounts, err)) ||
+        (s = arena_alloc(&a, out_rows * L * 2, 0xff, &dout, err)) ||
+        (s = arena_alloc(&a, out_rows * 4, 0xff, &dlse, err)))
+        goto done;
+    snapmla_combine_args args = {.batch = batch, .splits = splits, .o_partial = PTR(dop),
+                                 .lse_partial = PTR(dlp), .split_counts = PTR(dcounts),
+                                 .out = PTR(dout), .lse = PTR(dlse)};
+    if ((s = snapmla_combine(kernel, &args, NULL, err)) ||
+        (s = SNAPMLA_CU(d, cuCtxSynchronize(), err)) ||
+        (s = SNAPMLA_CU(d, cuMemcpyDtoH(out, dout, out_rows * L * 2), err)) ||
+        (s = SNAPMLA_CU(d, cuMemcpyDtoH(lse, dlse, out_rows * 4), err)))
+        goto done;
+    comparison c;
+    compare(out, lse, ref_out, ref_lse, out_rows, (size_t)L, &c);
+    report->passed = comparison_passed(&c);
+    snprintf(report->summary, sizeof report->summary,
+             "%s batch %d splits %d seed %llu: rel_l2 %.2e max_abs %.2e lse_max_abs %.2e nan %ld "
+             "lse_mismatch %ld (tol %.0e, %.0e)",
+             report->passed ? "PASS" : "FAIL", batch, splits, (unsigned long long)seed, c.rel_l2,
+             c.max_abs, c.lse_max_abs, c.nan_count, c.lse_mismatch, SNAPMLA_CHECK_REL_L2,
+             SNAPMLA_CHECK_LSE_ABS);
+done:
+    arena_free(&a);
+    free(o_part), free(lse_part), free(lse), free(counts), free(out), free(ref_out), free(ref_lse);
     return s == SNAPMLA_OK ? snapmla_ok(err) : s;
 }

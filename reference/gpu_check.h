@@ -8,10 +8,13 @@
 #include "snapmla.h"
 
 /* Tolerances, from the numerics: BF16 inputs are exact in fp32, the kernel
- * accumulates in fp32, and the output is rounded once to BF16 (relative
- * error 2^-9 per element), so the relative L2 error sits near 2e-3. */
-#define SNAPMLA_CHECK_REL_L2 1e-2
-#define SNAPMLA_CHECK_LSE_ABS 1e-3
+ * accumulates in fp32, and the output is rounded once to BF16 (at most 2^-9
+ * relative per element, about 4e-4 relative L2 on random data; 3e-4 to 7e-4
+ * measured on an H100). 2e-3 leaves room for fp32 summation over long
+ * contexts while still catching any wrong token, row or split. The LSE is
+ * fp32 throughout: 1e-4 absolute. */
+#define SNAPMLA_CHECK_REL_L2 2e-3
+#define SNAPMLA_CHECK_LSE_ABS 1e-4
 
 typedef struct snapmla_check_report {
     int passed;

@@ -1,0 +1,1 @@
+typedef struct snapmla_disk_cache snapmla_disk_cache;
