@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cache.h"
+#include "disk_cache.h"
 #include "cli.h"
 
 static int list_entries(const char *dir, int verify)

@@ -12,16 +12,6 @@ int snapmla_arch_smem_limit(snapmla_arch arch)
     return 0;
 }
 
-const char *snapmla_arch_nvrtc_name(snapmla_arch arch)
-{
-    switch (arch) {
-    case SNAPMLA_ARCH_SM80: return "sm_80";
-    case SNAPMLA_ARCH_SM89: return "sm_89";
-    case SNAPMLA_ARCH_SM90A: return "sm_90a";
-    }
-    return "?";
-}
-
 int snapmla_variant_smem_bytes(const snapmla_variant *v)
 {
     if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)

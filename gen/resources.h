@@ -8,8 +8,6 @@
 
 /* Most dynamic shared memory one CTA may use on arch, in bytes. */
 int snapmla_arch_smem_limit(snapmla_arch arch);
-/* Compute capability as NVRTC spells it: "sm_90a", "sm_89", "sm_80". */
-const char *snapmla_arch_nvrtc_name(snapmla_arch arch);
 
 /* Dynamic shared memory the variant's kernel asks for (0 for kernels that
  * use none). Reads the model, tile and cache fields; ignores derived ones. */

@@ -8,7 +8,7 @@
 
 #include "error.h"
 #include "fileio.h"
-#include "sha256.h"
+#include "digest.h"
 
 #define MANIFEST_HEADER "# snapmla ahead-of-time manifest, format 1\n" \
     "# key\tvariant\tkernel\tarch\tthreads\tsmem_bytes\tgrid\tcubin\tbytes\tsha256\n"

@@ -54,9 +54,8 @@ snapmla_status snapmla_context_create(const snapmla_options *options,
             return snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory creating a context");
         }
     }
-    snapmla_status s = snapmla_disk_cache_open(
-        options->disable_disk_cache ? SNAPMLA_CACHE_MEMORY_ONLY : options->cache_dir,
-        ctx->log, ctx->log_user, &ctx->cache, err);
+    snapmla_status s = snapmla_disk_cache_open(options->cache_dir, options->disable_disk_cache,
+                                               ctx->log, ctx->log_user, &ctx->cache, err);
     if (s != SNAPMLA_OK) {
         snapmla_context_destroy(ctx);
         return s;
@@ -112,7 +111,7 @@ static snapmla_status emit_with_key(const snapmla_variant *v, char **source,
     int n = 0;
     parts[n++] = generator;
     parts[n++] = nvrtc;
-    parts[n++] = snapmla_arch_nvrtc_name(v->arch);
+    parts[n++] = snapmla_arch_name(v->arch);
     for (int i = 0; i < option_count; ++i)
         parts[n++] = options[i];
     for (int i = 0; i < n; ++i)

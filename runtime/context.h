@@ -5,7 +5,7 @@
 
 #include <pthread.h>
 
-#include "cache.h"
+#include "disk_cache.h"
 #include "driver.h"
 #include "snapmla.h"
 

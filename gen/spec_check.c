@@ -1,0 +1,77 @@
+/* Judging combinations: a variant whose values are each allowed can still be
+ * impossible together (shared memory over the arch's limit, too many
+ * accumulators, a format with the wrong layout). Caught here, at generation
+ * time, never at launch. */
+#include "spec_check.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "resources.h"
+
+static int failed(char *reason, size_t size, const char **fields, const char *const *involved,
+                  const char *format, ...) __attribute__((format(printf, 5, 6)));
+
+static int failed(char *reason, size_t size, const char **fields, const char *const *involved,
+                  const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    vsnprintf(reason, size, format, args);
+    va_end(args);
+    for (int i = 0; i < SNAPMLA_CHECK_FIELDS; ++i)
+        fields[i] = involved[i];
+    return 0;
+}
+
+int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
+                          const char *fields[SNAPMLA_CHECK_FIELDS])
+{
+    v->threads = v->warps * 32;
+    v->smem_bytes = snapmla_variant_smem_bytes(v);
+    int uses_cache = v->kernel != SNAPMLA_KERNEL_MLA_COMBINE;
+    if (uses_cache && v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN &&
+        v->rope_layout != SNAPMLA_ROPE_PLANAR) {
+        static const char *const f[] = {"cache.format", "cache.rope_layout", NULL};
+        return failed(reason, size, fields, f,
+                      "cache.format fp8_per_token stores planes: cache.rope_layout must be planar");
+    }
+    if (uses_cache && v->cache_format == SNAPMLA_FORMAT_FP8_PER_TILE128) {
+        static const char *const f[] = {"model.latent_dim", "cache.format", "cache.rope_layout"};
+        if (v->rope_layout != SNAPMLA_ROPE_INTERLEAVED)
+            return failed(reason, size, fields, f,
+                          "cache.format fp8_per_tile128 is FlashMLA's token-interleaved layout: "
+                          "cache.rope_layout must be interleaved");
+        int token = v->latent_dim + v->latent_dim / 32 + 2 * v->rope_dim;
+        if (v->latent_dim % 128 != 0 || token % 16 != 0)
+            return failed(reason, size, fields, f,
+                          "cache.format fp8_per_tile128 needs model.latent_dim a multiple of 128 "
+                          "and a token of a multiple of 16 bytes; latent %d + rope %d gives %d",
+                          v->latent_dim, v->rope_dim, token);
+    }
+    if (v->kernel == SNAPMLA_KERNEL_KV_APPEND && v->cache_format != SNAPMLA_FORMAT_BF16 &&
+        v->arch == SNAPMLA_ARCH_SM80) {
+        static const char *const f[] = {"cache.format", "target.arch", NULL};
+        return failed(reason, size, fields, f,
+                      "writing an FP8 cache needs the e4m3 conversion of sm_89 or later; "
+                      "target.arch is sm_80");
+    }
+    if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
+        return 1;
+    int limit = snapmla_arch_smem_limit(v->arch);
+    if (v->smem_bytes > limit) {
+        static const char *const f[] = {"tile.kv_tokens", "tile.q_rows", "tile.stages"};
+        return failed(reason, size, fields, f,
+                      "needs %d bytes of shared memory per CTA, over the %d that %s allows: "
+                      "lower tile.kv_tokens, tile.stages or tile.q_rows",
+                      v->smem_bytes, limit, snapmla_arch_name(v->arch));
+    }
+    int acc = snapmla_decode_acc_per_thread(v);
+    if (acc > SNAPMLA_DECODE_ACC_MAX) {
+        static const char *const f[] = {"tile.q_rows", "tile.warps", NULL};
+        return failed(reason, size, fields, f,
+                      "needs %d fp32 accumulators per thread, over %d: lower tile.q_rows or "
+                      "raise tile.warps", acc, SNAPMLA_DECODE_ACC_MAX);
+    }
+    return 1;
+}
