@@ -188,35 +188,37 @@ snapmla_status snapmla_field_read(const field_def *f, const yaml_node *node, con
     return SNAPMLA_OK;
 }
 
+/* Edit distance with adjacent transpositions (optimal string alignment):
+ * "arhc" is one step from "arch". */
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63)
         return 99;
-    size_t row[64];
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; ++i)
+        d[i][0] = i;
     for (size_t j = 0; j <= lb; ++j)
-        row[j] = j;
-    for (size_t i = 1; i <= la; ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; ++i)
         for (size_t j = 1; j <= lb; ++j) {
-            size_t above = row[j];
-            size_t best = diagonal + (a[i - 1] != b[j - 1]);
-            if (above + 1 < best)
-                best = above + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diagonal = above;
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-    }
-    return row[lb];
+    return d[la][lb];
 }
 
 const char *snapmla_closest_name(const char *name, const char *const *names, size_t count)
 {
+    /* one slip in a short name, two in a long one */
     const char *best = NULL;
-    size_t best_distance = 3;
+    size_t best_distance = strlen(name) >= 7 ? 3 : 2;
     for (size_t i = 0; i < count; ++i) {
         size_t d = edit_distance(name, names[i]);
         if (strlen(name) >= 3 && strncmp(names[i], name, strlen(name)) == 0)

@@ -212,16 +212,19 @@ static void locate(const spec_input *in, const char *const *fields, int *line, i
 {
     *line = in->kernel_line;
     *column = in->kernel_column;
-    int latest = -1;
+    int found = 0;
     for (int i = 0; i < SNAPMLA_CHECK_FIELDS && fields[i]; ++i) {
         char section[16];
         const char *dot = strchr(fields[i], '.');
         snprintf(section, sizeof section, "%.*s", (int)(dot - fields[i]), fields[i]);
         int k = field_index(section, dot + 1);
-        if (k >= 0 && in->fields[k].given && in->fields[k].line > latest) {
-            latest = in->fields[k].line;
-            *line = in->fields[k].line;
-            *column = in->fields[k].column;
+        if (k < 0 || !in->fields[k].given)
+            continue;
+        const field_values *fv = &in->fields[k];
+        if (!found || fv->line > *line || (fv->line == *line && fv->column > *column)) {
+            *line = fv->line;
+            *column = fv->column;
+            found = 1;
         }
     }
 }
