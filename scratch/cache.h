@@ -1,1 +1,0 @@
-typedef struct snapmla_disk_cache snapmla_disk_cache;
