@@ -23,7 +23,9 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int kv_tiles = v->stages * v->kv_tile * (width + 8) * 2;
     int scores = v->q_tile * v->kv_tile * 4;            /* fp32 scores / P */
     int row_state = v->q_tile * 4 * 4;                  /* max, sum, rescale */
-    return q_tile + kv_tiles + scores + row_state;
+    /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
+    int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
+    return q_tile + kv_tiles + scores + row_state + token_scales;
 }
 
 int snapmla_decode_acc_per_thread(const snapmla_variant *v)

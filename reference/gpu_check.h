@@ -7,13 +7,14 @@
 
 #include "snapmla.h"
 
-/* Tolerances, from the numerics: BF16 inputs are exact in fp32, the kernel
- * accumulates in fp32, and the output is rounded once to BF16 (at most 2^-9
- * relative per element, about 4e-4 relative L2 on random data; 3e-4 to 7e-4
- * measured on an H100). 2e-3 leaves room for fp32 summation over long
- * contexts while still catching any wrong token, row or split. The LSE is
- * fp32 throughout: 1e-4 absolute. */
-#define SNAPMLA_CHECK_REL_L2 2e-3
+/* Tolerances, from the numerics. The kernel's arithmetic is fp32 on values
+ * that are exact (BF16 inputs, e4m3 codes, per-token scales applied in fp32),
+ * so its only large error is the final rounding to BF16: 2^-8 relative at
+ * most, about 1.6e-3 relative L2 on random data. The check therefore
+ * compares with the float64 reference rounded to BF16 as well: what remains
+ * is the fp32 error showing through at rounding ties, well under 1e-3 (any
+ * wrong token, row or split is far above). The LSE is fp32 throughout. */
+#define SNAPMLA_CHECK_REL_L2 1e-3
 #define SNAPMLA_CHECK_LSE_ABS 1e-4
 
 typedef struct snapmla_check_report {

@@ -44,6 +44,15 @@ constexpr int CHUNKS = WIDTH / 8;      // 16-byte chunks per token
 constexpr int LATENT_CHUNKS = LATENT / 8;
 constexpr int ACC = (Q_TILE * LATENT + THREADS - 1) / THREADS;
 
+// Dot product of 8 BF16 pairs held in two 16-byte vectors, in fp32.
+__device__ __forceinline__ float dot8(uint4 a, uint4 w)
+{
+    return bf16_lo(a.x) * bf16_lo(w.x) + bf16_hi(a.x) * bf16_hi(w.x) +
+           bf16_lo(a.y) * bf16_lo(w.y) + bf16_hi(a.y) * bf16_hi(w.y) +
+           bf16_lo(a.z) * bf16_lo(w.z) + bf16_hi(a.z) * bf16_hi(w.z) +
+           bf16_lo(a.w) * bf16_lo(w.w) + bf16_hi(a.w) * bf16_hi(w.w);
+}
+
 // Splits used by a request of n tokens when the launch allows `allowed`:
 // no split shorter than SPLIT_MIN_TOKENS, none empty. Computed on the device
 // from the cache lengths so a decode step can be captured in a CUDA graph.
@@ -86,7 +95,7 @@ constexpr int FP8_LATENT_ITEMS = LATENT / 16;
 constexpr int FP8_ITEMS = FP8_LATENT_ITEMS + ROPE / 8;
 
 __device__ __forceinline__ void dequantize_item(const DecodeParams &p, const int *table,
-                                                bf16_t *row, int t, int item)
+                                                bf16_t *row, float *token_scale, int t, int item)
 {
     long long page = table[t / PAGE_SIZE];
     long long slot = t % PAGE_SIZE;
@@ -103,7 +112,14 @@ __device__ __forceinline__ void dequantize_item(const DecodeParams &p, const int
         rope = latent + LATENT + 4 * (LATENT / 128);
     }
     if (item < FP8_LATENT_ITEMS) {
-        float scale = FORMAT == FORMAT_FP8_PER_TOKEN ? scales[0] : scales[item * 16 / 128];
+        // Per token: the codes go in unscaled (exact in BF16) and the scale
+        // is applied to the score and to P; per 128 channels: scaled here
+        // (exact for FlashMLA's power-of-two scales).
+        float scale = 1.f;
+        if (FORMAT == FORMAT_FP8_PER_TOKEN && item == 0)
+            *token_scale = scales[0];
+        if (FORMAT == FORMAT_FP8_PER_TILE128)
+            scale = scales[item * 16 / 128];
         uint4 raw = *(const uint4 *)(latent + item * 16);
         unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
         unsigned packed[8];
@@ -125,7 +141,7 @@ __device__ __forceinline__ void dequantize_item(const DecodeParams &p, const int
 }
 
 __device__ __forceinline__ void load_kv_tile(const DecodeParams &p, const int *table,
-                                             bf16_t *dst, int t0, int t_end)
+                                             bf16_t *dst, float *token_scale, int t0, int t_end)
 {
     if (FORMAT == FORMAT_BF16) {
         for (int i = threadIdx.x; i < KV_TILE * CHUNKS; i += THREADS) {
@@ -141,8 +157,10 @@ __device__ __forceinline__ void load_kv_tile(const DecodeParams &p, const int *t
             int t = t0 + j;
             bf16_t *row = dst + j * KV_STRIDE;
             if (t < t_end) {
-                dequantize_item(p, table, row, t, item);
+                dequantize_item(p, table, row, token_scale + j, t, item);
             } else if (item < FP8_LATENT_ITEMS) {
+                if (item == 0)
+                    token_scale[j] = 0.f;
                 ((uint4 *)(row + item * 16))[0] = make_uint4(0, 0, 0, 0);
                 ((uint4 *)(row + item * 16))[1] = make_uint4(0, 0, 0, 0);
             } else {
@@ -162,6 +180,7 @@ snapmla_decode_split(const DecodeParams p)
     float *row_max = ss + Q_TILE * KV_TILE;
     float *row_sum = row_max + Q_TILE;
     float *row_rescale = row_sum + Q_TILE;
+    float *kv_scale = row_rescale + Q_TILE;                       // [STAGES][KV_TILE], fp8_per_token
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -196,7 +215,8 @@ snapmla_decode_split(const DecodeParams p)
 
     for (int k = 0; k < STAGES - 1; ++k) {
         if (k < tiles)
-            load_kv_tile(p, table, skv + k * KV_TILE * KV_STRIDE, t_begin + k * KV_TILE, t_end);
+            load_kv_tile(p, table, skv + k * KV_TILE * KV_STRIDE, kv_scale + k * KV_TILE,
+                         t_begin + k * KV_TILE, t_end);
         cp_async_commit();
     }
 
@@ -204,12 +224,14 @@ snapmla_decode_split(const DecodeParams p)
         int ahead = k + STAGES - 1;
         if (ahead < tiles)
             load_kv_tile(p, table, skv + (ahead % STAGES) * KV_TILE * KV_STRIDE,
+                         kv_scale + (ahead % STAGES) * KV_TILE,
                          t_begin + ahead * KV_TILE, t_end);
         cp_async_commit();
         cp_async_wait<STAGES - 1>();
         __syncthreads();
 
         const bf16_t *kv = skv + (k % STAGES) * KV_TILE * KV_STRIDE;
+        const float *token_scale = kv_scale + (k % STAGES) * KV_TILE;
         const int t0 = t_begin + k * KV_TILE;
 
         for (int i = tid; i < Q_TILE * KV_TILE; i += THREADS) {
@@ -218,13 +240,13 @@ snapmla_decode_split(const DecodeParams p)
             const uint4 *kk = (const uint4 *)(kv + j * KV_STRIDE);
             float dot = 0.f;
 #pragma unroll 4
-            for (int c = 0; c < CHUNKS; ++c) {
-                uint4 a = qv[c], w = kk[c];
-                dot += bf16_lo(a.x) * bf16_lo(w.x) + bf16_hi(a.x) * bf16_hi(w.x);
-                dot += bf16_lo(a.y) * bf16_lo(w.y) + bf16_hi(a.y) * bf16_hi(w.y);
-                dot += bf16_lo(a.z) * bf16_lo(w.z) + bf16_hi(a.z) * bf16_hi(w.z);
-                dot += bf16_lo(a.w) * bf16_lo(w.w) + bf16_hi(a.w) * bf16_hi(w.w);
-            }
+            for (int c = 0; c < LATENT_CHUNKS; ++c)
+                dot += dot8(qv[c], kk[c]);
+            if (FORMAT == FORMAT_FP8_PER_TOKEN)
+                dot *= token_scale[j];   // K's per-token scale on the score column
+#pragma unroll
+            for (int c = LATENT_CHUNKS; c < CHUNKS; ++c)
+                dot += dot8(qv[c], kk[c]);
             int t = t0 + j;
             int limit = t_end;   // first token this row may not see
             if (CAUSAL) {
@@ -246,8 +268,10 @@ snapmla_decode_split(const DecodeParams p)
             for (int j = lane; j < KV_TILE; j += 32) {
                 float s = ss[r * KV_TILE + j];
                 float e = s == -inf_f32() ? 0.f : __expf(s - m_new);
-                ss[r * KV_TILE + j] = e;
                 sum += e;
+                // Scale fusion: V's per-token scale lies along PV's reduction,
+                // so it multiplies P, after the row sum has taken P as is.
+                ss[r * KV_TILE + j] = FORMAT == FORMAT_FP8_PER_TOKEN ? e * token_scale[j] : e;
             }
             sum = warp_sum(sum);
             if (lane == 0) {

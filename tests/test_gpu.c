@@ -37,6 +37,11 @@ static const char *const decode_cases[] = {
     "cache: {page_size: 16, rope_layout: planar}\ntile: {kv_tokens: 16}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\n"
     "split: {policy: fixed, max_splits: 7, min_tokens: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_token}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
+    "cache: {format: fp8_per_tile128, page_size: 16}\n",
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 40}\n"
+    "cache: {format: fp8_per_token, page_size: 1}\ntile: {kv_tokens: 16}\n",
 };
 enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
 
@@ -125,6 +130,9 @@ static const char *const append_cases[] = {
     "model: {latent_dim: 512, rope_dim: 64}\n",
     "model: {latent_dim: 512, rope_dim: 64}\ncache: {page_size: 16, rope_layout: planar}\n",
     "model: {latent_dim: 256, rope_dim: 32}\ncache: {page_size: 1}\ntile: {warps: 4}\n",
+    "model: {latent_dim: 512, rope_dim: 64}\ncache: {format: fp8_per_token}\n",
+    "model: {latent_dim: 512, rope_dim: 64}\ncache: {format: fp8_per_tile128, page_size: 16}\n",
+    "model: {latent_dim: 256, rope_dim: 32}\ncache: {format: fp8_per_token, page_size: 1}\n",
 };
 
 START_TEST(append_is_bit_exact)
