@@ -159,7 +159,7 @@ __device__ __forceinline__ void load_kv_tile(const DecodeParams &p, const int *t
             if (t < t_end) {
                 dequantize_item(p, table, row, token_scale + j, t, item);
             } else if (item < FP8_LATENT_ITEMS) {
-                if (item == 0)
+                if (FORMAT == FORMAT_FP8_PER_TOKEN && item == 0)
                     token_scale[j] = 0.f;
                 ((uint4 *)(row + item * 16))[0] = make_uint4(0, 0, 0, 0);
                 ((uint4 *)(row + item * 16))[1] = make_uint4(0, 0, 0, 0);
