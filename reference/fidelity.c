@@ -20,6 +20,7 @@ const char *snapmla_recipe_name(snapmla_recipe recipe)
         [SNAPMLA_RECIPE_PER_TENSOR] = "FP8 latent per-tensor, RoPE BF16",
         [SNAPMLA_RECIPE_PER_TOKEN] = "FP8 latent per-token, RoPE BF16 (SnapMLA)",
         [SNAPMLA_RECIPE_PER_TILE128] = "FP8 latent per-tile128, RoPE BF16 (FlashMLA)",
+        [SNAPMLA_RECIPE_PER_TILE128_EXACT] = "per-tile128 with exact (not pow2) scales",
         [SNAPMLA_RECIPE_PER_TOKEN_SMOOTH] = "per-token + static per-channel equalization",
     };
     return recipe < SNAPMLA_RECIPE_COUNT ? names[recipe] : "?";
@@ -96,6 +97,24 @@ static float quantize_value(float x, float scale)
     return snapmla_e4m3_to_f32(snapmla_f32_to_e4m3(x / scale)) * scale;
 }
 
+/* Groups of 128 latent channels with exact amax / 448 scales: FlashMLA's
+ * granularity without its power-of-two rounding, to tell the two apart. */
+static void per_tile_exact(const snapmla_fidelity_config *c, const float *in, float *out)
+{
+    int L = c->latent_dim, W = L + c->rope_dim;
+    memcpy(out, in, (size_t)c->context * W * sizeof *out);
+    for (int t = 0; t < c->context; ++t)
+        for (int g = 0; g + 128 <= L; g += 128) {
+            const float *x = in + (size_t)t * W + g;
+            float amax = 0;
+            for (int i = 0; i < 128; ++i)
+                amax = fmaxf(amax, fabsf(x[i]));
+            float scale = snapmla_fp8_group_scale(amax, 0);
+            for (int i = 0; i < 128; ++i)
+                out[(size_t)t * W + g + i] = quantize_value(x[i], scale);
+        }
+}
+
 static void per_tensor(const float *in, float *out, int tokens, int width, int upto)
 {
     float scale = snapmla_fp8_group_scale((float)amax_of(in, tokens, width, 0, upto), 0);
@@ -147,6 +166,27 @@ static void smooth(const snapmla_fidelity_config *c, const float *in, float *out
 }
 
 /* ---- attention ----------------------------------------------------------- */
+
+enum { SCORE_SPREAD = 3 };
+
+static void spread_scores(const snapmla_fidelity_config *c, const float *cache, double *q,
+                          double scale)
+{
+    int W = c->latent_dim + c->rope_dim;
+    double sum = 0, sum2 = 0;
+    int n = c->context < 4096 ? c->context : 4096;
+    for (int t = 0; t < n; ++t) {
+        double dot = 0;
+        for (int i = 0; i < W; ++i)
+            dot += q[i] * cache[(size_t)t * W + i];
+        sum += dot * scale;
+        sum2 += dot * scale * dot * scale;
+    }
+    double var = sum2 / n - (sum / n) * (sum / n);
+    double gain = var > 0 ? SCORE_SPREAD / sqrt(var) : 1.0;
+    for (int i = 0; i < W; ++i)
+        q[i] = to_bf16_value(q[i] * gain);
+}
 
 static void attention(const snapmla_fidelity_config *c, const float *cache, const double *q,
                       double scale, double *out, double *scores)
@@ -217,9 +257,15 @@ snapmla_status snapmla_fidelity_run(const snapmla_fidelity_config *c,
     rng r = {c->seed};
     make_cache(c, &r, cache);
     double scale = 1.0 / sqrt((double)W);
-    /* One set of queries per request; every recipe sees the same ones. */
+    /* One set of queries per request; every recipe sees the same ones. Each
+     * head's query is scaled so its scores spread with a standard deviation
+     * of SCORE_SPREAD, as trained attention does: neither flat nor one-hot
+     * (raw random queries against outlier channels give logits in the
+     * hundreds, and then the study measures argmax flips, not precision). */
     for (size_t i = 0; i < q_cells; ++i)
-        q[i] = to_bf16_value(normal(&r));
+        q[i] = normal(&r);
+    for (size_t h = 0; h < (size_t)c->queries * c->q_heads; ++h)
+        spread_scores(c, cache, q + h * W, scale);
     for (int set = 0; set < c->queries; ++set)
         attention(c, cache, q + (size_t)set * c->q_heads * W, scale, ref + set * out_cells, scores);
     double err2[SNAPMLA_RECIPE_COUNT] = {0}, ref2[SNAPMLA_RECIPE_COUNT] = {0};
@@ -236,6 +282,7 @@ snapmla_status snapmla_fidelity_run(const snapmla_fidelity_config *c,
         case SNAPMLA_RECIPE_PER_TILE128:
             through_format(c, SNAPMLA_FORMAT_FP8_PER_TILE128, cache, quantized, NULL);
             break;
+        case SNAPMLA_RECIPE_PER_TILE128_EXACT: per_tile_exact(c, cache, quantized); break;
         case SNAPMLA_RECIPE_PER_TOKEN_SMOOTH: smooth(c, cache, quantized); break;
         case SNAPMLA_RECIPE_COUNT: break;
         }
