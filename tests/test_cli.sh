@@ -27,7 +27,7 @@ expect() {
 }
 
 expect "help" 0 "commands:" -- "$snapmla" --help
-for c in gen list build cache run; do
+for c in gen list build cache run fidelity; do
     expect "$c --help" 0 "usage: snapmla $c" -- "$snapmla" "$c" --help
 done
 expect "no command" 2 "usage: snapmla COMMAND" -- "$snapmla"

@@ -11,6 +11,7 @@
 #include "bf16.h"
 #include "cache_layout.h"
 #include "decode_problem.h"
+#include "fidelity.h"
 #include "fp8.h"
 
 /* ---- e4m3 ----------------------------------------------------------------- */
@@ -296,6 +297,28 @@ START_TEST(combine_reference_merges_splits)
 }
 END_TEST
 
+/* The study's headline, on a small fixed case: per-token beats naive FP8 on
+ * latents with outlier channels, and exact per-tile128 scales beat
+ * power-of-two ones. Deterministic (fixed seed). */
+START_TEST(fidelity_ranks_the_recipes)
+{
+    snapmla_fidelity_config c = {.latent_dim = 512, .rope_dim = 64, .q_heads = 4, .context = 4096,
+                                 .queries = 1, .outlier_gain = 30, .outlier_channels = 8,
+                                 .rope_gain = 4, .seed = 11};
+    snapmla_fidelity_row rows[SNAPMLA_RECIPE_COUNT];
+    snapmla_error err;
+    ck_assert_int_eq(snapmla_fidelity_run(&c, rows, &err), SNAPMLA_OK);
+    for (int k = 0; k < SNAPMLA_RECIPE_COUNT; ++k) {
+        ck_assert(rows[k].rel_l2 > 0 && rows[k].rel_l2 < 1);
+        ck_assert(rows[k].cosine <= 1 && rows[k].cosine > 0);
+    }
+    ck_assert_msg(rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2 < 0.5 * rows[SNAPMLA_RECIPE_NAIVE_FP8].rel_l2,
+                  "per-token %g naive %g", rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2,
+                  rows[SNAPMLA_RECIPE_NAIVE_FP8].rel_l2);
+    ck_assert(rows[SNAPMLA_RECIPE_PER_TILE128_EXACT].rel_l2 < rows[SNAPMLA_RECIPE_PER_TILE128].rel_l2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("quant");
@@ -310,6 +333,7 @@ int main(void)
     tcase_add_test(tc, reference_closed_forms);
     tcase_add_test(tc, reference_layouts_agree);
     tcase_add_test(tc, combine_reference_merges_splits);
+    tcase_add_test(tc, fidelity_ranks_the_recipes);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
