@@ -11,7 +11,8 @@ typedef struct cli_command {
     int (*run)(int argc, char **argv);   /* argv[0] is the subcommand */
 } cli_command;
 
-extern const cli_command cli_gen, cli_list, cli_build, cli_cache, cli_run, cli_fidelity;
+extern const cli_command cli_gen, cli_list, cli_build, cli_cache, cli_run, cli_fidelity,
+    cli_bench;
 
 /* Exit codes: 0 ok, 1 failure of the job, 2 bad usage or bad input. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };

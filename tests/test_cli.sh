@@ -27,7 +27,7 @@ expect() {
 }
 
 expect "help" 0 "commands:" -- "$snapmla" --help
-for c in gen list build cache run fidelity; do
+for c in gen list build cache run fidelity bench; do
     expect "$c --help" 0 "usage: snapmla $c" -- "$snapmla" "$c" --help
 done
 expect "no command" 2 "usage: snapmla COMMAND" -- "$snapmla"
@@ -70,6 +70,7 @@ if [[ -e /dev/nvidiactl ]]; then
     expect "run on the GPU" 0 "PASS" -- "$snapmla" run specs/deepseek_v3.yaml
 else
     expect "run without GPU" 0 "no CUDA (driver|GPU).*compiled" -- "$snapmla" run specs/deepseek_v3.yaml
+    expect "bench without GPU" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml
 fi
 
 expect "cache clear" 0 "removed [0-9]+ files?" -- "$snapmla" cache clear
