@@ -21,7 +21,7 @@ DEPS_LDFLAGS := $(if $(DEPS_ROOT),-L$(DEPS_ROOT)/lib/x86_64-linux-gnu)
 WARN := -Wall -Wextra -Werror -Wno-format-truncation
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC \
-    -Iinclude -Igen -Iruntime -Ireference -I$(BUILD) -I$(CUDA_HOME)/include $(DEPS_CFLAGS)
+    -Iinclude -Igen -Iruntime -Ireference -I$(BUILD) -Itests -I$(CUDA_HOME)/include $(DEPS_CFLAGS)
 # libyaml goes in statically: the library then runs where libyaml is absent.
 YAML_LIBS ?= -l:libyaml.a
 NVRTC_LIBS := -L$(CUDA_HOME)/lib64 -lnvrtc -Wl,-rpath,$(CUDA_HOME)/lib64

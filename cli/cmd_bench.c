@@ -10,6 +10,7 @@
 #include "bf16.h"
 #include "cli.h"
 #include "context.h"
+#include "decode_graph.h"
 #include "decode_problem.h"
 
 typedef struct shape {
@@ -150,21 +151,15 @@ static int by_value(const void *a, const void *b)
 static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
                           const snapmla_decode_args *args, int replays, snapmla_error *err)
 {
-    CUstream stream = NULL;
-    CUgraph graph = NULL;
-    CUgraphExec exec = NULL;
+    snapmla_decode_graph g;
     CUevent start = NULL, stop = NULL;
     float samples[64], ms = 0;
     double median = -1;
-    int ok = check(err, SNAPMLA_CU(d, cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), err)) &&
-             check(err, SNAPMLA_CU(d, cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), err));
-    if (ok) {
-        snapmla_status launched = snapmla_decode(kernel, args, stream, err);
-        ok = check(err, SNAPMLA_CU(d, cuStreamEndCapture(stream, &graph), err)) && check(err, launched);
-    }
-    ok = ok && check(err, SNAPMLA_CU(d, cuGraphInstantiate(&exec, graph, 0), err)) &&
-         check(err, SNAPMLA_CU(d, cuEventCreate(&start, 0), err)) &&
-         check(err, SNAPMLA_CU(d, cuEventCreate(&stop, 0), err));
+    int ok = check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err)) &&
+             check(err, SNAPMLA_CU(d, cuEventCreate(&start, 0), err)) &&
+             check(err, SNAPMLA_CU(d, cuEventCreate(&stop, 0), err));
+    CUstream stream = g.stream;
+    CUgraphExec exec = g.exec;
     for (int i = 0; ok && i < 2; ++i)   /* warm-up */
         ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
     for (int i = 0; ok && i < replays; ++i) {
@@ -183,12 +178,7 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
         d->cuEventDestroy(start);
     if (stop)
         d->cuEventDestroy(stop);
-    if (exec)
-        d->cuGraphExecDestroy(exec);
-    if (graph)
-        d->cuGraphDestroy(graph);
-    if (stream)
-        d->cuStreamDestroy(stream);
+    snapmla_decode_graph_destroy(&g);
     return median;
 }
 

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "bf16.h"
 #include "cache_layout.h"
+#include "decode_graph.h"
 #include "decode_problem.h"
 
 /* ---- device buffers ------------------------------------------------------ */
@@ -169,20 +170,8 @@ static snapmla_status graph_rounds(decode_run *run, snapmla_kernel *kernel,
                                    snapmla_error *err)
 {
     const snapmla_driver *d = run->d;
-    CUstream stream = NULL;
-    CUgraph graph = NULL;
-    CUgraphExec exec = NULL;
-    snapmla_status s = SNAPMLA_CU(d, cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), err);
-    if (s == SNAPMLA_OK)
-        s = SNAPMLA_CU(d, cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), err);
-    if (s == SNAPMLA_OK) {
-        snapmla_status launched = snapmla_decode(kernel, args, stream, err);
-        s = SNAPMLA_CU(d, cuStreamEndCapture(stream, &graph), err);
-        if (launched != SNAPMLA_OK)
-            s = launched;
-    }
-    if (s == SNAPMLA_OK)
-        s = SNAPMLA_CU(d, cuGraphInstantiate(&exec, graph, 0), err);
+    snapmla_decode_graph g;
+    snapmla_status s = snapmla_decode_graph_capture(d, kernel, args, &g, err);
     int32_t *saved = run->p->seqlens;
     for (int round = 0; s == SNAPMLA_OK && round < check->graph_round_count; ++round) {
         const int32_t *lengths = check->graph_rounds[round];
@@ -195,16 +184,11 @@ static snapmla_status graph_rounds(decode_run *run, snapmla_kernel *kernel,
             s = SNAPMLA_CU(d, cuMemcpyHtoD(run->seqlens, lengths, (size_t)check->batch * 4), err);
         run->p->seqlens = (int32_t *)lengths;   /* the reference reads the round's lengths */
         comparison c;
-        if (s == SNAPMLA_OK && (s = run_and_compare(run, kernel, args, exec, stream, &c, err)) == SNAPMLA_OK)
+        if (s == SNAPMLA_OK && (s = run_and_compare(run, kernel, args, g.exec, g.stream, &c, err)) == SNAPMLA_OK)
             worst_of(worst, &c);
         run->p->seqlens = saved;
     }
-    if (exec)
-        d->cuGraphExecDestroy(exec);
-    if (graph)
-        d->cuGraphDestroy(graph);
-    if (stream)
-        d->cuStreamDestroy(stream);
+    snapmla_decode_graph_destroy(&g);
     return s;
 }
 

@@ -14,6 +14,7 @@
 
 #include "digest.h"
 #include "disk_cache.h"
+#include "run_suite.h"
 
 static char dir[64];
 static int warnings;
@@ -463,9 +464,5 @@ int main(void)
     tcase_add_test(tc, threads_racing_build_once);
     tcase_add_test(tc, list_verify_and_clear);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite, CK_FORK);
 }

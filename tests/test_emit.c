@@ -8,6 +8,7 @@
 
 #include "jit.h"
 #include "snapmla.h"
+#include "run_suite.h"
 
 static const char *const decode_yaml =
     "kernel: mla_decode\n"
@@ -182,9 +183,5 @@ int main(void)
     tcase_add_test(tc, nvrtc_reports_its_log);
     tcase_add_test(tc, every_shipped_variant_compiles);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite, CK_FORK);
 }

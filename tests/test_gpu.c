@@ -11,6 +11,7 @@
 
 #include "gpu_check.h"
 #include "snapmla.h"
+#include "run_suite.h"
 
 static snapmla_context *ctx;
 static uint64_t base_seed;
@@ -213,12 +214,8 @@ int main(void)
                         (int)(sizeof append_cases / sizeof append_cases[0]));
     tcase_add_test(tc, combine_matches_reference);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
     /* One process keeps one CUDA context and the loaded modules. */
-    srunner_set_fork_status(runner, CK_NOFORK);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
+    int status = run_suite(suite, CK_NOFORK);
     snapmla_context_destroy(ctx);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

@@ -13,6 +13,7 @@
 #include "decode_problem.h"
 #include "fidelity.h"
 #include "fp8.h"
+#include "run_suite.h"
 
 /* ---- e4m3 ----------------------------------------------------------------- */
 
@@ -335,9 +336,5 @@ int main(void)
     tcase_add_test(tc, combine_reference_merges_splits);
     tcase_add_test(tc, fidelity_ranks_the_recipes);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite, CK_FORK);
 }

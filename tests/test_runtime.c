@@ -12,6 +12,7 @@
 #include "context.h"
 #include "fileio.h"
 #include "snapmla.h"
+#include "run_suite.h"
 
 static const char *const decode_yaml =
     "kernel: mla_decode\n"
@@ -331,9 +332,5 @@ int main(void)
     tcase_add_test(tc, append_and_combine_arguments_are_checked);
     tcase_add_test(tc, kernel_get_without_a_gpu_says_so);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite, CK_FORK);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "snapmla.h"
+#include "run_suite.h"
 
 typedef struct bad_case {
     const char *yaml;
@@ -332,9 +333,5 @@ int main(void)
     tcase_add_test(tc, every_shipped_spec_loads);
     tcase_add_test(tc, names_of_enums_and_page_sizes);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite, CK_FORK);
 }
