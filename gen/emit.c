@@ -100,7 +100,7 @@ static void write_header(snapmla_strbuf *out, const snapmla_variant *v)
         "// kernel: %s  arch: %s\n"
         "// model: latent_dim=%d rope_dim=%d q_heads=%d q_len=%d causal=%s\n"
         "// cache: format=%s page_size=%d rope_layout=%s\n"
-        "// tile: kv_tokens=%d q_rows=%d stages=%d warps=%d\n"
+        "// tile: kv_tokens=%d q_rows=%d stages=%d warps=%d engine=%s\n"
         "// split: max_splits=%d min_tokens=%d\n"
         "// launch: %d threads, %d bytes of dynamic shared memory\n\n",
         SNAPMLA_VERSION, SNAPMLA_GENERATOR_VERSION, v->name,
@@ -108,7 +108,8 @@ static void write_header(snapmla_strbuf *out, const snapmla_variant *v)
         v->latent_dim, v->rope_dim, v->q_heads, v->q_len,
         v->causal ? "true" : "false", snapmla_cache_format_name(v->cache_format),
         v->page_size, v->rope_layout == SNAPMLA_ROPE_PLANAR ? "planar" : "interleaved",
-        v->kv_tile, v->q_tile, v->stages, v->warps, v->max_splits,
+        v->kv_tile, v->q_tile, v->stages, v->warps,
+        v->engine == SNAPMLA_ENGINE_MMA_SYNC ? "mma_sync" : "simt", v->max_splits,
         v->split_min_tokens, v->threads, v->smem_bytes);
 }
 
@@ -122,8 +123,11 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
         return snapmla_fail(err, SNAPMLA_ERR_UNSUPPORTED,
                             "variant '%s': only target.compute bf16 is generated in this "
                             "version", v->name);
-    static const char *const decode_parts[] = {"prelude.cuh", "decode_simt.cu",
-                                               "combine.cu", NULL};
+    static const char *const simt_parts[] = {"prelude.cuh", "decode_common.cuh", "decode_simt.cu",
+                                             "combine.cu", NULL};
+    static const char *const mma_parts[] = {"prelude.cuh", "decode_common.cuh", "decode_mma.cu",
+                                            "combine.cu", NULL};
+    const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts : simt_parts;
     static const char *const combine_parts[] = {"prelude.cuh", "combine.cu", NULL};
     static const char *const append_parts[] = {"prelude.cuh", "append.cu", NULL};
     const char *const *parts = v->kernel == SNAPMLA_KERNEL_MLA_DECODE ? decode_parts

@@ -17,14 +17,16 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
         return 0;
     int width = v->latent_dim + v->rope_dim;
+    /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
+    int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
+    if (v->engine == SNAPMLA_ENGINE_MMA_SYNC)   /* Q and the KV ring, padded rows */
+        return (v->q_tile + v->stages * v->kv_tile) * (width + 8) * 2 + token_scales;
     int q_tile = v->q_tile * width * 2;                 /* BF16 query rows */
     /* BF16 KV ring; rows padded by 8 elements so 16-byte reads of
      * consecutive tokens fall in different banks */
     int kv_tiles = v->stages * v->kv_tile * (width + 8) * 2;
     int scores = v->q_tile * v->kv_tile * 4;            /* fp32 scores / P */
     int row_state = v->q_tile * 4 * 4;                  /* max, sum, rescale */
-    /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
-    int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
     return q_tile + kv_tiles + scores + row_state + token_scales;
 }
 

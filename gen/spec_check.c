@@ -66,6 +66,15 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
                       "lower tile.kv_tokens, tile.stages or tile.q_rows",
                       v->smem_bytes, limit, snapmla_arch_name(v->arch));
     }
+    if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
+        static const char *const f[] = {"tile.q_rows", "tile.warps", "tile.engine"};
+        if (v->q_tile < 16 || v->warps != 2 * (v->q_tile / 16))
+            return failed(reason, size, fields, f,
+                          "tile.engine mma_sync puts 2 warps on each 16 query rows: tile.q_rows "
+                          "%d needs tile.q_rows >= 16 and tile.warps %d (given %d)",
+                          v->q_tile, 2 * (v->q_tile / 16), v->warps);
+        return 1;
+    }
     int acc = snapmla_decode_acc_per_thread(v);
     if (acc > SNAPMLA_DECODE_ACC_MAX) {
         static const char *const f[] = {"tile.q_rows", "tile.warps", NULL};

@@ -185,11 +185,12 @@ static void name_variant(const spec_input *in, snapmla_variant *v)
     char layout = v->rope_layout == SNAPMLA_ROPE_PLANAR ? 'p' : 'i';
     switch (v->kernel) {
     case SNAPMLA_KERNEL_MLA_DECODE:
-        snprintf(body, sizeof body, "mla_decode.l%dr%d.h%dq%d%c.%sp%d%c.kv%dq%ds%dw%d.%s%dm%d.%s.%s",
+        snprintf(body, sizeof body, "mla_decode.l%dr%d.h%dq%d%c.%sp%d%c.kv%dq%ds%dw%d.%s%dm%d.%s.%s%s",
                  v->latent_dim, v->rope_dim, v->q_heads, v->q_len, v->causal ? 'c' : 'n',
                  format_tag(v->cache_format), v->page_size, layout, v->kv_tile, v->q_tile, v->stages,
                  v->warps, policies[v->split_policy], v->max_splits, v->split_min_tokens,
-                 snapmla_arch_name(v->arch), v->compute == SNAPMLA_COMPUTE_BF16 ? "bf16" : "fp8");
+                 snapmla_arch_name(v->arch), v->compute == SNAPMLA_COMPUTE_BF16 ? "bf16" : "fp8",
+                 v->engine == SNAPMLA_ENGINE_MMA_SYNC ? ".mma" : "");
         break;
     case SNAPMLA_KERNEL_MLA_COMBINE:
         snprintf(body, sizeof body, "mla_combine.l%d.h%dq%d.w%d.s%d.%s", v->latent_dim, v->q_heads,
@@ -245,6 +246,7 @@ static snapmla_status expand(const spec_input *in, snapmla_spec *spec, snapmla_e
         return snapmla_fail(err, SNAPMLA_ERR_NOMEM, "%s: out of memory", in->source);
     int layout_field = field_index("cache", "rope_layout");
     int splits_field = field_index("split", "max_splits");
+    int warps_field = field_index("tile", "warps");
     unsigned bit = KERNEL_BIT(in->kernel);
     char first_reason[SNAPMLA_ERROR_MAX] = "";
     for (size_t point = 0; point < total; ++point) {
@@ -266,6 +268,8 @@ static snapmla_status expand(const spec_input *in, snapmla_spec *spec, snapmla_e
         }
         if (!in->fields[layout_field].given && v.cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN)
             v.rope_layout = SNAPMLA_ROPE_PLANAR;   /* its only layout */
+        if (!in->fields[warps_field].given && v.engine == SNAPMLA_ENGINE_MMA_SYNC)
+            v.warps = 2 * (v.q_tile / 16);         /* its layout: 2 warps per 16 rows */
         if (v.kernel == SNAPMLA_KERNEL_MLA_DECODE && v.split_policy == SNAPMLA_SPLIT_NONE) {
             if (in->fields[splits_field].given && v.max_splits != 1) {
                 const field_values *fv = &in->fields[splits_field];

@@ -71,6 +71,11 @@ typedef enum snapmla_compute {
     SNAPMLA_COMPUTE_FP8    /* reserved: FP8 tensor cores */
 } snapmla_compute;
 
+typedef enum snapmla_engine {
+    SNAPMLA_ENGINE_SIMT,      /* fp32 CUDA cores, any tile */
+    SNAPMLA_ENGINE_MMA_SYNC   /* BF16 tensor cores (mma.sync), sm_80+ */
+} snapmla_engine;
+
 typedef enum snapmla_split_policy {
     SNAPMLA_SPLIT_AUTO,   /* splits chosen at launch to fill the GPU */
     SNAPMLA_SPLIT_FIXED,  /* always max_splits (fewer for short requests) */
@@ -98,6 +103,7 @@ typedef struct snapmla_variant {
     int q_tile;                      /* query rows (q_len x heads) per CTA */
     int stages;                      /* KV tiles in flight */
     int warps;                       /* warps per CTA */
+    snapmla_engine engine;           /* decode: how the products are computed */
     /* split-KV */
     snapmla_split_policy split_policy;
     int max_splits;                  /* most splits of one request */

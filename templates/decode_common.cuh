@@ -1,0 +1,150 @@
+// ---- mla_decode, shared by its engines: parameters, split plan, KV loads ---
+//
+// The split plan is computed on the device from the cache lengths, so a
+// decode step can be captured in a CUDA graph. KV tiles land in shared
+// memory as BF16 rows of KV_STRIDE elements (padded so that 16-byte reads
+// and ldmatrix rows of consecutive tokens fall in different banks): BF16
+// caches through cp.async, FP8 caches dequantized on the way (per-token
+// codes kept exact, their scale left to the math).
+
+namespace snapmla {
+
+struct DecodeParams {
+    const bf16_t *q;            // [batch, ROWS, WIDTH]
+    const unsigned char *cache; // pages of page_stride bytes
+    const int *block_table;     // [batch, block_table_stride]
+    const int *seqlens;         // [batch]
+    bf16_t *out;                // [batch, ROWS, LATENT]
+    float *lse;                 // [batch, ROWS]
+    float *o_part;              // [batch, num_splits, ROWS, LATENT]
+    float *lse_part;            // [batch, num_splits, ROWS]
+    int *split_counts;          // [batch]
+    long long page_stride;      // bytes
+    long long num_pages;
+    int block_table_stride;
+    int batch;
+    int num_splits;             // splits allowed by this launch (grid.y)
+    float softmax_scale;
+};
+
+constexpr int KV_STRIDE = WIDTH + 8;   // padded smem row (bank spread)
+constexpr int CHUNKS = WIDTH / 8;      // 16-byte chunks per token
+constexpr int LATENT_CHUNKS = LATENT / 8;
+// Splits used by a request of n tokens when the launch allows `allowed`:
+// no split shorter than SPLIT_MIN_TOKENS, none empty. Computed on the device
+// from the cache lengths so a decode step can be captured in a CUDA graph.
+struct SplitPlan {
+    int count;         // splits of this request
+    int tiles_each;    // KV tiles per split
+};
+
+__device__ __forceinline__ SplitPlan plan_splits(int n, int allowed)
+{
+    int tiles = (n + KV_TILE - 1) / KV_TILE;
+    int want = (n + SPLIT_MIN_TOKENS - 1) / SPLIT_MIN_TOKENS;
+    int k = min(min(want, allowed), tiles);
+    k = max(k, 1);
+    SplitPlan p;
+    p.tiles_each = max((tiles + k - 1) / k, 1);
+    p.count = max((tiles + p.tiles_each - 1) / p.tiles_each, 1);
+    return p;
+}
+
+// Address of 16-byte chunk c of token t of a BF16 cache.
+__device__ __forceinline__ const unsigned char *
+kv_chunk(const DecodeParams &p, const int *table, int t, int c)
+{
+    long long page = table[t / PAGE_SIZE];
+    int slot = t % PAGE_SIZE;
+    const unsigned char *base = p.cache + page * p.page_stride;
+    if (!ROPE_PLANAR)
+        return base + (long long)slot * WIDTH * 2 + c * 16;
+    if (c < LATENT_CHUNKS)
+        return base + (long long)slot * LATENT * 2 + c * 16;
+    return base + (long long)PAGE_SIZE * LATENT * 2 + (long long)slot * ROPE * 2 +
+           (c - LATENT_CHUNKS) * 16;
+}
+
+// FP8 caches, dequantized to BF16 on the way into shared memory (the FP8
+// tensor-core path reads them as they are). One item: 16 latent values or
+// 8 RoPE values of one token.
+constexpr int FP8_LATENT_ITEMS = LATENT / 16;
+constexpr int FP8_ITEMS = FP8_LATENT_ITEMS + ROPE / 8;
+
+__device__ __forceinline__ void dequantize_item(const DecodeParams &p, const int *table,
+                                                bf16_t *row, float *token_scale, int t, int item)
+{
+    long long page = table[t / PAGE_SIZE];
+    long long slot = t % PAGE_SIZE;
+    const unsigned char *base = p.cache + page * p.page_stride;
+    const unsigned char *latent, *rope;
+    const float *scales;
+    if (FORMAT == FORMAT_FP8_PER_TOKEN) {
+        latent = base + slot * LATENT;
+        rope = base + (long long)PAGE_SIZE * LATENT + slot * ROPE * 2;
+        scales = (const float *)(base + (long long)PAGE_SIZE * (LATENT + 2 * ROPE) + slot * 4);
+    } else {
+        latent = base + slot * TILE128_TOKEN_BYTES;
+        scales = (const float *)(latent + LATENT);
+        rope = latent + LATENT + 4 * (LATENT / 128);
+    }
+    if (item < FP8_LATENT_ITEMS) {
+        // Per token: the codes go in unscaled (exact in BF16) and the scale
+        // is applied to the score and to P; per 128 channels: scaled here
+        // (exact for FlashMLA's power-of-two scales).
+        float scale = 1.f;
+        if (FORMAT == FORMAT_FP8_PER_TOKEN && item == 0)
+            *token_scale = scales[0];
+        if (FORMAT == FORMAT_FP8_PER_TILE128)
+            scale = scales[item * 16 / 128];
+        uint4 raw = *(const uint4 *)(latent + item * 16);
+        unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+        unsigned packed[8];
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+            unsigned x = words[w];
+            packed[2 * w] = (unsigned)f32_to_bf16(e4m3_to_f32(x & 0xff) * scale) |
+                            ((unsigned)f32_to_bf16(e4m3_to_f32((x >> 8) & 0xff) * scale) << 16);
+            packed[2 * w + 1] = (unsigned)f32_to_bf16(e4m3_to_f32((x >> 16) & 0xff) * scale) |
+                                ((unsigned)f32_to_bf16(e4m3_to_f32(x >> 24) * scale) << 16);
+        }
+        uint4 *dst = (uint4 *)(row + item * 16);
+        dst[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+        dst[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+    } else {
+        int r = item - FP8_LATENT_ITEMS;
+        *(uint4 *)(row + LATENT + r * 8) = *(const uint4 *)(rope + r * 16);
+    }
+}
+
+__device__ __forceinline__ void load_kv_tile(const DecodeParams &p, const int *table,
+                                             bf16_t *dst, float *token_scale, int t0, int t_end)
+{
+    if (FORMAT == FORMAT_BF16) {
+        for (int i = threadIdx.x; i < KV_TILE * CHUNKS; i += THREADS) {
+            int j = i / CHUNKS, c = i % CHUNKS;
+            int t = t0 + j;
+            bool valid = t < t_end;
+            const void *src = valid ? (const void *)kv_chunk(p, table, t, c) : (const void *)p.cache;
+            cp_async_16(dst + j * KV_STRIDE + c * 8, src, valid ? 16 : 0);
+        }
+    } else {
+        for (int i = threadIdx.x; i < KV_TILE * FP8_ITEMS; i += THREADS) {
+            int j = i / FP8_ITEMS, item = i % FP8_ITEMS;
+            int t = t0 + j;
+            bf16_t *row = dst + j * KV_STRIDE;
+            if (t < t_end) {
+                dequantize_item(p, table, row, token_scale + j, t, item);
+            } else if (item < FP8_LATENT_ITEMS) {
+                if (FORMAT == FORMAT_FP8_PER_TOKEN && item == 0)
+                    token_scale[j] = 0.f;
+                ((uint4 *)(row + item * 16))[0] = make_uint4(0, 0, 0, 0);
+                ((uint4 *)(row + item * 16))[1] = make_uint4(0, 0, 0, 0);
+            } else {
+                *(uint4 *)(row + LATENT + (item - FP8_LATENT_ITEMS) * 8) = make_uint4(0, 0, 0, 0);
+            }
+        }
+    }
+}
+
+}  // namespace snapmla

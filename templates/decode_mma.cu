@@ -1,0 +1,277 @@
+// ---- mla_decode, tensor-core path (mma.sync, sm_80+) ------------------------
+//
+// Schedule. Grid (row blocks, splits, batch). A CTA owns Q_TILE query rows of
+// one request and a contiguous range of its KV tiles; 2 warps per 16 rows:
+// warp w takes rows 16*(w % ROW_WARPS).. and output columns half (w / ROW_WARPS)
+// of the LATENT, so the 16 x LATENT fp32 output accumulator is split in two
+// (LATENT/2 * 16 / 32 floats per thread). Both column halves compute the same
+// scores for their rows (duplicated QK, no exchange through shared memory).
+//
+//   prologue   Q rows -> smem; cp.async KV tiles 0..STAGES-2 (all threads)
+//   per tile   cp.async tile k+STAGES-1; wait for tile k; barrier
+//              S  = Q K^T        mma m16n8k16, A = Q (ldmatrix), B = K rows (ldmatrix)
+//                 (fp8_per_token: the latent part times each token's scale,
+//                  then the RoPE part added)
+//              online softmax on the S fragments in registers (quad shuffles)
+//              O += P V          A = P from the S fragments (bf16x2), B = V
+//                                rows (ldmatrix.trans), P times V's per-token
+//                                scale for fp8_per_token (scale fusion)
+//              barrier (the ring slot may now be refilled)
+//   epilogue   one split: out = O / l (BF16), lse; several: fp32 partials
+//
+// Tokens past the range are zero-filled and their scores set to -inf.
+
+namespace snapmla {
+
+constexpr int ROW_WARPS = Q_TILE / 16;
+constexpr int HALF = LATENT / 2;            // output columns per warp
+constexpr int S_TILES = KV_TILE / 8;        // n-tiles of the score tile
+constexpr int O_TILES = HALF / 8;           // n-tiles of a warp's output
+static_assert(Q_TILE % 16 == 0 && WARPS == 2 * ROW_WARPS, "2 warps per 16 rows");
+static_assert(KV_TILE % 16 == 0 && LATENT % 32 == 0 && ROPE % 16 == 0, "mma shapes");
+
+__device__ __forceinline__ unsigned smem_address(const void *p)
+{
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(p)));
+}
+
+// D = A B + D, m16n8k16, BF16 in, fp32 accumulate.
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0,
+                                         unsigned b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi)
+{
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+__device__ __forceinline__ float quad_max(float v)
+{
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// S[16 x KV_TILE] += Q[16, k0..k1) K[.., k0..k1)^T for this warp's rows.
+__device__ __forceinline__ void qk_steps(float (&s)[S_TILES][4], const bf16_t *q, const bf16_t *kv,
+                                         int lane, int k0, int k1)
+{
+    for (int k = k0; k < k1; k += 16) {
+        unsigned a[4];
+        ldmatrix_x4(a, q + (lane % 16) * KV_STRIDE + k + (lane / 16) * 8);
+#pragma unroll
+        for (int n = 0; n < S_TILES; n += 2) {
+            unsigned b[4];
+            ldmatrix_x4(b, kv + (n * 8 + lane % 8 + (lane / 16) * 8) * KV_STRIDE + k +
+                               ((lane / 8) % 2) * 8);
+            mma_bf16(s[n], a, b[0], b[1]);
+            mma_bf16(s[n + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+snapmla_decode_split(const DecodeParams p)
+{
+    extern __shared__ __align__(16) unsigned char smem[];
+    bf16_t *sq = (bf16_t *)smem;                                   // [Q_TILE][KV_STRIDE]
+    bf16_t *skv = sq + Q_TILE * KV_STRIDE;                         // [STAGES][KV_TILE][KV_STRIDE]
+    float *kv_scale = (float *)(skv + STAGES * KV_TILE * KV_STRIDE); // [STAGES][KV_TILE]
+
+    const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int wrow = (warp % ROW_WARPS) * 16;      // first row of this warp in the tile
+    const int half = warp / ROW_WARPS;             // which LATENT half this warp outputs
+    const int n = p.seqlens[b];
+    const SplitPlan plan = plan_splits(n, p.num_splits);
+    if (split == 0 && blockIdx.x == 0 && tid == 0)
+        p.split_counts[b] = plan.count;
+    if (split >= plan.count)
+        return;
+    const int t_begin = split * plan.tiles_each * KV_TILE;
+    const int t_end = min(n, t_begin + plan.tiles_each * KV_TILE);
+    const int tiles = t_end > t_begin ? (t_end - t_begin + KV_TILE - 1) / KV_TILE : 0;
+    const int *table = p.block_table + (long long)b * p.block_table_stride;
+
+    for (int i = tid; i < Q_TILE * CHUNKS; i += THREADS) {
+        int r = i / CHUNKS, c = i % CHUNKS;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row0 + r < ROWS)
+            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
+        *(uint4 *)(sq + r * KV_STRIDE + c * 8) = v;
+    }
+
+    // This thread's two rows of the warp's 16: lane/4 and lane/4 + 8.
+    const int my_row[2] = {row0 + wrow + lane / 4, row0 + wrow + lane / 4 + 8};
+    int visible_end[2];   // first token each row may not see
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        visible_end[h] = t_end;
+        if (CAUSAL)
+            visible_end[h] = min(t_end, n - Q_LEN + my_row[h] / Q_HEADS + 1);
+    }
+    float row_max[2] = {-inf_f32(), -inf_f32()}, row_sum[2] = {0.f, 0.f};
+    float o[O_TILES][4];
+#pragma unroll
+    for (int j = 0; j < O_TILES; ++j)
+        o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+
+    for (int k = 0; k < STAGES - 1; ++k) {
+        if (k < tiles)
+            load_kv_tile(p, table, skv + k * KV_TILE * KV_STRIDE, kv_scale + k * KV_TILE,
+                         t_begin + k * KV_TILE, t_end);
+        cp_async_commit();
+    }
+
+    for (int k = 0; k < tiles; ++k) {
+        int ahead = k + STAGES - 1;
+        if (ahead < tiles)
+            load_kv_tile(p, table, skv + (ahead % STAGES) * KV_TILE * KV_STRIDE,
+                         kv_scale + (ahead % STAGES) * KV_TILE, t_begin + ahead * KV_TILE, t_end);
+        cp_async_commit();
+        cp_async_wait<STAGES - 1>();
+        __syncthreads();
+
+        const bf16_t *kv = skv + (k % STAGES) * KV_TILE * KV_STRIDE;
+        const float *token_scale = kv_scale + (k % STAGES) * KV_TILE;
+        const int t0 = t_begin + k * KV_TILE;
+
+        float s[S_TILES][4];
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j)
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        qk_steps(s, sq + wrow * KV_STRIDE, kv, lane, 0, LATENT);
+        if (FORMAT == FORMAT_FP8_PER_TOKEN) {
+#pragma unroll
+            for (int j = 0; j < S_TILES; ++j) {
+                int c = j * 8 + 2 * (lane % 4);
+                s[j][0] *= token_scale[c];
+                s[j][1] *= token_scale[c + 1];
+                s[j][2] *= token_scale[c];
+                s[j][3] *= token_scale[c + 1];
+            }
+        }
+        qk_steps(s, sq + wrow * KV_STRIDE, kv, lane, LATENT, WIDTH);
+
+        // Online softmax over this tile, for the thread's two rows.
+        float tile_max[2] = {-inf_f32(), -inf_f32()};
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                int t = t0 + j * 8 + 2 * (lane % 4) + (e & 1);
+                float v = t < visible_end[e / 2] ? s[j][e] * p.softmax_scale : -inf_f32();
+                s[j][e] = v;
+                tile_max[e / 2] = fmaxf(tile_max[e / 2], v);
+            }
+        float rescale[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float m_new = fmaxf(row_max[h], quad_max(tile_max[h]));
+            rescale[h] = row_max[h] == -inf_f32() ? 0.f : __expf(row_max[h] - m_new);
+            row_max[h] = m_new;
+        }
+        float tile_sum[2] = {0.f, 0.f};
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                float v = s[j][e] == -inf_f32() ? 0.f : __expf(s[j][e] - row_max[e / 2]);
+                tile_sum[e / 2] += v;
+                // scale fusion: V's per-token scale goes into P, after the row sum
+                if (FORMAT == FORMAT_FP8_PER_TOKEN)
+                    v *= token_scale[j * 8 + 2 * (lane % 4) + (e & 1)];
+                s[j][e] = v;
+            }
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            row_sum[h] = row_sum[h] * rescale[h] + quad_sum(tile_sum[h]);
+#pragma unroll
+        for (int j = 0; j < O_TILES; ++j) {
+            o[j][0] *= rescale[0];
+            o[j][1] *= rescale[0];
+            o[j][2] *= rescale[1];
+            o[j][3] *= rescale[1];
+        }
+
+        // O += P V over this warp's half of the columns.
+        const bf16_t *v_half = kv + half * HALF;
+#pragma unroll
+        for (int kk = 0; kk < KV_TILE / 16; ++kk) {
+            unsigned a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                             pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            const bf16_t *v_rows = v_half + (kk * 16 + lane % 8 + ((lane / 8) % 2) * 8) * KV_STRIDE +
+                                   (lane / 16) * 8;
+#pragma unroll
+            for (int j = 0; j < O_TILES; j += 2) {
+                unsigned bv[4];
+                ldmatrix_x4_trans(bv, v_rows + j * 8);
+                mma_bf16(o[j], a, bv[0], bv[1]);
+                mma_bf16(o[j + 1], a, bv[2], bv[3]);
+            }
+        }
+        __syncthreads();
+    }
+    cp_async_wait<0>();
+
+    const bool direct = plan.count == 1;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        int row = my_row[h];
+        if (row >= ROWS)
+            continue;
+        float l = row_sum[h];
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        long long row_index = (long long)b * ROWS + row;
+#pragma unroll
+        for (int j = 0; j < O_TILES; ++j) {
+            int c = half * HALF + j * 8 + 2 * (lane % 4);
+            float x0 = o[j][2 * h] * inv, x1 = o[j][2 * h + 1] * inv;
+            if (direct) {
+                p.out[row_index * LATENT + c] = f32_to_bf16(x0);
+                p.out[row_index * LATENT + c + 1] = f32_to_bf16(x1);
+            } else {
+                float *dst = p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c;
+                dst[0] = x0;
+                dst[1] = x1;
+            }
+        }
+        if (half == 0 && lane % 4 == 0) {
+            if (direct)
+                p.lse[row_index] = l > 0.f ? row_max[h] + logf(l) : inf_f32();
+            else
+                p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] =
+                    l > 0.f ? row_max[h] + logf(l) : -inf_f32();
+        }
+    }
+}
+
+}  // namespace snapmla
