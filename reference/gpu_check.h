@@ -16,6 +16,11 @@
  * wrong token, row or split is far above). The LSE is fp32 throughout. */
 #define SNAPMLA_CHECK_REL_L2 1e-3
 #define SNAPMLA_CHECK_LSE_ABS 1e-4
+/* The tensor-core engine rounds P to BF16 before the PV product (2^-9
+ * relative per weight, about 1e-3 on the output, up to 2.6e-3 measured with
+ * a handful of tokens where nothing averages out) on top of the output's
+ * own rounding: it is judged against the unrounded reference, at 5e-3. */
+#define SNAPMLA_CHECK_REL_L2_BF16_P 5e-3
 
 typedef struct snapmla_check_report {
     int passed;
