@@ -68,10 +68,14 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
         static const char *const f[] = {"tile.q_rows", "tile.warps", "tile.engine"};
-        if (v->q_tile < 16 || v->warps != 2 * (v->q_tile / 16))
+        if (v->q_tile < 16)
+            return failed(reason, size, fields, f,
+                          "tile.engine mma_sync works on 16 query rows at a time: tile.q_rows must "
+                          "be 16, 32 or 64 (given %d)", v->q_tile);
+        if (v->warps != 2 * (v->q_tile / 16))
             return failed(reason, size, fields, f,
                           "tile.engine mma_sync puts 2 warps on each 16 query rows: tile.q_rows "
-                          "%d needs tile.q_rows >= 16 and tile.warps %d (given %d)",
+                          "%d needs tile.warps %d (given %d)",
                           v->q_tile, 2 * (v->q_tile / 16), v->warps);
         return 1;
     }

@@ -83,6 +83,17 @@ static const bad_case bad_cases[] = {
      "t.yaml:3:20: cache.page_size: '64.0' is not an integer; allowed: 1, 16, 32, 64, 128"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ncache: {rope_layout: plannar}\n",
      "t.yaml:3:22: cache.rope_layout: 'plannar' is not allowed (did you mean 'planar'?); allowed: interleaved, planar"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "tile: {engine: mma_sync, q_rows: 8}\n",
+     "t.yaml:3:34: tile.engine mma_sync works on 16 query rows at a time: tile.q_rows must be 16, "
+     "32 or 64 (given 8)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "tile: {engine: mma_sync, q_rows: 32, warps: 8}\n",
+     "t.yaml:3:45: tile.engine mma_sync puts 2 warps on each 16 query rows: tile.q_rows 32 needs "
+     "tile.warps 4 (given 8)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "tile: {engine: wgmma}\n",
+     "t.yaml:3:16: tile.engine: 'wgmma' is not allowed; allowed: simt, mma_sync"},
 };
 enum { BAD_CASES = sizeof bad_cases / sizeof bad_cases[0] };
 
@@ -211,6 +222,13 @@ START_TEST(format_sets_its_layout_and_kernels_their_fields)
     spec = parse_ok("kernel: mla_combine\nmodel: {latent_dim: 256, q_heads: 40, q_len: 2}\n");
     ck_assert_str_eq(spec->variants[0].name, "mla_combine.l256.h40q2.w8.s64.sm_90a");
     ck_assert_int_eq(spec->variants[0].smem_bytes, 0);
+    snapmla_spec_free(spec);
+    spec = parse_ok("kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 8}\n"
+                    "tile: {engine: mma_sync, q_rows: 64}\n");
+    ck_assert_int_eq(spec->variants[0].warps, 8);   /* 2 warps per 16 rows */
+    ck_assert_int_eq(spec->variants[0].smem_bytes, (64 + 2 * 64) * 584 * 2);
+    ck_assert_str_eq(spec->variants[0].name,
+                     "mla_decode.l512r64.h8q1c.bf16p64i.kv64q64s2w8.auto64m256.sm_90a.bf16.mma");
     snapmla_spec_free(spec);
     spec = parse_ok("kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 8}\n"
                     "split: {policy: none}\n");
