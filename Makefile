@@ -114,7 +114,8 @@ install: all
 	install -m 755 $(BUILD)/libsnapmla.so $(DESTDIR)$(PREFIX)/lib/libsnapmla.so.0
 	ln -sf libsnapmla.so.0 $(DESTDIR)$(PREFIX)/lib/libsnapmla.so
 	install -m 644 include/snapmla.h $(DESTDIR)$(PREFIX)/include/snapmla.h
-	install -m 644 $(BUILD)/snapmla.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmla.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@CUDA_HOME@|$(CUDA_HOME)|g' snapmla.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmla.pc
 
 clean:
 	rm -rf $(BUILD)
