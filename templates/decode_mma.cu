@@ -4,12 +4,15 @@
 // one request and a contiguous range of its KV tiles; 2 warps per 16 rows:
 // warp w takes rows 16*(w % ROW_WARPS).. and output columns half (w / ROW_WARPS)
 // of the LATENT, so the 16 x LATENT fp32 output accumulator is split in two
-// (LATENT/2 * 16 / 32 floats per thread). Both column halves compute the same
-// scores for their rows (duplicated QK, no exchange through shared memory).
+// (LATENT/2 * 16 / 32 floats per thread). The two warps of a row block split
+// the QK reduction instead: one takes the first half of the latent channels,
+// the other the second half and the RoPE part; each adds its partner's
+// partial scores, exchanged through shared memory under a pair barrier.
 //
 //   prologue   Q rows -> smem; cp.async KV tiles 0..STAGES-2 (all threads)
 //   per tile   cp.async tile k+STAGES-1; wait for tile k; barrier
-//              S  = Q K^T        mma m16n8k16, A = Q (ldmatrix), B = K rows (ldmatrix)
+//              S  = Q K^T        mma m16n8k16, A = Q (ldmatrix), B = K rows (ldmatrix),
+//                                half the channels per warp, partials summed
 //                 (fp8_per_token: the latent part times each token's scale,
 //                  then the RoPE part added)
 //              online softmax on the S fragments in registers (quad shuffles)
@@ -102,7 +105,9 @@ snapmla_decode_split(const DecodeParams p)
     extern __shared__ __align__(16) unsigned char smem[];
     bf16_t *sq = (bf16_t *)smem;                                   // [Q_TILE][KV_STRIDE]
     bf16_t *skv = sq + Q_TILE * KV_STRIDE;                         // [STAGES][KV_TILE][KV_STRIDE]
-    float *kv_scale = (float *)(skv + STAGES * KV_TILE * KV_STRIDE); // [STAGES][KV_TILE]
+    float *kv_scale = (float *)(skv + STAGES * KV_TILE * KV_STRIDE); // [STAGES][KV_TILE], fp8_per_token
+    // [ROW_WARPS][2][S_TILES * 4][32]: each warp's partial scores, lane-minor
+    float *partial = kv_scale + (FORMAT == FORMAT_FP8_PER_TOKEN ? STAGES * KV_TILE : 0);
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -166,7 +171,7 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int j = 0; j < S_TILES; ++j)
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-        qk_steps(s, sq + wrow * KV_STRIDE, kv, lane, 0, LATENT);
+        qk_steps(s, sq + wrow * KV_STRIDE, kv, lane, half * (LATENT / 2), (half + 1) * (LATENT / 2));
         if (FORMAT == FORMAT_FP8_PER_TOKEN) {
 #pragma unroll
             for (int j = 0; j < S_TILES; ++j) {
@@ -177,7 +182,24 @@ snapmla_decode_split(const DecodeParams p)
                 s[j][3] *= token_scale[c + 1];
             }
         }
-        qk_steps(s, sq + wrow * KV_STRIDE, kv, lane, LATENT, WIDTH);
+        if (half == 1)
+            qk_steps(s, sq + wrow * KV_STRIDE, kv, lane, LATENT, WIDTH);
+        {
+            // Pair exchange: write mine, wait for the partner's, add it.
+            float *mine = partial + ((warp % ROW_WARPS) * 2 + half) * (S_TILES * 4 * 32);
+            const float *theirs = partial + ((warp % ROW_WARPS) * 2 + (1 - half)) * (S_TILES * 4 * 32);
+#pragma unroll
+            for (int j = 0; j < S_TILES; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    mine[(j * 4 + e) * 32 + lane] = s[j][e];
+            asm volatile("bar.sync %0, 64;\n" ::"r"(1 + warp % ROW_WARPS));
+#pragma unroll
+            for (int j = 0; j < S_TILES; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    s[j][e] += theirs[(j * 4 + e) * 32 + lane];
+        }
 
         // Online softmax over this tile, for the thread's two rows.
         float tile_max[2] = {-inf_f32(), -inf_f32()};

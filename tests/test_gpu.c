@@ -44,7 +44,8 @@ static const char *const decode_cases[] = {
     "model: {latent_dim: 256, rope_dim: 32, q_heads: 40}\n"
     "cache: {format: fp8_per_token, page_size: 1}\ntile: {kv_tokens: 16}\n",
     /* the tensor-core engine */
-    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: mma_sync, q_rows: 64}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n"
+    "tile: {engine: mma_sync, q_rows: 64, kv_tokens: 32}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
     "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: mma_sync, q_rows: 16}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 3, q_len: 4}\n"
