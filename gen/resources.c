@@ -21,7 +21,7 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC)   /* Q and the KV ring, padded rows */
         return (v->q_tile + v->stages * v->kv_tile) * (width + 8) * 2 + token_scales +
-               v->q_tile * v->kv_tile * 4;   /* partial scores exchanged by warp pairs */
+               2 * v->q_tile * v->kv_tile * 4;   /* partial scores of both warps of a pair */
     int q_tile = v->q_tile * width * 2;                 /* BF16 query rows */
     /* BF16 KV ring; rows padded by 8 elements so 16-byte reads of
      * consecutive tokens fall in different banks */

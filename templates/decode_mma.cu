@@ -108,6 +108,7 @@ snapmla_decode_split(const DecodeParams p)
     float *kv_scale = (float *)(skv + STAGES * KV_TILE * KV_STRIDE); // [STAGES][KV_TILE], fp8_per_token
     // [ROW_WARPS][2][S_TILES * 4][32]: each warp's partial scores, lane-minor
     float *partial = kv_scale + (FORMAT == FORMAT_FP8_PER_TOKEN ? STAGES * KV_TILE : 0);
+    check_smem_layout(smem, partial + 2 * ROW_WARPS * S_TILES * 4 * 32);
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;

@@ -43,6 +43,7 @@ snapmla_decode_split(const DecodeParams p)
     float *row_sum = row_max + Q_TILE;
     float *row_rescale = row_sum + Q_TILE;
     float *kv_scale = row_rescale + Q_TILE;                       // [STAGES][KV_TILE], fp8_per_token
+    check_smem_layout(smem, kv_scale + (FORMAT == FORMAT_FP8_PER_TOKEN ? STAGES * KV_TILE : 0));
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;

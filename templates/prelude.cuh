@@ -99,6 +99,17 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// Traps when the launch gave less dynamic shared memory than this kernel's
+// layout ends at: a host-side size formula out of step with the template
+// fails loudly instead of corrupting memory.
+__device__ __forceinline__ void check_smem_layout(const void *base, const void *end)
+{
+    unsigned size;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(size));
+    if ((unsigned)((const char *)end - (const char *)base) > size)
+        __trap();
+}
+
 __device__ __forceinline__ float warp_max(float v)
 {
     for (int o = 16; o > 0; o >>= 1)

@@ -226,7 +226,7 @@ START_TEST(format_sets_its_layout_and_kernels_their_fields)
     spec = parse_ok("kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 8}\n"
                     "tile: {engine: mma_sync, q_rows: 64, kv_tokens: 32}\n");
     ck_assert_int_eq(spec->variants[0].warps, 8);   /* 2 warps per 16 rows */
-    ck_assert_int_eq(spec->variants[0].smem_bytes, (64 + 2 * 32) * 584 * 2 + 64 * 32 * 4);
+    ck_assert_int_eq(spec->variants[0].smem_bytes, (64 + 2 * 32) * 584 * 2 + 2 * 64 * 32 * 4);
     ck_assert_str_eq(spec->variants[0].name,
                      "mla_decode.l512r64.h8q1c.bf16p64i.kv32q64s2w8.auto64m256.sm_90a.bf16.mma");
     snapmla_spec_free(spec);
