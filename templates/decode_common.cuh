@@ -147,4 +147,43 @@ __device__ __forceinline__ void load_kv_tile(const DecodeParams &p, const int *t
     }
 }
 
+// The KV range a CTA owns: its split of request b. The first CTA of each
+// request publishes the request's split count for the combine kernel.
+struct KvRange {
+    int n;              // the request's cache length
+    int splits;         // splits the request uses
+    int t_begin, t_end; // this split's tokens
+    int tiles;          // KV tiles in [t_begin, t_end)
+    const int *table;   // the request's block table row
+};
+
+__device__ __forceinline__ KvRange kv_range(const DecodeParams &p, int b, int split)
+{
+    KvRange r;
+    r.n = p.seqlens[b];
+    const SplitPlan plan = plan_splits(r.n, p.num_splits);
+    if (split == 0 && blockIdx.x == 0 && threadIdx.x == 0)
+        p.split_counts[b] = plan.count;
+    r.splits = plan.count;
+    r.t_begin = split * plan.tiles_each * KV_TILE;
+    r.t_end = min(r.n, r.t_begin + plan.tiles_each * KV_TILE);
+    r.tiles = r.t_end > r.t_begin ? (r.t_end - r.t_begin + KV_TILE - 1) / KV_TILE : 0;
+    r.table = p.block_table + (long long)b * p.block_table_stride;
+    return r;
+}
+
+// The CTA's Q_TILE query rows into shared memory, `stride` elements apart.
+// Rows past ROWS are zeros: they compute harmlessly and are not stored.
+__device__ __forceinline__ void load_q_rows(const DecodeParams &p, int b, int row0, bf16_t *dst,
+                                            int stride)
+{
+    for (int i = threadIdx.x; i < Q_TILE * CHUNKS; i += THREADS) {
+        int r = i / CHUNKS, c = i % CHUNKS;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row0 + r < ROWS)
+            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
+        *(uint4 *)(dst + r * stride + c * 8) = v;
+    }
+}
+
 }  // namespace snapmla

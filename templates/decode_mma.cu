@@ -114,24 +114,13 @@ snapmla_decode_split(const DecodeParams p)
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int wrow = (warp % ROW_WARPS) * 16;      // first row of this warp in the tile
     const int half = warp / ROW_WARPS;             // which LATENT half this warp outputs
-    const int n = p.seqlens[b];
-    const SplitPlan plan = plan_splits(n, p.num_splits);
-    if (split == 0 && blockIdx.x == 0 && tid == 0)
-        p.split_counts[b] = plan.count;
-    if (split >= plan.count)
+    const KvRange range = kv_range(p, b, split);
+    if (split >= range.splits)
         return;
-    const int t_begin = split * plan.tiles_each * KV_TILE;
-    const int t_end = min(n, t_begin + plan.tiles_each * KV_TILE);
-    const int tiles = t_end > t_begin ? (t_end - t_begin + KV_TILE - 1) / KV_TILE : 0;
-    const int *table = p.block_table + (long long)b * p.block_table_stride;
+    const int n = range.n, t_begin = range.t_begin, t_end = range.t_end, tiles = range.tiles;
+    const int *table = range.table;
 
-    for (int i = tid; i < Q_TILE * CHUNKS; i += THREADS) {
-        int r = i / CHUNKS, c = i % CHUNKS;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row0 + r < ROWS)
-            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
-        *(uint4 *)(sq + r * KV_STRIDE + c * 8) = v;
-    }
+    load_q_rows(p, b, row0, sq, KV_STRIDE);
 
     // This thread's two rows of the warp's 16: lane/4 and lane/4 + 8.
     const int my_row[2] = {row0 + wrow + lane / 4, row0 + wrow + lane / 4 + 8};
@@ -265,7 +254,7 @@ snapmla_decode_split(const DecodeParams p)
     }
     cp_async_wait<0>();
 
-    const bool direct = plan.count == 1;
+    const bool direct = range.splits == 1;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         int row = my_row[h];

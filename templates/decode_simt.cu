@@ -47,25 +47,13 @@ snapmla_decode_split(const DecodeParams p)
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int n = p.seqlens[b];
-    const SplitPlan plan = plan_splits(n, p.num_splits);
-    if (split == 0 && blockIdx.x == 0 && tid == 0)
-        p.split_counts[b] = plan.count;
-    if (split >= plan.count)
+    const KvRange range = kv_range(p, b, split);
+    if (split >= range.splits)
         return;
-    const int t_begin = split * plan.tiles_each * KV_TILE;
-    const int t_end = min(n, t_begin + plan.tiles_each * KV_TILE);
-    const int tiles = t_end > t_begin ? (t_end - t_begin + KV_TILE - 1) / KV_TILE : 0;
-    const int *table = p.block_table + (long long)b * p.block_table_stride;
+    const int n = range.n, t_begin = range.t_begin, t_end = range.t_end, tiles = range.tiles;
+    const int *table = range.table;
 
-    // Q rows past ROWS are zeros: they compute harmlessly and are not stored.
-    for (int i = tid; i < Q_TILE * CHUNKS; i += THREADS) {
-        int r = i / CHUNKS, c = i % CHUNKS;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row0 + r < ROWS)
-            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
-        ((uint4 *)(sq + r * WIDTH))[c] = v;
-    }
+    load_q_rows(p, b, row0, sq, WIDTH);
     for (int r = tid; r < Q_TILE; r += THREADS) {
         row_max[r] = -inf_f32();
         row_sum[r] = 0.f;
@@ -162,7 +150,7 @@ snapmla_decode_split(const DecodeParams p)
     }
     cp_async_wait<0>();
 
-    const bool direct = plan.count == 1;
+    const bool direct = range.splits == 1;
 #pragma unroll
     for (int a = 0; a < ACC; ++a) {
         int cell = tid + a * THREADS;
