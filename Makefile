@@ -102,6 +102,9 @@ test: deps
 	@set -e; for t in $(CPU_TESTS); do echo "== $$t"; $(SAN_ENV) $(BUILD)/tests/$$t; done
 	@echo "== test_cli"; tests/test_cli.sh $(BUILD)/snapmla
 	@echo "== test_gpu"; $(BUILD)/tests/test_gpu
+	@echo "== python"; if python3 -c "import torch, pytest; assert torch.cuda.is_available()" 2>/dev/null; \
+	then PYTHONPATH=python python3 -m pytest -q python/tests; \
+	else echo "SKIP python tests: needs torch with a CUDA GPU and pytest"; fi
 
 run: deps
 	$(MAKE) all
