@@ -36,7 +36,7 @@ REF_OBJ := $(REF_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test test-cpu test-jit test-gpu test-cli run install clean
+.PHONY: all deps test run install python clean
 all: $(BUILD)/libsnapmla.a $(BUILD)/libsnapmla.so $(BUILD)/snapmla $(BUILD)/snapmla.pc
 
 deps:
@@ -120,5 +120,9 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@CUDA_HOME@|$(CUDA_HOME)|g' snapmla.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmla.pc
 
+# The Python package with the library inside: then `pip install ./python`.
+python: $(BUILD)/libsnapmla.so
+	cp $(BUILD)/libsnapmla.so python/snapmla/libsnapmla.so
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) python/snapmla/libsnapmla.so
