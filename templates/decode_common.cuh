@@ -186,4 +186,17 @@ __device__ __forceinline__ void load_q_rows(const DecodeParams &p, int b, int ro
     }
 }
 
+// Starts the copy of KV tile `tile` of the range into its ring slot (tile %
+// STAGES) and closes the cp.async group, so that waiting for STAGES - 1
+// pending groups means tile `tile - STAGES + 1` has landed. Past the range
+// it only closes an empty group, keeping the count.
+__device__ __forceinline__ void issue_tile(const DecodeParams &p, const KvRange &r, bf16_t *skv,
+                                           float *kv_scale, int tile)
+{
+    if (tile < r.tiles)
+        load_kv_tile(p, r.table, skv + (tile % STAGES) * KV_TILE * KV_STRIDE,
+                     kv_scale + (tile % STAGES) * KV_TILE, r.t_begin + tile * KV_TILE, r.t_end);
+    cp_async_commit();
+}
+
 }  // namespace snapmla

@@ -118,7 +118,6 @@ snapmla_decode_split(const DecodeParams p)
     if (split >= range.splits)
         return;
     const int n = range.n, t_begin = range.t_begin, t_end = range.t_end, tiles = range.tiles;
-    const int *table = range.table;
 
     load_q_rows(p, b, row0, sq, KV_STRIDE);
 
@@ -137,19 +136,11 @@ snapmla_decode_split(const DecodeParams p)
     for (int j = 0; j < O_TILES; ++j)
         o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
 
-    for (int k = 0; k < STAGES - 1; ++k) {
-        if (k < tiles)
-            load_kv_tile(p, table, skv + k * KV_TILE * KV_STRIDE, kv_scale + k * KV_TILE,
-                         t_begin + k * KV_TILE, t_end);
-        cp_async_commit();
-    }
+    for (int k = 0; k < STAGES - 1; ++k)
+        issue_tile(p, range, skv, kv_scale, k);
 
     for (int k = 0; k < tiles; ++k) {
-        int ahead = k + STAGES - 1;
-        if (ahead < tiles)
-            load_kv_tile(p, table, skv + (ahead % STAGES) * KV_TILE * KV_STRIDE,
-                         kv_scale + (ahead % STAGES) * KV_TILE, t_begin + ahead * KV_TILE, t_end);
-        cp_async_commit();
+        issue_tile(p, range, skv, kv_scale, k + STAGES - 1);
         cp_async_wait<STAGES - 1>();
         __syncthreads();
 

@@ -51,7 +51,6 @@ snapmla_decode_split(const DecodeParams p)
     if (split >= range.splits)
         return;
     const int n = range.n, t_begin = range.t_begin, t_end = range.t_end, tiles = range.tiles;
-    const int *table = range.table;
 
     load_q_rows(p, b, row0, sq, WIDTH);
     for (int r = tid; r < Q_TILE; r += THREADS) {
@@ -64,20 +63,11 @@ snapmla_decode_split(const DecodeParams p)
     for (int k = 0; k < ACC; ++k)
         acc[k] = 0.f;
 
-    for (int k = 0; k < STAGES - 1; ++k) {
-        if (k < tiles)
-            load_kv_tile(p, table, skv + k * KV_TILE * KV_STRIDE, kv_scale + k * KV_TILE,
-                         t_begin + k * KV_TILE, t_end);
-        cp_async_commit();
-    }
+    for (int k = 0; k < STAGES - 1; ++k)
+        issue_tile(p, range, skv, kv_scale, k);
 
     for (int k = 0; k < tiles; ++k) {
-        int ahead = k + STAGES - 1;
-        if (ahead < tiles)
-            load_kv_tile(p, table, skv + (ahead % STAGES) * KV_TILE * KV_STRIDE,
-                         kv_scale + (ahead % STAGES) * KV_TILE,
-                         t_begin + ahead * KV_TILE, t_end);
-        cp_async_commit();
+        issue_tile(p, range, skv, kv_scale, k + STAGES - 1);
         cp_async_wait<STAGES - 1>();
         __syncthreads();
 
