@@ -19,9 +19,19 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int width = v->latent_dim + v->rope_dim;
     /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
     int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
-    if (v->engine == SNAPMLA_ENGINE_MMA_SYNC)   /* Q and the KV ring, padded rows */
-        return (v->q_tile + v->stages * v->kv_tile) * (width + 8) * 2 + token_scales +
-               2 * v->q_tile * v->kv_tile * 4;   /* partial scores of both warps of a pair */
+    if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
+        /* BF16: Q and the KV ring in padded rows. FP8: Q, one BF16 tile, and
+         * the ring of raw tiles it is converted from. */
+        int fp8 = v->cache_format != SNAPMLA_FORMAT_BF16;
+        int slots = fp8 ? 1 : v->stages;
+        int raw_token = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN
+                            ? v->latent_dim + 2 * v->rope_dim + 4
+                            : v->latent_dim + v->latent_dim / 32 + 2 * v->rope_dim;
+        int scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? slots * v->kv_tile * 4 : 0;
+        return (v->q_tile + slots * v->kv_tile) * (width + 8) * 2 + scales +
+               2 * v->q_tile * v->kv_tile * 4 +   /* partial scores of both warps of a pair */
+               (fp8 ? v->stages * v->kv_tile * raw_token : 0);
+    }
     int q_tile = v->q_tile * width * 2;                 /* BF16 query rows */
     /* BF16 KV ring; rows padded by 8 elements so 16-byte reads of
      * consecutive tokens fall in different banks */

@@ -71,6 +71,23 @@ kv_chunk(const DecodeParams &p, const int *table, int t, int c)
 constexpr int FP8_LATENT_ITEMS = LATENT / 16;
 constexpr int FP8_ITEMS = FP8_LATENT_ITEMS + ROPE / 8;
 
+// 16 e4m3 codes times scale -> 16 BF16 values at dst (16-byte aligned).
+__device__ __forceinline__ void convert16(uint4 raw, float scale, bf16_t *dst)
+{
+    unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+    unsigned packed[8];
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+        unsigned x = words[w];
+        packed[2 * w] = (unsigned)f32_to_bf16(e4m3_to_f32(x & 0xff) * scale) |
+                        ((unsigned)f32_to_bf16(e4m3_to_f32((x >> 8) & 0xff) * scale) << 16);
+        packed[2 * w + 1] = (unsigned)f32_to_bf16(e4m3_to_f32((x >> 16) & 0xff) * scale) |
+                            ((unsigned)f32_to_bf16(e4m3_to_f32(x >> 24) * scale) << 16);
+    }
+    ((uint4 *)dst)[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    ((uint4 *)dst)[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+}
+
 __device__ __forceinline__ void dequantize_item(const DecodeParams &p, const int *table,
                                                 bf16_t *row, float *token_scale, int t, int item)
 {
@@ -97,20 +114,7 @@ __device__ __forceinline__ void dequantize_item(const DecodeParams &p, const int
             *token_scale = scales[0];
         if (FORMAT == FORMAT_FP8_PER_TILE128)
             scale = scales[item * 16 / 128];
-        uint4 raw = *(const uint4 *)(latent + item * 16);
-        unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
-        unsigned packed[8];
-#pragma unroll
-        for (int w = 0; w < 4; ++w) {
-            unsigned x = words[w];
-            packed[2 * w] = (unsigned)f32_to_bf16(e4m3_to_f32(x & 0xff) * scale) |
-                            ((unsigned)f32_to_bf16(e4m3_to_f32((x >> 8) & 0xff) * scale) << 16);
-            packed[2 * w + 1] = (unsigned)f32_to_bf16(e4m3_to_f32((x >> 16) & 0xff) * scale) |
-                                ((unsigned)f32_to_bf16(e4m3_to_f32(x >> 24) * scale) << 16);
-        }
-        uint4 *dst = (uint4 *)(row + item * 16);
-        dst[0] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-        dst[1] = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+        convert16(*(const uint4 *)(latent + item * 16), scale, row + item * 16);
     } else {
         int r = item - FP8_LATENT_ITEMS;
         *(uint4 *)(row + LATENT + r * 8) = *(const uint4 *)(rope + r * 16);

@@ -99,16 +99,100 @@ __device__ __forceinline__ void qk_steps(float (&s)[S_TILES][4], const bf16_t *q
     }
 }
 
+// FP8 caches on this engine: the raw bytes stream through a cp.async ring
+// (latency hidden like BF16 rows), and each tile is converted to one BF16
+// tile in shared memory just before its math.
+constexpr bool STAGED = FORMAT != FORMAT_BF16;
+constexpr int KV_SLOTS = STAGED ? 1 : STAGES;   // BF16 tiles kept in shared memory
+constexpr int RAW_TOKEN = FORMAT == FORMAT_FP8_PER_TOKEN ? LATENT + 2 * ROPE + 4 : TILE128_TOKEN_BYTES;
+constexpr int RAW_STAGE = KV_TILE * RAW_TOKEN;  // per token: latent plane, rope plane, scales
+
+__device__ __forceinline__ void issue_raw_tile(const DecodeParams &p, const KvRange &r,
+                                               unsigned char *raw, int tile)
+{
+    if (tile < r.tiles) {
+        unsigned char *dst = raw + (tile % STAGES) * RAW_STAGE;
+        const int t0 = r.t_begin + tile * KV_TILE;
+        constexpr int CHUNKS16 = FORMAT == FORMAT_FP8_PER_TOKEN ? (LATENT + 2 * ROPE) / 16
+                                                                 : TILE128_TOKEN_BYTES / 16;
+        for (int i = threadIdx.x; i < KV_TILE * CHUNKS16; i += THREADS) {
+            int j = i / CHUNKS16, c = i % CHUNKS16, t = t0 + j;
+            bool valid = t < r.t_end;
+            const unsigned char *base = p.cache;
+            long long slot = 0;
+            if (valid) {
+                base += (long long)r.table[t / PAGE_SIZE] * p.page_stride;
+                slot = t % PAGE_SIZE;
+            }
+            const unsigned char *src;
+            unsigned char *d;
+            if (FORMAT == FORMAT_FP8_PER_TILE128) {
+                d = dst + j * TILE128_TOKEN_BYTES + c * 16;
+                src = base + slot * TILE128_TOKEN_BYTES + c * 16;
+            } else if (c < LATENT / 16) {
+                d = dst + j * LATENT + c * 16;
+                src = base + slot * LATENT + c * 16;
+            } else {
+                int rc = c - LATENT / 16;
+                d = dst + KV_TILE * LATENT + j * 2 * ROPE + rc * 16;
+                src = base + (long long)PAGE_SIZE * LATENT + slot * 2 * ROPE + rc * 16;
+            }
+            cp_async_16(d, valid ? src : p.cache, valid ? 16 : 0);
+        }
+        if (FORMAT == FORMAT_FP8_PER_TOKEN)
+            for (int j = threadIdx.x; j < KV_TILE; j += THREADS) {
+                int t = t0 + j;
+                bool valid = t < r.t_end;
+                const unsigned char *src = p.cache;
+                if (valid)
+                    src += (long long)r.table[t / PAGE_SIZE] * p.page_stride +
+                           (long long)PAGE_SIZE * (LATENT + 2 * ROPE) + (t % PAGE_SIZE) * 4;
+                cp_async_4(dst + KV_TILE * (LATENT + 2 * ROPE) + j * 4, src, valid ? 4 : 0);
+            }
+    }
+    cp_async_commit();
+}
+
+// One raw stage -> the BF16 tile (and, per token, the scales). Zero-filled
+// tokens convert to zeros (scale 0 times code 0).
+__device__ __forceinline__ void convert_raw_tile(const unsigned char *raw, bf16_t *tile,
+                                                 float *token_scale)
+{
+    for (int i = threadIdx.x; i < KV_TILE * FP8_ITEMS; i += THREADS) {
+        int j = i / FP8_ITEMS, item = i % FP8_ITEMS;
+        bf16_t *row = tile + j * KV_STRIDE;
+        const unsigned char *latent, *rope;
+        float scale = 1.f;
+        if (FORMAT == FORMAT_FP8_PER_TOKEN) {
+            latent = raw + j * LATENT;
+            rope = raw + KV_TILE * LATENT + j * 2 * ROPE;
+            if (item == 0)
+                token_scale[j] = *(const float *)(raw + KV_TILE * (LATENT + 2 * ROPE) + j * 4);
+        } else {
+            latent = raw + j * TILE128_TOKEN_BYTES;
+            rope = latent + LATENT + 4 * (LATENT / 128);
+            if (item < FP8_LATENT_ITEMS)
+                scale = ((const float *)(latent + LATENT))[item * 16 / 128];
+        }
+        if (item < FP8_LATENT_ITEMS)
+            convert16(*(const uint4 *)(latent + item * 16), scale, row + item * 16);
+        else
+            *(uint4 *)(row + LATENT + (item - FP8_LATENT_ITEMS) * 8) =
+                *(const uint4 *)(rope + (item - FP8_LATENT_ITEMS) * 16);
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
 snapmla_decode_split(const DecodeParams p)
 {
     extern __shared__ __align__(16) unsigned char smem[];
     bf16_t *sq = (bf16_t *)smem;                                   // [Q_TILE][KV_STRIDE]
-    bf16_t *skv = sq + Q_TILE * KV_STRIDE;                         // [STAGES][KV_TILE][KV_STRIDE]
-    float *kv_scale = (float *)(skv + STAGES * KV_TILE * KV_STRIDE); // [STAGES][KV_TILE], fp8_per_token
+    bf16_t *skv = sq + Q_TILE * KV_STRIDE;                         // [KV_SLOTS][KV_TILE][KV_STRIDE]
+    float *kv_scale = (float *)(skv + KV_SLOTS * KV_TILE * KV_STRIDE); // [KV_SLOTS][KV_TILE], fp8_per_token
     // [ROW_WARPS][2][S_TILES * 4][32]: each warp's partial scores, lane-minor
-    float *partial = kv_scale + (FORMAT == FORMAT_FP8_PER_TOKEN ? STAGES * KV_TILE : 0);
-    check_smem_layout(smem, partial + 2 * ROW_WARPS * S_TILES * 4 * 32);
+    float *partial = kv_scale + (FORMAT == FORMAT_FP8_PER_TOKEN ? KV_SLOTS * KV_TILE : 0);
+    unsigned char *raw = (unsigned char *)(partial + 2 * ROW_WARPS * S_TILES * 4 * 32); // FP8: [STAGES][RAW_STAGE]
+    check_smem_layout(smem, raw + (STAGED ? STAGES * RAW_STAGE : 0));
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -136,16 +220,27 @@ snapmla_decode_split(const DecodeParams p)
     for (int j = 0; j < O_TILES; ++j)
         o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
 
-    for (int k = 0; k < STAGES - 1; ++k)
-        issue_tile(p, range, skv, kv_scale, k);
+    for (int k = 0; k < STAGES - 1; ++k) {
+        if constexpr (STAGED)
+            issue_raw_tile(p, range, raw, k);
+        else
+            issue_tile(p, range, skv, kv_scale, k);
+    }
 
     for (int k = 0; k < tiles; ++k) {
-        issue_tile(p, range, skv, kv_scale, k + STAGES - 1);
+        if constexpr (STAGED)
+            issue_raw_tile(p, range, raw, k + STAGES - 1);
+        else
+            issue_tile(p, range, skv, kv_scale, k + STAGES - 1);
         cp_async_wait<STAGES - 1>();
         __syncthreads();
 
-        const bf16_t *kv = skv + (k % STAGES) * KV_TILE * KV_STRIDE;
-        const float *token_scale = kv_scale + (k % STAGES) * KV_TILE;
+        const bf16_t *kv = skv + (STAGED ? 0 : (k % STAGES) * KV_TILE * KV_STRIDE);
+        const float *token_scale = kv_scale + (STAGED ? 0 : (k % STAGES) * KV_TILE);
+        if constexpr (STAGED) {
+            convert_raw_tile(raw + (k % STAGES) * RAW_STAGE, skv, kv_scale);
+            __syncthreads();
+        }
         const int t0 = t_begin + k * KV_TILE;
 
         float s[S_TILES][4];
