@@ -77,7 +77,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
     LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TEST_DEFS := -DSNAPMLA_SOURCE_DIR=\"$(CURDIR)\"
-CPU_TESTS := test_spec_load test_disk_cache test_quant test_emit test_runtime
+CPU_TESTS := test_spec_load test_disk_cache test_quant test_reference test_emit test_runtime
 
 $(BUILD)/san/%.o: %.c $(wildcard include/*.h gen/*.h runtime/*.h reference/*.h)
 	@mkdir -p $(@D)

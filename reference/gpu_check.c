@@ -9,10 +9,8 @@
 
 #include "context.h"
 #include "error.h"
-#include "bf16.h"
-#include "cache_layout.h"
 #include "decode_graph.h"
-#include "decode_problem.h"
+#include "reference.h"
 
 /* ---- device buffers ------------------------------------------------------ */
 
@@ -60,64 +58,9 @@ static void arena_free(device_arena *a)
 
 #define PTR(x) ((void *)(uintptr_t)(x))
 
-/* ---- comparison ---------------------------------------------------------- */
+/* ---- comparison (reference/compare.c) ---------------------------------------- */
 
-typedef struct comparison {
-    double rel_l2;       /* vs the reference rounded to BF16, as the output is */
-    double rel_l2_exact; /* vs the float64 reference itself (includes BF16 rounding) */
-    double max_abs, lse_max_abs;
-    long nan_count;      /* NaN or Inf where the reference is finite */
-    long lse_mismatch;   /* empty rows whose LSE is not +inf, or the reverse */
-} comparison;
-
-static void compare(const uint16_t *out, const float *lse, const double *ref_out,
-                    const double *ref_lse, size_t rows, size_t width, comparison *c)
-{
-    double err2 = 0, exact2 = 0, ref2 = 0;
-    memset(c, 0, sizeof *c);
-    for (size_t i = 0; i < rows * width; ++i) {
-        double got = snapmla_bf16_to_f32(out[i]), want = ref_out[i];
-        double rounded = snapmla_bf16_to_f32(snapmla_f32_to_bf16((float)want));
-        if (!isfinite(got)) {
-            c->nan_count++;
-            continue;
-        }
-        err2 += (got - rounded) * (got - rounded);
-        exact2 += (got - want) * (got - want);
-        ref2 += want * want;
-        c->max_abs = fmax(c->max_abs, fabs(got - want));
-    }
-    c->rel_l2 = ref2 > 0 ? sqrt(err2 / ref2) : sqrt(err2);
-    c->rel_l2_exact = ref2 > 0 ? sqrt(exact2 / ref2) : sqrt(exact2);
-    for (size_t r = 0; r < rows; ++r) {
-        if (isinf(ref_lse[r])) {
-            if (!(isinf(lse[r]) && lse[r] > 0))
-                c->lse_mismatch++;
-        } else if (!isfinite(lse[r])) {
-            c->nan_count++;
-        } else {
-            c->lse_max_abs = fmax(c->lse_max_abs, fabs(lse[r] - ref_lse[r]));
-        }
-    }
-}
-
-/* The relative L2 error a check is judged by, and its tolerance. */
-static double judged_error(const comparison *c, snapmla_engine engine, double *tolerance)
-{
-    if (engine == SNAPMLA_ENGINE_MMA_SYNC) {
-        *tolerance = SNAPMLA_CHECK_REL_L2_BF16_P;
-        return c->rel_l2_exact;
-    }
-    *tolerance = SNAPMLA_CHECK_REL_L2;
-    return c->rel_l2;
-}
-
-static int comparison_passed(const comparison *c, snapmla_engine engine)
-{
-    double tolerance, error = judged_error(c, engine, &tolerance);
-    return error <= tolerance && c->lse_max_abs <= SNAPMLA_CHECK_LSE_ABS && c->nan_count == 0 &&
-           c->lse_mismatch == 0;
-}
+typedef snapmla_comparison comparison;
 
 static void worst_of(comparison *worst, const comparison *c)
 {
@@ -126,7 +69,21 @@ static void worst_of(comparison *worst, const comparison *c)
     worst->max_abs = fmax(worst->max_abs, c->max_abs);
     worst->lse_max_abs = fmax(worst->lse_max_abs, c->lse_max_abs);
     worst->nan_count += c->nan_count;
+    worst->unwritten += c->unwritten;
     worst->lse_mismatch += c->lse_mismatch;
+}
+
+/* The tensor-core engine is judged against the unrounded reference (its P
+ * is BF16), the others against the BF16-rounded one; see gpu_check.h. */
+static double tolerance_of(snapmla_engine engine)
+{
+    return engine == SNAPMLA_ENGINE_MMA_SYNC ? SNAPMLA_CHECK_REL_L2_BF16_P : SNAPMLA_CHECK_REL_L2;
+}
+
+static int comparison_passed(const comparison *c, snapmla_engine engine)
+{
+    return snapmla_comparison_passed(c, engine == SNAPMLA_ENGINE_MMA_SYNC, tolerance_of(engine),
+                                     SNAPMLA_CHECK_LSE_ABS);
 }
 
 /* ---- decode -------------------------------------------------------------- */
@@ -170,8 +127,8 @@ static snapmla_status run_and_compare(decode_run *run, snapmla_kernel *kernel,
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_lse, run->lse, run->rows * 4), err)) ||
         (s = snapmla_ref_decode(run->p, run->ref_out, run->ref_lse, err)))
         return s;
-    compare(run->host_out, run->host_lse, run->ref_out, run->ref_lse, run->rows,
-            (size_t)run->p->variant.latent_dim, c);
+    snapmla_compare(run->host_out, run->host_lse, run->ref_out, run->ref_lse, run->rows,
+                    (size_t)run->p->variant.latent_dim, c);
     return SNAPMLA_OK;
 }
 
@@ -252,18 +209,17 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     if (s != SNAPMLA_OK)
         goto done;
     report->passed = comparison_passed(&worst, v->engine);
-    double tolerance;
-    judged_error(&worst, v->engine, &tolerance);
+    double tolerance = tolerance_of(v->engine);
     char lens[96];
     describe_seqlens(c->seqlens, c->batch, lens, sizeof lens);
     snprintf(report->summary, sizeof report->summary,
              "%s %s[%s] splits %d seed %llu: rel_l2 %.2e (vs unrounded %.2e) max_abs %.2e "
-             "lse_max_abs %.2e nan %ld lse_mismatch %ld (tol %.0e%s, %.0e)",
+             "lse_max_abs %.2e nan %ld unwritten %ld lse_mismatch %ld (tol %.0e%s, %.0e)",
              report->passed ? "PASS" : "FAIL",
              c->graph_round_count ? "graph rounds, cache " : "seqlens ", lens, c->num_splits,
              (unsigned long long)c->seed, worst.rel_l2, worst.rel_l2_exact, worst.max_abs,
              worst.lse_max_abs,
-             worst.nan_count, worst.lse_mismatch, tolerance,
+             worst.nan_count, worst.unwritten, worst.lse_mismatch, tolerance,
              v->engine == SNAPMLA_ENGINE_MMA_SYNC ? " unrounded" : "", SNAPMLA_CHECK_LSE_ABS);
 done:
     arena_free(&a);
@@ -331,11 +287,13 @@ snapmla_status snapmla_check_append(snapmla_context *ctx, snapmla_kernel *kernel
     }
     memset(expected, 0xa5, cache_bytes);
     snapmla_layout layout = snapmla_layout_of(v);
-    for (size_t i = 0; i < n; ++i)
-        if (slots[i] >= 0 && slots[i] < slots_total)
-            snapmla_layout_store(&layout, expected + (size_t)(slots[i] / v->page_size) * (size_t)page_bytes,
-                                 (int)(slots[i] % v->page_size), latent + i * latent_stride,
-                                 rope + i * rope_stride);
+    int64_t rejected = snapmla_ref_append(&layout, expected, num_pages, page_bytes, latent,
+                                          latent_stride, rope, rope_stride, slots, num_tokens);
+    if (rejected != bad_expected) {
+        s = snapmla_fail(err, SNAPMLA_ERR_INTERNAL, "gpu check: the host append rejected %lld "
+                         "slots, %lld planted", (long long)rejected, (long long)bad_expected);
+        goto done;
+    }
     CUdeviceptr dlatent, drope, dslots, dcache, dbad;
     int32_t bad = -1;
     if ((s = arena_upload(&a, latent, n * latent_stride * 2, &dlatent, err)) ||
@@ -422,7 +380,7 @@ snapmla_status snapmla_check_combine(snapmla_context *ctx, snapmla_kernel *kerne
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(lse, dlse, out_rows * 4), err)))
         goto done;
     comparison c;
-    compare(out, lse, ref_out, ref_lse, out_rows, (size_t)L, &c);
+    snapmla_compare(out, lse, ref_out, ref_lse, out_rows, (size_t)L, &c);
     report->passed = comparison_passed(&c, SNAPMLA_ENGINE_SIMT);   /* fp32 weights */
     snprintf(report->summary, sizeof report->summary,
              "%s batch %d splits %d seed %llu: rel_l2 %.2e max_abs %.2e lse_max_abs %.2e nan %ld "
