@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emit_wgmma.h"
 #include "error.h"
 #include "strbuf.h"
 #include "templates.h"
@@ -102,6 +103,7 @@ static void write_header(snapmla_strbuf *out, const snapmla_variant *v)
         "// cache: format=%s page_size=%d rope_layout=%s\n"
         "// tile: kv_tokens=%d q_rows=%d stages=%d warps=%d engine=%s\n"
         "// split: max_splits=%d min_tokens=%d\n"
+        "// target: compute=%s\n"
         "// launch: %d threads, %d bytes of dynamic shared memory\n\n",
         SNAPMLA_VERSION, SNAPMLA_GENERATOR_VERSION, v->name,
         snapmla_kernel_kind_name(v->kernel), snapmla_arch_name(v->arch),
@@ -109,8 +111,10 @@ static void write_header(snapmla_strbuf *out, const snapmla_variant *v)
         v->causal ? "true" : "false", snapmla_cache_format_name(v->cache_format),
         v->page_size, v->rope_layout == SNAPMLA_ROPE_PLANAR ? "planar" : "interleaved",
         v->kv_tile, v->q_tile, v->stages, v->warps,
-        v->engine == SNAPMLA_ENGINE_MMA_SYNC ? "mma_sync" : "simt", v->max_splits,
-        v->split_min_tokens, v->threads, v->smem_bytes);
+        v->engine == SNAPMLA_ENGINE_MMA_SYNC ? "mma_sync" : v->engine == SNAPMLA_ENGINE_WGMMA ? "wgmma" : "simt",
+        v->max_splits,
+        v->split_min_tokens, v->compute == SNAPMLA_COMPUTE_FP8 ? "fp8" : "bf16", v->threads,
+        v->smem_bytes);
 }
 
 snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
@@ -119,15 +123,20 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     if (!v || !source)
         return snapmla_fail(err, SNAPMLA_ERR_INVALID_ARG,
                             "snapmla_emit: variant and source must not be NULL");
-    if (v->compute != SNAPMLA_COMPUTE_BF16)
+    if (v->compute == SNAPMLA_COMPUTE_FP8 && v->engine != SNAPMLA_ENGINE_WGMMA)
         return snapmla_fail(err, SNAPMLA_ERR_UNSUPPORTED,
-                            "variant '%s': only target.compute bf16 is generated in this "
-                            "version", v->name);
+                            "variant '%s': target.compute fp8 is generated for tile.engine wgmma "
+                            "only", v->name);
     static const char *const simt_parts[] = {"prelude.cuh", "decode_common.cuh", "decode_simt.cu",
                                              "combine.cu", NULL};
     static const char *const mma_parts[] = {"prelude.cuh", "decode_common.cuh", "decode_mma.cu",
                                             "combine.cu", NULL};
-    const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts : simt_parts;
+    /* "@wgmma": the generated wgmma wrappers (gen/emit_wgmma.c) */
+    static const char *const wgmma_parts[] = {"prelude.cuh", "decode_common.cuh", "@wgmma",
+                                              "decode_wgmma.cu", "combine.cu", NULL};
+    const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts
+                                    : v->engine == SNAPMLA_ENGINE_WGMMA ? wgmma_parts
+                                    : simt_parts;
     static const char *const combine_parts[] = {"prelude.cuh", "combine.cu", NULL};
     static const char *const append_parts[] = {"prelude.cuh", "append.cu", NULL};
     const char *const *parts = v->kernel == SNAPMLA_KERNEL_MLA_DECODE ? decode_parts
@@ -139,6 +148,10 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     snapmla_strbuf out = {0};
     write_header(&out, v);
     for (int i = 0; parts[i]; ++i) {
+        if (strcmp(parts[i], "@wgmma") == 0) {
+            snapmla_emit_wgmma_wrappers(&out, v);
+            continue;
+        }
         snapmla_status status = fill_template(&out, parts[i], holes, err);
         if (status != SNAPMLA_OK) {
             snapmla_strbuf_free(&out);

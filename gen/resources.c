@@ -12,6 +12,8 @@ int snapmla_arch_smem_limit(snapmla_arch arch)
     return 0;
 }
 
+static int round_up_1024(int bytes) { return (bytes + 1023) / 1024 * 1024; }
+
 int snapmla_variant_smem_bytes(const snapmla_variant *v)
 {
     if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
@@ -19,6 +21,17 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int width = v->latent_dim + v->rope_dim;
     /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
     int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
+    if (v->engine == SNAPMLA_ENGINE_WGMMA) {
+        /* templates/decode_wgmma.cu: 1024-aligned regions for the 128-byte
+         * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles, each
+         * warpgroup's transposed V tile (core matrices padded to 144 bytes),
+         * which first carries its partial scores to the other warpgroup. */
+        int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
+        int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4);
+        int vt = (v->kv_tile / 16) * (v->latent_dim / 2 / 8) * 144;
+        int exchange = v->q_tile * v->kv_tile * 4 / 2;   /* one warpgroup's 32 x 128 floats */
+        return 1024 + q_region + v->stages * stage + 2 * (vt > exchange ? vt : exchange);
+    }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
         /* BF16: Q and the KV ring in padded rows. FP8: Q, one BF16 tile, and
          * the ring of raw tiles it is converted from. */

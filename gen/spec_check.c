@@ -24,6 +24,43 @@ static int failed(char *reason, size_t size, const char **fields, const char *co
     return 0;
 }
 
+/* The wgmma engine has one tile (two consumer warpgroups on 64 query rows x
+ * 64 tokens, templates/decode_wgmma.cu) and, in this version, the FP8 path. */
+static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const char **fields)
+{
+    if (v->arch != SNAPMLA_ARCH_SM90A) {
+        static const char *const f[] = {"tile.engine", "target.arch", NULL};
+        return failed(reason, size, fields, f,
+                      "tile.engine wgmma needs Hopper's warpgroup MMA: target.arch must be sm_90a "
+                      "(given %s)", snapmla_arch_name(v->arch));
+    }
+    if (v->compute != SNAPMLA_COMPUTE_FP8 || v->cache_format != SNAPMLA_FORMAT_FP8_PER_TOKEN) {
+        static const char *const f[] = {"tile.engine", "target.compute", "cache.format"};
+        return failed(reason, size, fields, f,
+                      "tile.engine wgmma generates the FP8 path in this version: it needs "
+                      "target.compute fp8 and cache.format fp8_per_token (given %s, %s); BF16 "
+                      "products run on tile.engine mma_sync",
+                      v->compute == SNAPMLA_COMPUTE_FP8 ? "fp8" : "bf16",
+                      snapmla_cache_format_name(v->cache_format));
+    }
+    if (v->q_tile != 64 || v->kv_tile != 64 || v->warps != 8) {
+        static const char *const f[] = {"tile.q_rows", "tile.kv_tokens", "tile.warps"};
+        return failed(reason, size, fields, f,
+                      "tile.engine wgmma works on 64 query rows x 64 tokens with two warpgroups: "
+                      "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 (given %d, %d, %d)",
+                      v->q_tile, v->kv_tile, v->warps);
+    }
+    if (v->latent_dim % 256 != 0 || v->latent_dim > 512 ||
+        (v->rope_dim != 32 && v->rope_dim != 64 && v->rope_dim != 128)) {
+        static const char *const f[] = {"model.latent_dim", "model.rope_dim", "tile.engine"};
+        return failed(reason, size, fields, f,
+                      "tile.engine wgmma splits the latent between two warpgroups in 128-channel "
+                      "blocks: model.latent_dim must be 256 or 512 and model.rope_dim 32, 64 or 128 "
+                      "(given %d, %d)", v->latent_dim, v->rope_dim);
+    }
+    return 1;
+}
+
 int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
                           const char *fields[SNAPMLA_CHECK_FIELDS])
 {
@@ -58,6 +95,8 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
     }
     if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
         return 1;
+    if (v->engine == SNAPMLA_ENGINE_WGMMA && !wgmma_fits(v, reason, size, fields))
+        return 0;
     int limit = snapmla_arch_smem_limit(v->arch);
     if (v->smem_bytes > limit) {
         static const char *const f[] = {"tile.kv_tokens", "tile.q_rows", "tile.stages"};
@@ -65,6 +104,14 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
                       "needs %d bytes of shared memory per CTA, over the %d that %s allows: "
                       "lower tile.kv_tokens, tile.stages or tile.q_rows",
                       v->smem_bytes, limit, snapmla_arch_name(v->arch));
+    }
+    if (v->engine == SNAPMLA_ENGINE_WGMMA)
+        return 1;
+    if (v->compute == SNAPMLA_COMPUTE_FP8) {
+        static const char *const f[] = {"target.compute", "tile.engine", NULL};
+        return failed(reason, size, fields, f,
+                      "target.compute fp8 runs on FP8 tensor cores: it needs tile.engine wgmma "
+                      "(given %s)", v->engine == SNAPMLA_ENGINE_MMA_SYNC ? "mma_sync" : "simt");
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
         static const char *const f[] = {"tile.q_rows", "tile.warps", "tile.engine"};

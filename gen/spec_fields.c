@@ -24,7 +24,7 @@ static const char *const layouts[] = {"interleaved", "planar"};
 static const char *const policies[] = {"auto", "fixed", "none"};
 static const char *const archs[] = {"sm_80", "sm_89", "sm_90a"};
 static const char *const computes[] = {"bf16", "fp8"};
-static const char *const engines[] = {"simt", "mma_sync"};
+static const char *const engines[] = {"simt", "mma_sync", "wgmma"};
 
 #define ENUM(list, implemented) FIELD_ENUM, 0, 0, 0, NULL, 0, list, \
     (int)(sizeof list / sizeof list[0]), implemented
@@ -49,12 +49,12 @@ const field_def snapmla_fields[] = {
     {"tile", "q_rows", SET(q_rows), 16, KERNEL_BIT(D), 0, AT(q_tile)},
     {"tile", "stages", RANGE(1, 4, 1), 2, KERNEL_BIT(D), 0, AT(stages)},
     {"tile", "warps", SET(warps), 8, ALL_KERNELS, 0, AT(warps)},
-    {"tile", "engine", ENUM(engines, 2), SNAPMLA_ENGINE_SIMT, KERNEL_BIT(D), 0, AT(engine)},
+    {"tile", "engine", ENUM(engines, 3), SNAPMLA_ENGINE_SIMT, KERNEL_BIT(D), 0, AT(engine)},
     {"split", "policy", ENUM(policies, 3), SNAPMLA_SPLIT_AUTO, KERNEL_BIT(D), 0, AT(split_policy)},
     {"split", "max_splits", RANGE(1, 128, 1), 64, KERNEL_BIT(D) | KERNEL_BIT(C), 0, AT(max_splits)},
     {"split", "min_tokens", RANGE(16, 1048576, 1), 256, KERNEL_BIT(D), 0, AT(split_min_tokens)},
     {"target", "arch", ENUM(archs, 3), SNAPMLA_ARCH_SM90A, ALL_KERNELS, 0, AT(arch)},
-    {"target", "compute", ENUM(computes, 1), SNAPMLA_COMPUTE_BF16, KERNEL_BIT(D), 0, AT(compute)},
+    {"target", "compute", ENUM(computes, 2), SNAPMLA_COMPUTE_BF16, KERNEL_BIT(D), 0, AT(compute)},
 };
 const size_t snapmla_field_count = sizeof snapmla_fields / sizeof snapmla_fields[0];
 

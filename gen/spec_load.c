@@ -190,7 +190,7 @@ static void name_variant(const spec_input *in, snapmla_variant *v)
                  format_tag(v->cache_format), v->page_size, layout, v->kv_tile, v->q_tile, v->stages,
                  v->warps, policies[v->split_policy], v->max_splits, v->split_min_tokens,
                  snapmla_arch_name(v->arch), v->compute == SNAPMLA_COMPUTE_BF16 ? "bf16" : "fp8",
-                 v->engine == SNAPMLA_ENGINE_MMA_SYNC ? ".mma" : "");
+                 v->engine == SNAPMLA_ENGINE_MMA_SYNC ? ".mma" : v->engine == SNAPMLA_ENGINE_WGMMA ? ".wgmma" : "");
         break;
     case SNAPMLA_KERNEL_MLA_COMBINE:
         snprintf(body, sizeof body, "mla_combine.l%d.h%dq%d.w%d.s%d.%s", v->latent_dim, v->q_heads,
@@ -247,6 +247,8 @@ static snapmla_status expand(const spec_input *in, snapmla_spec *spec, snapmla_e
     int layout_field = field_index("cache", "rope_layout");
     int splits_field = field_index("split", "max_splits");
     int warps_field = field_index("tile", "warps");
+    int q_rows_field = field_index("tile", "q_rows");
+    int kv_tokens_field = field_index("tile", "kv_tokens");
     unsigned bit = KERNEL_BIT(in->kernel);
     char first_reason[SNAPMLA_ERROR_MAX] = "";
     for (size_t point = 0; point < total; ++point) {
@@ -270,6 +272,14 @@ static snapmla_status expand(const spec_input *in, snapmla_spec *spec, snapmla_e
             v.rope_layout = SNAPMLA_ROPE_PLANAR;   /* its only layout */
         if (!in->fields[warps_field].given && v.engine == SNAPMLA_ENGINE_MMA_SYNC)
             v.warps = 2 * (v.q_tile / 16);         /* its layout: 2 warps per 16 rows */
+        if (v.engine == SNAPMLA_ENGINE_WGMMA) {       /* its only tile: two warpgroups on 64 x 64 */
+            if (!in->fields[warps_field].given)
+                v.warps = 8;
+            if (!in->fields[q_rows_field].given)
+                v.q_tile = 64;
+            if (!in->fields[kv_tokens_field].given)
+                v.kv_tile = 64;
+        }
         if (v.kernel == SNAPMLA_KERNEL_MLA_DECODE && v.split_policy == SNAPMLA_SPLIT_NONE) {
             if (in->fields[splits_field].given && v.max_splits != 1) {
                 const field_values *fv = &in->fields[splits_field];

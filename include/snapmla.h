@@ -68,12 +68,13 @@ typedef enum snapmla_arch {
 
 typedef enum snapmla_compute {
     SNAPMLA_COMPUTE_BF16,  /* BF16 products, FP32 accumulation */
-    SNAPMLA_COMPUTE_FP8    /* reserved: FP8 tensor cores */
+    SNAPMLA_COMPUTE_FP8    /* e4m3 tensor cores (wgmma): Q and P quantized in the kernel */
 } snapmla_compute;
 
 typedef enum snapmla_engine {
     SNAPMLA_ENGINE_SIMT,      /* fp32 CUDA cores, any tile */
-    SNAPMLA_ENGINE_MMA_SYNC   /* BF16 tensor cores (mma.sync), sm_80+ */
+    SNAPMLA_ENGINE_MMA_SYNC,  /* BF16 tensor cores (mma.sync), sm_80+ */
+    SNAPMLA_ENGINE_WGMMA      /* Hopper warpgroup MMA (wgmma), sm_90a: FP8 */
 } snapmla_engine;
 
 typedef enum snapmla_split_policy {
@@ -301,6 +302,136 @@ typedef struct snapmla_append_args {
 snapmla_status snapmla_append(snapmla_kernel *kernel,
                               const snapmla_append_args *args, void *stream,
                               snapmla_error *err);
+
+/* ---- tuning database and tuned dispatch (docs/tuning.md) ----------------
+ * `snapmla tune` times the variants of a sweep per shape bucket and writes
+ * the winners to a YAML database. A dispatcher built from a database and a
+ * set of loaded decode kernels picks the kernel and split count for each
+ * call's bucket, with no allocation and no lock. */
+
+/* Shape buckets. Batch: 1, 2, 3-4, 5-8, ..., 129-256, 257+. Context (the
+ * longest cache length of the call): 0-512, 513-1024, ..., 524289-1048576,
+ * 1048577+. Indices from 0; -1 for a batch under 1 or a negative length. */
+#define SNAPMLA_TUNING_BATCH_BUCKETS 10
+#define SNAPMLA_TUNING_CONTEXT_BUCKETS 13
+int snapmla_tuning_batch_bucket(int batch);
+int snapmla_tuning_context_bucket(int64_t context);
+/* Inclusive edges of a bucket; *hi is -1 for the last (open) one. */
+void snapmla_tuning_batch_edges(int bucket, int *lo, int *hi);
+void snapmla_tuning_context_edges(int bucket, int64_t *lo, int64_t *hi);
+
+/* The family of a decode variant: what the caller's tensors and numerics
+ * depend on, without the head count and the tunable fields (tile, engine,
+ * split): "l512r64.q1c.bf16p64i.bf16" (dims, q_len and causal, cache
+ * format, page size and layout, compute). */
+#define SNAPMLA_FAMILY_MAX 64
+void snapmla_variant_family(const snapmla_variant *variant, char family[SNAPMLA_FAMILY_MAX]);
+
+#define SNAPMLA_DEVICE_NAME_MAX 96
+#define SNAPMLA_SHAPES_MAX 64
+
+/* One winner. The key is (arch, device, family, rows, batch_bucket,
+ * context_bucket); a database holds each key once. */
+typedef struct snapmla_tuning_entry {
+    snapmla_arch arch;
+    char device[SNAPMLA_DEVICE_NAME_MAX];   /* as the driver names the GPU */
+    char family[SNAPMLA_FAMILY_MAX];
+    int rows;                               /* q_heads * q_len */
+    int batch_bucket;
+    int context_bucket;
+    char variant[SNAPMLA_NAME_MAX];         /* the winner */
+    int num_splits;                         /* its split count; 0: the variant's policy */
+    double us;                              /* its time (geometric mean over shapes) */
+    char runner_up[SNAPMLA_NAME_MAX];       /* "" when no other config survived */
+    int runner_up_splits;
+    double margin;                          /* runner-up time / us - 1; 0 without one */
+    char shapes[SNAPMLA_SHAPES_MAX];        /* measured shapes: "128x4096,96x4096" */
+} snapmla_tuning_entry;
+
+typedef struct snapmla_tuning_db snapmla_tuning_db;
+
+/* Loads a database file. Errors name file:line:column, the field, the bad
+ * value and what is allowed (SNAPMLA_ERR_SPEC). Reads SNAPMLA_LOG once: when
+ * it contains "dispatch", dispatchers built from this database log their
+ * choices. *out is owned by the caller (snapmla_tuning_db_free). */
+snapmla_status snapmla_tuning_db_load(const char *path, snapmla_tuning_db **out,
+                                      snapmla_error *err);
+/* Same from memory; name stands for the path in messages. */
+snapmla_status snapmla_tuning_db_parse(const char *text, size_t length, const char *name,
+                                       snapmla_tuning_db **out, snapmla_error *err);
+/* A database of copies of entries; a repeated key is an error. */
+snapmla_status snapmla_tuning_db_create(const snapmla_tuning_entry *entries, size_t count,
+                                        snapmla_tuning_db **out, snapmla_error *err);
+/* The YAML text (*text owned by the caller, free()). */
+snapmla_status snapmla_tuning_db_format(const snapmla_tuning_db *db, char **text,
+                                        size_t *length, snapmla_error *err);
+/* Writes the YAML atomically: readers see the old file or the whole new one. */
+snapmla_status snapmla_tuning_db_save(const snapmla_tuning_db *db, const char *path,
+                                      snapmla_error *err);
+/* Several into one. Same key: the faster winner is kept and the runner-up is
+ * the best other config of all the files (margin recomputed). Each key whose
+ * files disagree on the winner is a conflict: one WARN line to log (may be
+ * NULL) and counted in *conflicts (may be NULL). */
+snapmla_status snapmla_tuning_db_merge(const snapmla_tuning_db *const *dbs, size_t count,
+                                       snapmla_log_fn log, void *log_user, size_t *conflicts,
+                                       snapmla_tuning_db **out, snapmla_error *err);
+size_t snapmla_tuning_db_count(const snapmla_tuning_db *db);
+/* Entries sorted by key; NULL past the end. */
+const snapmla_tuning_entry *snapmla_tuning_db_entry(const snapmla_tuning_db *db, size_t index);
+void snapmla_tuning_db_free(snapmla_tuning_db *db);
+
+typedef struct snapmla_tuning_query {
+    snapmla_arch arch;
+    const char *device;
+    const char *family;
+    int rows;
+    int batch;
+    int64_t context;
+} snapmla_tuning_query;
+
+/* The entry of the query's bucket, or NULL. Binary search of the sorted
+ * table: no allocation, no lock. */
+const snapmla_tuning_entry *snapmla_tuning_lookup(const snapmla_tuning_db *db,
+                                                  const snapmla_tuning_query *query);
+
+typedef enum snapmla_dispatch_source {
+    SNAPMLA_DISPATCH_DEFAULT,   /* no entry for the family: the first candidate, its policy */
+    SNAPMLA_DISPATCH_TUNED,     /* the entry of the call's bucket */
+    SNAPMLA_DISPATCH_NEAREST    /* the entry of the nearest tuned bucket */
+} snapmla_dispatch_source;
+
+typedef struct snapmla_dispatch_choice {
+    snapmla_kernel *kernel;
+    int num_splits;             /* for snapmla_decode_args.num_splits (0: policy) */
+    snapmla_dispatch_source source;
+} snapmla_dispatch_choice;
+
+typedef struct snapmla_dispatch snapmla_dispatch;
+
+/* A dispatcher over candidate decode kernels of one family and row count,
+ * loaded on the CUDA context current on the calling thread. device: the GPU
+ * name as the database has it (NULL: that of the current context's device).
+ * db may be NULL (always the default) and may be freed afterwards: each
+ * bucket's choice is resolved here, once. The kernels stay owned by their
+ * context; *out is owned by the caller (snapmla_dispatch_free). */
+snapmla_status snapmla_dispatch_create(const snapmla_tuning_db *db,
+                                       snapmla_kernel *const *candidates, int count,
+                                       const char *device, snapmla_dispatch **out,
+                                       snapmla_error *err);
+void snapmla_dispatch_free(snapmla_dispatch *dispatch);
+/* The choice for a call of batch requests whose longest cache length is
+ * context: a table read (the first use of each bucket is logged when
+ * SNAPMLA_LOG has "dispatch"). Thread-safe, no allocation, no lock. */
+snapmla_dispatch_choice snapmla_dispatch_select(snapmla_dispatch *dispatch, int batch,
+                                                int64_t context);
+/* Workspace that fits every candidate for batch. */
+size_t snapmla_dispatch_workspace_bytes(const snapmla_dispatch *dispatch, int batch);
+/* snapmla_decode with the chosen kernel and split count; a non-zero
+ * args->num_splits overrides the database's. context as above (a host-side
+ * hint; the split plan is still computed on the device). */
+snapmla_status snapmla_decode_tuned(snapmla_dispatch *dispatch, int64_t context,
+                                    const snapmla_decode_args *args, void *stream,
+                                    snapmla_error *err);
 
 #ifdef __cplusplus
 }

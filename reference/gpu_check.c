@@ -74,16 +74,28 @@ static void worst_of(comparison *worst, const comparison *c)
 }
 
 /* The tensor-core engine is judged against the unrounded reference (its P
- * is BF16), the others against the BF16-rounded one; see gpu_check.h. */
-static double tolerance_of(snapmla_engine engine)
+ * is BF16), the FP8 path too (its Q and P are e4m3), the others against the
+ * BF16-rounded one; see gpu_check.h. */
+static int unrounded(const snapmla_variant *v)
 {
-    return engine == SNAPMLA_ENGINE_MMA_SYNC ? SNAPMLA_CHECK_REL_L2_BF16_P : SNAPMLA_CHECK_REL_L2;
+    return v->engine == SNAPMLA_ENGINE_MMA_SYNC || v->compute == SNAPMLA_COMPUTE_FP8;
 }
 
-static int comparison_passed(const comparison *c, snapmla_engine engine)
+static double tolerance_of(const snapmla_variant *v)
 {
-    return snapmla_comparison_passed(c, engine == SNAPMLA_ENGINE_MMA_SYNC, tolerance_of(engine),
-                                     SNAPMLA_CHECK_LSE_ABS);
+    if (v->compute == SNAPMLA_COMPUTE_FP8)
+        return SNAPMLA_CHECK_REL_L2_FP8;
+    return v->engine == SNAPMLA_ENGINE_MMA_SYNC ? SNAPMLA_CHECK_REL_L2_BF16_P : SNAPMLA_CHECK_REL_L2;
+}
+
+static double lse_tolerance_of(const snapmla_variant *v)
+{
+    return v->compute == SNAPMLA_COMPUTE_FP8 ? SNAPMLA_CHECK_LSE_ABS_FP8 : SNAPMLA_CHECK_LSE_ABS;
+}
+
+static int comparison_passed(const comparison *c, const snapmla_variant *v)
+{
+    return snapmla_comparison_passed(c, unrounded(v), tolerance_of(v), lse_tolerance_of(v));
 }
 
 /* ---- decode -------------------------------------------------------------- */
@@ -208,8 +220,8 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
         s = run_and_compare(&run, kernel, &args, NULL, NULL, &worst, err);
     if (s != SNAPMLA_OK)
         goto done;
-    report->passed = comparison_passed(&worst, v->engine);
-    double tolerance = tolerance_of(v->engine);
+    report->passed = comparison_passed(&worst, v);
+    double tolerance = tolerance_of(v);
     char lens[96];
     describe_seqlens(c->seqlens, c->batch, lens, sizeof lens);
     snprintf(report->summary, sizeof report->summary,
@@ -220,7 +232,7 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
              (unsigned long long)c->seed, worst.rel_l2, worst.rel_l2_exact, worst.max_abs,
              worst.lse_max_abs,
              worst.nan_count, worst.unwritten, worst.lse_mismatch, tolerance,
-             v->engine == SNAPMLA_ENGINE_MMA_SYNC ? " unrounded" : "", SNAPMLA_CHECK_LSE_ABS);
+             unrounded(v) ? " unrounded" : "", lse_tolerance_of(v));
 done:
     arena_free(&a);
     snapmla_problem_free(&p);
@@ -381,7 +393,8 @@ snapmla_status snapmla_check_combine(snapmla_context *ctx, snapmla_kernel *kerne
         goto done;
     comparison c;
     snapmla_compare(out, lse, ref_out, ref_lse, out_rows, (size_t)L, &c);
-    report->passed = comparison_passed(&c, SNAPMLA_ENGINE_SIMT);   /* fp32 weights */
+    report->passed = snapmla_comparison_passed(&c, 0, SNAPMLA_CHECK_REL_L2,   /* fp32 weights */
+                                               SNAPMLA_CHECK_LSE_ABS);
     snprintf(report->summary, sizeof report->summary,
              "%s batch %d splits %d seed %llu: rel_l2 %.2e max_abs %.2e lse_max_abs %.2e nan %ld "
              "lse_mismatch %ld (tol %.0e, %.0e)",

@@ -21,6 +21,13 @@
  * a handful of tokens where nothing averages out) on top of the output's
  * own rounding: it is judged against the unrounded reference, at 5e-3. */
 #define SNAPMLA_CHECK_REL_L2_BF16_P 5e-3
+/* The FP8 path (target.compute fp8) quantizes Q per row and P' per row to
+ * e4m3 (3 mantissa bits: 2^-4 relative at most, about 2.5% RMS per value);
+ * the products are exact and accumulate in fp32. It is judged against the
+ * unrounded reference on the same quantized cache; the bounds and the
+ * measured errors are in docs/fidelity.md ("FP8 products"). */
+#define SNAPMLA_CHECK_REL_L2_FP8 4e-2
+#define SNAPMLA_CHECK_LSE_ABS_FP8 3e-2
 
 typedef struct snapmla_check_report {
     int passed;

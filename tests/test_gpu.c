@@ -52,6 +52,23 @@ static const char *const decode_cases[] = {
     "cache: {format: fp8_per_tile128}\ntile: {engine: mma_sync, q_rows: 16, kv_tokens: 32, stages: 3}\n",
     "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, causal: false, q_len: 2}\n"
     "cache: {rope_layout: planar, page_size: 1}\ntile: {engine: mma_sync, q_rows: 32, kv_tokens: 16}\n",
+    /* the Hopper FP8 path (wgmma e4m3) */
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_token}\n"
+    "tile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 1, q_len: 1}\ncache: {format: fp8_per_token}\n"
+    "tile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
+    "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\n"
+    "cache: {format: fp8_per_token, page_size: 128}\ntile: {engine: wgmma, stages: 1}\n"
+    "target: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 3, q_len: 4}\n"
+    "cache: {format: fp8_per_token, page_size: 32}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n"
+    "split: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2, causal: false}\n"
+    "cache: {format: fp8_per_token, page_size: 1}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 128, q_heads: 64}\n"
+    "cache: {format: fp8_per_token, page_size: 64}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
 };
 enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
 
@@ -102,11 +119,19 @@ START_TEST(decode_matches_reference)
 }
 END_TEST
 
+/* The default engine and the Hopper FP8 path, for the long and graph tests. */
+static const char *const engine_bodies[] = {
+    "",
+    "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+};
+
 START_TEST(decode_long_context_single_request)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = kernel_for(
-        "kernel: mla_decode\n", "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n", &spec);
+    char body[512];
+    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n%s",
+             engine_bodies[_i]);
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
     const int32_t one[] = {20000 + 13};
     expect_decode(kernel, one, 1, 0, base_seed + 77);
     snapmla_spec_free(spec);
@@ -116,9 +141,10 @@ END_TEST
 START_TEST(decode_graph_replay_with_changing_lengths)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = kernel_for(
-        "kernel: mla_decode\n", "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n",
-        &spec);
+    char body[512];
+    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n%s",
+             engine_bodies[_i]);
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
     const int32_t most[] = {5000, 300, 64, 1, 2049};
     const int32_t round1[] = {5000, 300, 64, 1, 2049};
     const int32_t round2[] = {4100, 2, 0, 1, 129};
@@ -217,8 +243,8 @@ int main(void)
     TCase *tc = tcase_create("gpu");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
-    tcase_add_test(tc, decode_long_context_single_request);
-    tcase_add_test(tc, decode_graph_replay_with_changing_lengths);
+    tcase_add_loop_test(tc, decode_long_context_single_request, 0, 2);
+    tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0, 2);
     tcase_add_loop_test(tc, append_is_bit_exact, 0,
                         (int)(sizeof append_cases / sizeof append_cases[0]));
     tcase_add_test(tc, combine_matches_reference);

@@ -42,7 +42,7 @@ static const bad_case bad_cases[] = {
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ncache: {format: fp8}\n",
      "t.yaml:3:17: cache.format: 'fp8' is not allowed (did you mean 'fp8_per_token'?); allowed: bf16, fp8_per_token, fp8_per_tile128"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntarget: {compute: fp8}\n",
-     "t.yaml:3:19: target.compute: 'fp8' is reserved and not implemented in this version"},
+     "t.yaml:3:19: target.compute fp8 runs on FP8 tensor cores: it needs tile.engine wgmma (given simt)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntarget: {arch: sm_100}\n",
      "t.yaml:3:16: target.arch: 'sm_100' is not allowed; allowed: sm_80, sm_89, sm_90a"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntile: {kv_tokens: []}\n",
@@ -93,7 +93,19 @@ static const bad_case bad_cases[] = {
      "tile.warps 4 (given 8)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "tile: {engine: wgmma}\n",
-     "t.yaml:3:16: tile.engine: 'wgmma' is not allowed; allowed: simt, mma_sync"},
+     "t.yaml:3:16: tile.engine wgmma generates the FP8 path in this version: it needs target.compute "
+     "fp8 and cache.format fp8_per_token (given bf16, bf16); BF16 products run on tile.engine mma_sync"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {arch: sm_89, compute: fp8}\n",
+     "t.yaml:5:16: tile.engine wgmma needs Hopper's warpgroup MMA: target.arch must be sm_90a (given sm_89)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "cache: {format: fp8_per_token}\ntile: {engine: wgmma, q_rows: 32}\ntarget: {compute: fp8}\n",
+     "t.yaml:4:31: tile.engine wgmma works on 64 query rows x 64 tokens with two warpgroups: "
+     "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 (given 32, 64, 8)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 384, rope_dim: 64, q_heads: 16}\n"
+     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+     "t.yaml:4:16: tile.engine wgmma splits the latent between two warpgroups in 128-channel blocks: "
+     "model.latent_dim must be 256 or 512 and model.rope_dim 32, 64 or 128 (given 384, 64)"},
 };
 enum { BAD_CASES = sizeof bad_cases / sizeof bad_cases[0] };
 
