@@ -12,7 +12,11 @@ typedef struct cli_command {
 } cli_command;
 
 extern const cli_command cli_gen, cli_list, cli_build, cli_cache, cli_run, cli_fidelity,
-    cli_bench;
+    cli_bench, cli_tune;
+/* `snapmla tune merge` and `snapmla tune pick` (tune_db_cmds.c); argv[0] is
+ * "merge" or "pick". */
+int cli_tune_merge(int argc, char **argv);
+int cli_tune_pick(int argc, char **argv);
 
 /* Exit codes: 0 ok, 1 failure of the job, 2 bad usage or bad input. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };

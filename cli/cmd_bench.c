@@ -7,11 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf16.h"
 #include "cli.h"
 #include "context.h"
-#include "decode_graph.h"
-#include "decode_problem.h"
+#include "decode_timing.h"
 
 typedef struct shape {
     int batch;
@@ -40,11 +38,6 @@ static double flashmla_us(int heads, int q_len, int batch, int seqlen)
             return known[i].us;
     return 0;
 }
-
-typedef struct device {
-    const snapmla_driver *d;
-    CUdeviceptr q, cache, table, seqlens, out, lse, workspace;
-} device;
 
 static int check(const snapmla_error *err, snapmla_status s)
 {
@@ -82,174 +75,17 @@ static double copy_bandwidth(const snapmla_driver *d, snapmla_error *err)
     return 2.0 * (double)bytes / (best * 1e-3) / 1e12;
 }
 
-/* Fills every slot of every page through the append kernel of the same
- * format: realistic data (random BF16, quantized like an engine would) at
- * device speed, instead of gigabytes generated on the host. */
-static int fill_cache(snapmla_context *ctx, const snapmla_variant *v, CUdeviceptr cache,
-                      int64_t pages, snapmla_error *err)
-{
-    const snapmla_driver *d = &ctx->driver;
-    char yaml[512];
-    snprintf(yaml, sizeof yaml,
-             "kernel: kv_append\nmodel: {latent_dim: %d, rope_dim: %d}\n"
-             "cache: {format: %s, page_size: %d, rope_layout: %s}\ntarget: {arch: %s}\n",
-             v->latent_dim, v->rope_dim, snapmla_cache_format_name(v->cache_format), v->page_size,
-             v->rope_layout == SNAPMLA_ROPE_PLANAR ? "planar" : "interleaved",
-             snapmla_arch_name(v->arch));
-    snapmla_spec *spec;
-    snapmla_kernel *append;
-    if (!check(err, snapmla_spec_parse(yaml, strlen(yaml), "bench-append", &spec, err)))
-        return 0;
-    int ok = check(err, snapmla_kernel_get(ctx, &spec->variants[0], &append, err));
-    snapmla_spec_free(spec);
-    const int64_t chunk = 65536;
-    size_t latent_bytes = (size_t)chunk * v->latent_dim * 2, rope_bytes = (size_t)chunk * v->rope_dim * 2;
-    uint16_t *host = malloc(latent_bytes + rope_bytes);
-    int64_t *slots = malloc((size_t)chunk * 8);
-    CUdeviceptr dlatent = 0, drope = 0, dslots = 0;
-    ok = ok && host && slots && check(err, SNAPMLA_CU(d, cuMemAlloc(&dlatent, latent_bytes), err)) &&
-         check(err, SNAPMLA_CU(d, cuMemAlloc(&drope, rope_bytes), err)) &&
-         check(err, SNAPMLA_CU(d, cuMemAlloc(&dslots, (size_t)chunk * 8), err));
-    if (ok) {
-        snapmla_rng r = {12345};
-        for (size_t i = 0; i < (latent_bytes + rope_bytes) / 2; ++i)
-            host[i] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
-        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(dlatent, host, latent_bytes), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(drope, (char *)host + latent_bytes, rope_bytes), err));
-    }
-    int64_t total = pages * v->page_size;
-    for (int64_t first = 0; ok && first < total; first += chunk) {
-        int64_t n = total - first < chunk ? total - first : chunk;
-        for (int64_t i = 0; i < n; ++i)
-            slots[i] = first + i;
-        snapmla_append_args a = {.num_tokens = n, .latent = (void *)(uintptr_t)dlatent,
-                                 .rope = (void *)(uintptr_t)drope,
-                                 .slot_mapping = (void *)(uintptr_t)dslots,
-                                 .kv_cache = (void *)(uintptr_t)cache, .num_pages = pages};
-        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(dslots, slots, (size_t)n * 8), err)) &&
-             check(err, snapmla_append(append, &a, NULL, err));
-    }
-    ok = ok && check(err, SNAPMLA_CU(d, cuCtxSynchronize(), err));
-    if (dlatent)
-        d->cuMemFree(dlatent);
-    if (drope)
-        d->cuMemFree(drope);
-    if (dslots)
-        d->cuMemFree(dslots);
-    free(host);
-    free(slots);
-    return ok;
-}
+typedef cli_decode_timing result;
 
-static int by_value(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median microseconds of one decode call, captured once and replayed. */
-static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
-                          const snapmla_decode_args *args, int replays, snapmla_error *err)
-{
-    snapmla_decode_graph g;
-    CUevent start = NULL, stop = NULL;
-    float samples[64], ms = 0;
-    double median = -1;
-    int ok = check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err)) &&
-             check(err, SNAPMLA_CU(d, cuEventCreate(&start, 0), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventCreate(&stop, 0), err));
-    CUstream stream = g.stream;
-    CUgraphExec exec = g.exec;
-    for (int i = 0; ok && i < 2; ++i)   /* warm-up */
-        ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
-    for (int i = 0; ok && i < replays; ++i) {
-        ok = check(err, SNAPMLA_CU(d, cuEventRecord(start, stream), err)) &&
-             check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventRecord(stop, stream), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventSynchronize(stop), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventElapsedTime(&ms, start, stop), err));
-        samples[i] = ms;
-    }
-    if (ok) {
-        qsort(samples, (size_t)replays, sizeof samples[0], by_value);
-        median = 1e3 * samples[replays / 2];
-    }
-    if (start)
-        d->cuEventDestroy(start);
-    if (stop)
-        d->cuEventDestroy(stop);
-    snapmla_decode_graph_destroy(&g);
-    return median;
-}
-
-typedef struct result {
-    double us, tbps, tflops;
-} result;
-
+/* One shape: buffers made and filled, the call timed, buffers freed. */
 static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, int replays,
                        result *res, snapmla_error *err)
 {
-    const snapmla_variant *v = snapmla_kernel_variant(kernel);
-    const snapmla_driver *d = &ctx->driver;
-    int W = v->latent_dim + v->rope_dim, rows = v->q_heads * v->q_len;
-    int pages_each = (sh.seqlen + v->page_size - 1) / v->page_size;
-    int64_t pages = (int64_t)sh.batch * (pages_each ? pages_each : 1);
-    size_t page_bytes = snapmla_cache_page_bytes(v);
-    size_t q_bytes = (size_t)sh.batch * rows * W * 2, out_bytes = (size_t)sh.batch * rows * v->latent_dim * 2;
-    size_t ws = snapmla_decode_workspace_bytes(kernel, sh.batch);
-    device g = {.d = d};
-    int32_t *table = malloc((size_t)pages * 4), *lens = malloc((size_t)sh.batch * 4);
-    uint16_t *q = malloc(q_bytes);
-    int ok = table && lens && q &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.cache, (size_t)pages * page_bytes), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.q, q_bytes), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.table, (size_t)pages * 4), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.seqlens, (size_t)sh.batch * 4), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.out, out_bytes), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.lse, (size_t)sh.batch * rows * 4), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&g.workspace, ws), err));
-    if (ok) {
-        snapmla_rng r = {99};
-        for (int64_t i = 0; i < pages; ++i)
-            table[i] = (int32_t)i;
-        for (int64_t i = pages - 1; i > 0; --i) {   /* pages scattered, as in a real pool */
-            int64_t j = (int64_t)snapmla_rng_below(&r, (uint64_t)i + 1);
-            int32_t t = table[i];
-            table[i] = table[j];
-            table[j] = t;
-        }
-        for (int b = 0; b < sh.batch; ++b)
-            lens[b] = sh.seqlen;
-        for (size_t i = 0; i < q_bytes / 2; ++i)
-            q[i] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
-        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(g.table, table, (size_t)pages * 4), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(g.seqlens, lens, (size_t)sh.batch * 4), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(g.q, q, q_bytes), err)) &&
-             fill_cache(ctx, v, g.cache, pages, err);
-    }
-    if (ok) {
-        snapmla_decode_args a = {
-            .batch = sh.batch, .q = (void *)(uintptr_t)g.q, .kv_cache = (void *)(uintptr_t)g.cache,
-            .num_pages = pages, .block_table = (void *)(uintptr_t)g.table,
-            .block_table_stride = pages_each ? pages_each : 1,
-            .cache_seqlens = (void *)(uintptr_t)g.seqlens, .softmax_scale = 1.f / sqrtf((float)W),
-            .out = (void *)(uintptr_t)g.out, .lse = (void *)(uintptr_t)g.lse,
-            .workspace = (void *)(uintptr_t)g.workspace, .workspace_bytes = ws,
-        };
-        res->us = time_decode(kernel, d, &a, replays, err);
-        ok = res->us > 0;
-        double tokens = (double)sh.batch * sh.seqlen;
-        double bytes = tokens * (double)page_bytes / v->page_size + (double)q_bytes + (double)out_bytes;
-        res->tbps = bytes / (res->us * 1e-6) / 1e12;
-        res->tflops = 2.0 * rows * tokens * (W + v->latent_dim) / (res->us * 1e-6) / 1e12;
-    }
-    CUdeviceptr *all[] = {&g.q, &g.cache, &g.table, &g.seqlens, &g.out, &g.lse, &g.workspace};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
-        if (*all[i])
-            d->cuMemFree(*all[i]);
-    free(table);
-    free(lens);
-    free(q);
+    cli_decode_problem p;
+    if (!cli_decode_problem_make(ctx, snapmla_kernel_variant(kernel), sh.batch, sh.seqlen, &p, err))
+        return 0;
+    int ok = cli_decode_time(kernel, &p, replays, 0, 0, 0, res, err);
+    cli_decode_problem_free(&p);
     return ok;
 }
 

@@ -1,12 +1,11 @@
 /* snapmla build: ahead-of-time builds. Every variant of the given specs is
  * compiled (on -j threads, through the cache) and written with a manifest. */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aot.h"
+#include "build_pool.h"
 #include "cli.h"
 
 typedef struct build_job {
@@ -15,16 +14,7 @@ typedef struct build_job {
     snapmla_binary *binaries;
     snapmla_error *errors;
     size_t count;
-    atomic_size_t next;
 } build_job;
-
-static void *build_worker(void *user)
-{
-    build_job *job = user;
-    for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->count;)
-        snapmla_build(job->ctx, job->variants[i], &job->binaries[i], &job->errors[i]);
-    return NULL;
-}
 
 static int parse_arch(const char *text, snapmla_arch *arch)
 {
@@ -104,16 +94,7 @@ static int build_all(const build_options *o, snapmla_spec **specs, int spec_coun
         code = CLI_USAGE;
         goto done;
     }
-    int threads = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs;
-    pthread_t workers[64];
-    int started = 0;
-    for (; started < threads; ++started)
-        if (pthread_create(&workers[started], NULL, build_worker, &job) != 0)
-            break;
-    if (started == 0)
-        build_worker(&job);
-    for (int t = 0; t < started; ++t)
-        pthread_join(workers[t], NULL);
+    snapmla_build_pool(job.ctx, job.variants, job.count, o->jobs, job.binaries, job.errors);
     code = report_builds(&job);
     if (code == CLI_OK) {
         for (size_t i = 0; i < job.count; ++i) {

@@ -1,0 +1,231 @@
+/* Decode timing on the GPU (see decode_timing.h): realistic data written by
+ * the append kernel at device speed, then CUDA events around graph replays. */
+#include "decode_timing.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "cli.h"
+#include "decode_graph.h"
+#include "decode_problem.h"
+
+static int check(const snapmla_error *err, snapmla_status s)
+{
+    if (s != SNAPMLA_OK)
+        cli_report(err);
+    return s == SNAPMLA_OK;
+}
+
+/* Fills every slot of every page through the append kernel of the same
+ * format: realistic data (random BF16, quantized like an engine would) at
+ * device speed, instead of gigabytes generated on the host. */
+static int fill_cache(snapmla_context *ctx, const snapmla_variant *v, CUdeviceptr cache,
+                      int64_t pages, snapmla_error *err)
+{
+    const snapmla_driver *d = &ctx->driver;
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "kernel: kv_append\nmodel: {latent_dim: %d, rope_dim: %d}\n"
+             "cache: {format: %s, page_size: %d, rope_layout: %s}\ntarget: {arch: %s}\n",
+             v->latent_dim, v->rope_dim, snapmla_cache_format_name(v->cache_format), v->page_size,
+             v->rope_layout == SNAPMLA_ROPE_PLANAR ? "planar" : "interleaved",
+             snapmla_arch_name(v->arch));
+    snapmla_spec *spec;
+    snapmla_kernel *append;
+    if (!check(err, snapmla_spec_parse(yaml, strlen(yaml), "bench-append", &spec, err)))
+        return 0;
+    int ok = check(err, snapmla_kernel_get(ctx, &spec->variants[0], &append, err));
+    snapmla_spec_free(spec);
+    const int64_t chunk = 65536;
+    size_t latent_bytes = (size_t)chunk * v->latent_dim * 2, rope_bytes = (size_t)chunk * v->rope_dim * 2;
+    uint16_t *host = malloc(latent_bytes + rope_bytes);
+    int64_t *slots = malloc((size_t)chunk * 8);
+    CUdeviceptr dlatent = 0, drope = 0, dslots = 0;
+    ok = ok && host && slots && check(err, SNAPMLA_CU(d, cuMemAlloc(&dlatent, latent_bytes), err)) &&
+         check(err, SNAPMLA_CU(d, cuMemAlloc(&drope, rope_bytes), err)) &&
+         check(err, SNAPMLA_CU(d, cuMemAlloc(&dslots, (size_t)chunk * 8), err));
+    if (ok) {
+        snapmla_rng r = {12345};
+        for (size_t i = 0; i < (latent_bytes + rope_bytes) / 2; ++i)
+            host[i] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
+        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(dlatent, host, latent_bytes), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(drope, (char *)host + latent_bytes, rope_bytes), err));
+    }
+    int64_t total = pages * v->page_size;
+    for (int64_t first = 0; ok && first < total; first += chunk) {
+        int64_t n = total - first < chunk ? total - first : chunk;
+        for (int64_t i = 0; i < n; ++i)
+            slots[i] = first + i;
+        snapmla_append_args a = {.num_tokens = n, .latent = (void *)(uintptr_t)dlatent,
+                                 .rope = (void *)(uintptr_t)drope,
+                                 .slot_mapping = (void *)(uintptr_t)dslots,
+                                 .kv_cache = (void *)(uintptr_t)cache, .num_pages = pages};
+        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(dslots, slots, (size_t)n * 8), err)) &&
+             check(err, snapmla_append(append, &a, NULL, err));
+    }
+    ok = ok && check(err, SNAPMLA_CU(d, cuCtxSynchronize(), err));
+    if (dlatent)
+        d->cuMemFree(dlatent);
+    if (drope)
+        d->cuMemFree(drope);
+    if (dslots)
+        d->cuMemFree(dslots);
+    free(host);
+    free(slots);
+    return ok;
+}
+
+void cli_decode_problem_free(cli_decode_problem *p)
+{
+    if (!p->ctx)
+        return;
+    const snapmla_driver *d = &p->ctx->driver;
+    CUdeviceptr *all[] = {&p->q, &p->cache, &p->table, &p->seqlens, &p->out, &p->lse};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
+        if (*all[i])
+            d->cuMemFree(*all[i]);
+    memset(p, 0, sizeof *p);
+}
+
+/* Random block table (pages scattered, as in a real pool), lengths and Q. */
+static int upload_inputs(cli_decode_problem *p, snapmla_error *err)
+{
+    const snapmla_driver *d = &p->ctx->driver;
+    int32_t *table = malloc((size_t)p->pages * 4), *lens = malloc((size_t)p->batch * 4);
+    uint16_t *q = malloc(p->q_bytes);
+    int ok = table && lens && q;
+    if (ok) {
+        snapmla_rng r = {99};
+        for (int64_t i = 0; i < p->pages; ++i)
+            table[i] = (int32_t)i;
+        for (int64_t i = p->pages - 1; i > 0; --i) {
+            int64_t j = (int64_t)snapmla_rng_below(&r, (uint64_t)i + 1);
+            int32_t t = table[i];
+            table[i] = table[j];
+            table[j] = t;
+        }
+        for (int b = 0; b < p->batch; ++b)
+            lens[b] = p->seqlen;
+        for (size_t i = 0; i < p->q_bytes / 2; ++i)
+            q[i] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
+        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->table, table, (size_t)p->pages * 4), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->seqlens, lens, (size_t)p->batch * 4), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->q, q, p->q_bytes), err));
+    }
+    free(table);
+    free(lens);
+    free(q);
+    return ok;
+}
+
+int cli_decode_problem_make(snapmla_context *ctx, const snapmla_variant *v, int batch,
+                            int seqlen, cli_decode_problem *p, snapmla_error *err)
+{
+    const snapmla_driver *d = &ctx->driver;
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    p->batch = batch;
+    p->seqlen = seqlen;
+    p->rows = v->q_heads * v->q_len;
+    p->width = v->latent_dim + v->rope_dim;
+    p->latent_dim = v->latent_dim;
+    p->page_size = v->page_size;
+    p->pages_each = (seqlen + v->page_size - 1) / v->page_size;
+    p->pages = (int64_t)batch * (p->pages_each ? p->pages_each : 1);
+    p->page_bytes = snapmla_cache_page_bytes(v);
+    p->q_bytes = (size_t)batch * p->rows * p->width * 2;
+    p->out_bytes = (size_t)batch * p->rows * v->latent_dim * 2;
+    int ok = check(err, SNAPMLA_CU(d, cuMemAlloc(&p->cache, (size_t)p->pages * p->page_bytes), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->q, p->q_bytes), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->table, (size_t)p->pages * 4), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->seqlens, (size_t)batch * 4), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->out, p->out_bytes), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->lse, (size_t)batch * p->rows * 4), err)) &&
+             upload_inputs(p, err) && fill_cache(ctx, v, p->cache, p->pages, err);
+    if (!ok)
+        cli_decode_problem_free(p);
+    return ok;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Writes the flush buffer and waits, so the next replay finds L2 cold. */
+static int flush_l2(const snapmla_driver *d, CUdeviceptr flush, size_t bytes, unsigned value,
+                    snapmla_error *err)
+{
+    return !bytes || (check(err, SNAPMLA_CU(d, cuMemsetD32(flush, value, bytes / 4), err)) &&
+                      check(err, SNAPMLA_CU(d, cuCtxSynchronize(), err)));
+}
+
+/* Median microseconds of one decode call, captured once and replayed. */
+static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
+                          const snapmla_decode_args *args, int replays, CUdeviceptr flush,
+                          size_t flush_bytes, snapmla_error *err)
+{
+    snapmla_decode_graph g;
+    CUevent start = NULL, stop = NULL;
+    float samples[64], ms = 0;
+    double median = -1;
+    int ok = check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err)) &&
+             check(err, SNAPMLA_CU(d, cuEventCreate(&start, 0), err)) &&
+             check(err, SNAPMLA_CU(d, cuEventCreate(&stop, 0), err));
+    CUstream stream = g.stream;
+    CUgraphExec exec = g.exec;
+    for (int i = 0; ok && i < 2; ++i)   /* warm-up */
+        ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
+    for (int i = 0; ok && i < replays; ++i) {
+        ok = flush_l2(d, flush, flush_bytes, (unsigned)i, err) &&
+             check(err, SNAPMLA_CU(d, cuEventRecord(start, stream), err)) &&
+             check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err)) &&
+             check(err, SNAPMLA_CU(d, cuEventRecord(stop, stream), err)) &&
+             check(err, SNAPMLA_CU(d, cuEventSynchronize(stop), err)) &&
+             check(err, SNAPMLA_CU(d, cuEventElapsedTime(&ms, start, stop), err));
+        samples[i] = ms;
+    }
+    if (ok) {
+        qsort(samples, (size_t)replays, sizeof samples[0], by_value);
+        median = 1e3 * samples[replays / 2];
+    }
+    if (start)
+        d->cuEventDestroy(start);
+    if (stop)
+        d->cuEventDestroy(stop);
+    snapmla_decode_graph_destroy(&g);
+    return median;
+}
+
+int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
+                    int num_splits, CUdeviceptr flush, size_t flush_bytes,
+                    cli_decode_timing *res, snapmla_error *err)
+{
+    const snapmla_driver *d = &p->ctx->driver;
+    size_t ws = snapmla_decode_workspace_bytes(kernel, p->batch);
+    CUdeviceptr workspace = 0;
+    if (replays < 1 || replays > 64 || !check(err, SNAPMLA_CU(d, cuMemAlloc(&workspace, ws), err)))
+        return 0;
+    snapmla_decode_args a = {
+        .batch = p->batch, .q = (void *)(uintptr_t)p->q, .kv_cache = (void *)(uintptr_t)p->cache,
+        .num_pages = p->pages, .block_table = (void *)(uintptr_t)p->table,
+        .block_table_stride = p->pages_each ? p->pages_each : 1,
+        .cache_seqlens = (void *)(uintptr_t)p->seqlens,
+        .softmax_scale = 1.f / sqrtf((float)p->width), .out = (void *)(uintptr_t)p->out,
+        .lse = (void *)(uintptr_t)p->lse, .workspace = (void *)(uintptr_t)workspace,
+        .workspace_bytes = ws, .num_splits = num_splits,
+    };
+    res->us = time_decode(kernel, d, &a, replays, flush, flush_bytes, err);
+    d->cuMemFree(workspace);
+    if (res->us <= 0)
+        return 0;
+    double tokens = (double)p->batch * p->seqlen;
+    double bytes = tokens * (double)p->page_bytes / p->page_size + (double)p->q_bytes + (double)p->out_bytes;
+    res->tbps = bytes / (res->us * 1e-6) / 1e12;
+    res->tflops = 2.0 * p->rows * tokens * (p->width + p->latent_dim) / (res->us * 1e-6) / 1e12;
+    return 1;
+}

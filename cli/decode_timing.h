@@ -1,0 +1,40 @@
+/* Decode timing shared by `snapmla bench` and `snapmla tune`: the device
+ * buffers of one shape (cache filled through the append kernel, pages
+ * scattered) and the median time of a decode call replayed from a graph. */
+#ifndef SNAPMLA_CLI_DECODE_TIMING_H
+#define SNAPMLA_CLI_DECODE_TIMING_H
+
+#include "context.h"
+
+/* One shape's inputs and outputs, for every variant of one family and head
+ * count (they share the cache layout). */
+typedef struct cli_decode_problem {
+    snapmla_context *ctx;
+    int batch, seqlen;
+    int rows, width, latent_dim, page_size, pages_each;
+    int64_t pages;
+    size_t page_bytes, q_bytes, out_bytes;
+    CUdeviceptr q, cache, table, seqlens, out, lse;
+} cli_decode_problem;
+
+typedef struct cli_decode_timing {
+    double us, tbps, tflops;
+} cli_decode_timing;
+
+/* Allocates and fills the buffers of batch requests of seqlen tokens in v's
+ * cache format. Errors are reported on stderr; returns 0 then, with
+ * everything freed. */
+int cli_decode_problem_make(snapmla_context *ctx, const snapmla_variant *v, int batch,
+                            int seqlen, cli_decode_problem *p, snapmla_error *err);
+void cli_decode_problem_free(cli_decode_problem *p);
+
+/* Median of `replays` (3..64) timed graph replays of one decode call, after
+ * two warm-ups. num_splits as in snapmla_decode_args. When flush_bytes is not
+ * 0, flush (a device buffer of that size) is written before each timed
+ * replay, outside the timed region, so that the call starts with a cold L2.
+ * Errors are reported on stderr; returns 0 then. */
+int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
+                    int num_splits, CUdeviceptr flush, size_t flush_bytes,
+                    cli_decode_timing *out, snapmla_error *err);
+
+#endif
