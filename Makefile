@@ -77,7 +77,8 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
     LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TEST_DEFS := -DSNAPMLA_SOURCE_DIR=\"$(CURDIR)\"
-CPU_TESTS := test_spec_load test_disk_cache test_quant test_reference test_emit test_runtime
+CPU_TESTS := test_spec_load test_disk_cache test_quant test_reference test_emit test_runtime \
+    test_tuning
 
 $(BUILD)/san/%.o: %.c $(wildcard include/*.h gen/*.h runtime/*.h reference/*.h)
 	@mkdir -p $(@D)
@@ -91,17 +92,34 @@ $(BUILD)/tests/%: tests/%.c $(SAN_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) $(TEST_DEFS) $< $(SAN_OBJ) -o $@ $(LIBS) $(CHECK_LIBS)
 
+# test_tuning also tests the CLI's tune plan and measurement log.
+TUNE_SAN_OBJ := $(BUILD)/san/cli/tune_plan.o $(BUILD)/san/cli/tune_log.o
+
+$(BUILD)/san/cli/%.o: cli/%.c $(wildcard include/*.h gen/*.h runtime/*.h reference/*.h cli/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SAN) $(TEST_DEFS) -c $< -o $@
+
+$(BUILD)/tests/test_tuning: tests/test_tuning.c $(SAN_OBJ) $(TUNE_SAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SAN) $(TEST_DEFS) -Icli $< $(SAN_OBJ) $(TUNE_SAN_OBJ) -o $@ $(LIBS) $(CHECK_LIBS)
+
 # The GPU test goes without sanitizers: ASan's shadow memory and the CUDA
 # driver's address reservations do not mix.
 $(BUILD)/tests/test_gpu: tests/test_gpu.c $(LIB_OBJ) $(REF_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_DEFS) $< $(LIB_OBJ) $(REF_OBJ) -o $@ $(LIBS) $(CHECK_LIBS)
 
+# The GPU half of the tuning tests: dispatch and the tune correctness gate.
+$(BUILD)/tests/test_tuning_gpu: tests/test_tuning_gpu.c $(LIB_OBJ) $(REF_OBJ) $(BUILD)/obj/cli/tune_check.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_DEFS) -Icli $< $(LIB_OBJ) $(REF_OBJ) $(BUILD)/obj/cli/tune_check.o -o $@ $(LIBS) $(CHECK_LIBS)
+
 test: deps
-	$(MAKE) all $(CPU_TESTS:%=$(BUILD)/tests/%) $(BUILD)/tests/test_gpu
+	$(MAKE) all $(CPU_TESTS:%=$(BUILD)/tests/%) $(BUILD)/tests/test_gpu $(BUILD)/tests/test_tuning_gpu
 	@set -e; for t in $(CPU_TESTS); do echo "== $$t"; $(SAN_ENV) $(BUILD)/tests/$$t; done
 	@echo "== test_cli"; tests/test_cli.sh $(BUILD)/snapmla
 	@echo "== test_gpu"; $(BUILD)/tests/test_gpu
+	@echo "== test_tuning_gpu"; $(BUILD)/tests/test_tuning_gpu
 	@echo "== python"; if python3 -c "import torch, pytest; assert torch.cuda.is_available()" 2>/dev/null; \
 	then PYTHONPATH=python python3 -m pytest -q python/tests; \
 	else echo "SKIP python tests: needs torch with a CUDA GPU and pytest"; fi

@@ -76,5 +76,56 @@ fi
 expect "cache clear" 0 "removed [0-9]+ files?" -- "$snapmla" cache clear
 expect "cache empty" 0 "^0 entries" -- "$snapmla" cache ls
 
+# tune: the compile report, resource rejections, shards, the plan; without a
+# GPU --dry-run stops after the compile; on a GPU a small run end to end.
+tune_spec=specs/deepseek_v3_tune.yaml
+expect "tune --help" 0 "usage: snapmla tune" -- "$snapmla" tune --help
+expect "tune compiles a sweep" 0 "^compiled 24 variants on 2 threads in [0-9.]+ s \([0-9.]+ variants/s\): 24 by NVRTC \([0-9.]+ s of NVRTC\), 0 cache hits, 0 failed" -- "$snapmla" tune "$tune_spec" --shapes 1/128x4096 -j 2 --dry-run -o "$work/t.yaml"
+expect "tune from the cache" 0 "24 cache hits, 0 failed" -- "$snapmla" tune "$tune_spec" --shapes 1/128x4096 -j2 --dry-run -o "$work/t.yaml"
+expect "tune dry run" 0 "^dry run: " -- "$snapmla" tune "$tune_spec" --shapes 1/128x4096 --dry-run -o "$work/t.yaml"
+expect "tune plan" 0 "^plan: shard 0/1: 24 of 24 decode variants, 48 configs x 2 shapes; $work/t.measurements.tsv: 0 measurements and 0 checks already taken, 96 measurements to go" -- "$snapmla" tune "$tune_spec" --shapes 1/128x4096 --splits 0,8 --dry-run -o "$work/t.yaml"
+expect "tune shard" 0 "^plan: shard 1/4: 6 of 24 decode variants" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --shard 1/4 --dry-run -o "$work/t.yaml"
+printf 'name: t\nkernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntile: {engine: mma_sync, q_rows: 16, kv_tokens: [64, 128], stages: [1, 2]}\n' > "$work/tune_big.yaml"
+expect "tune rejects over the resources" 0 "  rejected t\.mla_decode\..*kv128q16s2w2.*: $work/tune_big.yaml:4:68: needs 334080 bytes of shared memory per CTA" -- "$snapmla" tune "$work/tune_big.yaml" --shapes 1x100 --dry-run -o "$work/big.yaml"
+expect "tune needs shapes" 2 "^snapmla tune: need at least one SPEC and --shapes" -- "$snapmla" tune "$tune_spec"
+expect "tune bad shapes" 2 "^snapmla tune: --shapes takes BATCHxSEQLEN" -- "$snapmla" tune "$tune_spec" --shapes 0x5
+expect "tune repeated shape" 2 "^snapmla tune: --shapes: 8x4096 is given twice" -- "$snapmla" tune "$tune_spec" --shapes 8x4096,8x4096
+expect "tune bad shard" 2 "^snapmla tune: --shard takes i/n" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --shard 2/2
+expect "tune bad splits" 2 "^snapmla tune: --splits takes" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --splits 0,0
+expect "tune bad spec" 2 "^snapmla: $work/bad.yaml:7:14: cache.page_size" -- "$snapmla" tune "$work/bad.yaml" --shapes 8x4096
+printf 'measured\tx\t0\t8\t4096\t1\n' > "$work/bad.tsv"
+expect "tune bad resume file" 2 "^snapmla: $work/bad.tsv:1: records before the device line$" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --shard 0/24 --resume "$work/bad.tsv" --dry-run
+if [[ -e /dev/nvidiactl ]]; then
+    expect "tune on the GPU" 0 "^wrote $work/g.yaml: 1 entry" -- "$snapmla" tune "$tune_spec" --shapes 2x600 --shard 0/12 -o "$work/g.yaml"
+    expect "tune resumes" 0 "2 measurements and 2 checks already taken, 0 measurements to go" -- "$snapmla" tune "$tune_spec" --shapes 2x600 --shard 0/12 -o "$work/g.yaml"
+    expect "tune pick on the GPU's database" 0 "batch 2, context 600 .*tune\.mla_decode\..* \(tuned at 2, 513-1024" -- "$snapmla" tune pick "$work/g.yaml" "$tune_spec" --shapes 2x600
+else
+    expect "tune without GPU" 1 "^snapmla: no CUDA (driver|GPU).*: timing needs a GPU \(--dry-run compiles only\)$" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --shard 0/24 -o "$work/t.yaml"
+fi
+
+# tune merge and pick: databases written by hand, as two shards would.
+v=tune.mla_decode.l512r64.h16q1c.bf16p64i
+db_entry() {   # batch context variant us
+    printf '  - arch: sm_90a\n    device: "NVIDIA H100 80GB HBM3"\n    family: l512r64.q1c.bf16p64i.bf16\n    rows: 16\n    batch: %s\n    context: %s\n    variant: %s\n    us: %s\n' "$@"
+}
+{ echo "version: 1"; echo "entries:"; db_entry 5-8 2049-4096 $v.kv16q16s1w2.auto64m128.sm_90a.bf16.mma 50; } > "$work/a.yaml"
+{ echo "version: 1"; echo "entries:"; db_entry 5-8 2049-4096 $v.kv32q16s2w2.auto64m256.sm_90a.bf16.mma 40; db_entry 1 0-512 $v.kv16q16s2w2.auto64m128.sm_90a.bf16.mma 5; } > "$work/b.yaml"
+expect "tune merge" 0 "^merged 2 files \(3 entries in all\) into $work/m.yaml: 2 entries, 1 conflict" -- "$snapmla" tune merge "$work/a.yaml" "$work/b.yaml" -o "$work/m.yaml"
+expect "tune merge reports the conflict" 0 "^snapmla: merge: sm_90a 'NVIDIA H100 80GB HBM3' l512r64.q1c.bf16p64i.bf16 rows 16 batch 5-8 context 2049-4096: $work/a.yaml has .*kv16q16s1w2.* \(50.0 us\), $work/b.yaml has .*kv32q16s2w2.* \(40.0 us\); kept .*kv32q16s2w2" -- "$snapmla" tune merge "$work/a.yaml" "$work/b.yaml" -o "$work/m.yaml"
+expect "merged winner and margin" 0 "variant: $v.kv32q16s2w2.auto64m256.sm_90a.bf16.mma
+    splits: 0
+    us: 40.000
+    runner_up: $v.kv16q16s1w2.auto64m128.sm_90a.bf16.mma
+    runner_up_splits: 0
+    margin: 0.2500" -- cat "$work/m.yaml"
+expect "tune pick: tuned bucket" 0 "^  batch 8, context 4096 \(buckets 5-8, 2049-4096\): $v.kv32q16s2w2.auto64m256.sm_90a.bf16.mma splits 0 \(tuned at 5-8, 2049-4096: 40.0 us\)$" -- "$snapmla" tune pick "$work/m.yaml" "$tune_spec" --shapes 8x4096,1x100,128x65536
+expect "tune pick: nearest bucket" 0 "^  batch 128, context 65536 \(buckets 65-128, 32769-65536\): $v.kv32q16s2w2.* \(nearest tuned bucket 5-8, 2049-4096: 40.0 us\)$" -- "$snapmla" tune pick "$work/m.yaml" "$tune_spec" --shapes 8x4096,1x100,128x65536
+expect "tune pick: another device" 0 "^  batch 8, context 4096 .*kv16q16s1w2.auto64m128.* splits 0 \(default: the database has no entry" -- "$snapmla" tune pick "$work/m.yaml" "$tune_spec" --shapes 8x4096 --device "NVIDIA A100-SXM4-80GB"
+printf 'version: 1\nentries:\n  - arch: sm_100\n' > "$work/bad_db.yaml"
+expect "tune merge bad database" 2 "^snapmla: $work/bad_db.yaml:3:11: entries\[0\].arch: 'sm_100' is not allowed; allowed: sm_80, sm_89, sm_90a$" -- "$snapmla" tune merge "$work/a.yaml" "$work/bad_db.yaml" -o "$work/m2.yaml"
+expect "tune merge wrote nothing" 1 "" -- test -e "$work/m2.yaml"
+expect "tune merge needs -o" 2 "^snapmla tune: merge: need at least one database and -o OUT.yaml" -- "$snapmla" tune merge "$work/a.yaml"
+expect "tune pick needs shapes" 2 "^snapmla tune: pick: need DB.yaml, at least one SPEC and --shapes" -- "$snapmla" tune pick "$work/m.yaml" "$tune_spec"
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
