@@ -115,7 +115,7 @@ static int check_config(const tune_gpu_run *run, size_t index, progress *p)
     p->check_seconds += now_seconds() - start;
     char line[160];
     progress_text(p, line, sizeof line);
-    fprintf(stderr, "tune %s check %s splits %d: %s: %s\n", line, c->variant->name, c->splits,
+    fprintf(stderr, "tune %s: check %s splits %d: %s: %s\n", line, c->variant->name, c->splits,
             passed ? "PASS" : "REJECTED", reason);
     if (!record(run, passed ? "checked" : "rejected", c, NULL, 0))
         return 0;
@@ -152,12 +152,12 @@ static int time_config(const tune_gpu_run *run, size_t index, int s, const cli_d
     if (!ok) {
         tune_reject(c, err.message);
         p->timings_left -= unmeasured(plan, index) - 1;   /* this one is counted done */
-        fprintf(stderr, "tune %s %s splits %d %dx%d: REJECTED: %s\n", line, c->variant->name,
+        fprintf(stderr, "tune %s: %s splits %d %dx%d: REJECTED: %s\n", line, c->variant->name,
                 c->splits, prob->batch, prob->seqlen, c->reason);
         return record(run, "rejected", c, NULL, 0) && may_go_on(run);
     }
     *slot(plan, index, s) = t.us;
-    fprintf(stderr, "tune %s %s splits %d %dx%d: %.1f us, %.2f TB/s\n", line, c->variant->name,
+    fprintf(stderr, "tune %s: %s splits %d %dx%d: %.1f us, %.2f TB/s\n", line, c->variant->name,
             c->splits, prob->batch, prob->seqlen, t.us, t.tbps);
     return record(run, "measured", c, &plan->shapes[s], t.us);
 }
