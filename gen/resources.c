@@ -29,7 +29,7 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
         int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4);
         int vt = (v->kv_tile / 16) * (v->latent_dim / 2 / 8) * 144;
-        int exchange = v->q_tile * v->kv_tile * 4 / 2;   /* one warpgroup's 32 x 128 floats */
+        int exchange = v->q_tile * v->kv_tile * 4;   /* one warpgroup's 32 x 128 partial scores */
         return 1024 + q_region + v->stages * stage + 2 * (vt > exchange ? vt : exchange);
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {

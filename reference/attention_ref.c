@@ -8,6 +8,29 @@
 #include "cache_layout.h"
 #include "decode_problem.h"
 #include "error.h"
+#include "fp8.h"
+
+/* Query row r as the kernel sees it. BF16 as given, except that the FP8
+ * path (target.compute fp8) quantizes the latent part to e4m3 with one scale
+ * per row (amax / 448), in the kernel's own float operations: that rounding
+ * is part of the function it computes, so the reference does it too and the
+ * check is left with P's e4m3 rounding alone (docs/fidelity.md). */
+static void load_query(const snapmla_problem *p, size_t row, double *q)
+{
+    const snapmla_variant *v = &p->variant;
+    int L = v->latent_dim, W = v->latent_dim + v->rope_dim;
+    for (int c = 0; c < W; ++c)
+        q[c] = snapmla_bf16_to_f32(p->q[row * W + c]);
+    if (v->compute != SNAPMLA_COMPUTE_FP8)
+        return;
+    float amax = 0.f;
+    for (int c = 0; c < L; ++c)
+        amax = fmaxf(amax, fabsf((float)q[c]));
+    float scale = amax == 0.f ? 1.f : amax / SNAPMLA_E4M3_MAX;
+    float inv = 1.f / scale;
+    for (int c = 0; c < L; ++c)
+        q[c] = (double)snapmla_e4m3_to_f32(snapmla_f32_to_e4m3((float)q[c] * inv)) * scale;
+}
 
 snapmla_status snapmla_ref_decode(const snapmla_problem *p, double *out, double *lse,
                                   snapmla_error *err)
@@ -46,8 +69,7 @@ snapmla_status snapmla_ref_decode(const snapmla_problem *p, double *out, double 
                 lse[row] = INFINITY;
                 continue;
             }
-            for (int c = 0; c < W; ++c)
-                q[c] = snapmla_bf16_to_f32(p->q[row * W + c]);
+            load_query(p, row, q);
             double m = -INFINITY;
             for (int t = 0; t < visible; ++t) {
                 const double *k = keys + (size_t)t * W;

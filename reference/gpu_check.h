@@ -21,13 +21,17 @@
  * a handful of tokens where nothing averages out) on top of the output's
  * own rounding: it is judged against the unrounded reference, at 5e-3. */
 #define SNAPMLA_CHECK_REL_L2_BF16_P 5e-3
-/* The FP8 path (target.compute fp8) quantizes Q per row and P' per row to
- * e4m3 (3 mantissa bits: 2^-4 relative at most, about 2.5% RMS per value);
- * the products are exact and accumulate in fp32. It is judged against the
- * unrounded reference on the same quantized cache; the bounds and the
- * measured errors are in docs/fidelity.md ("FP8 products"). */
-#define SNAPMLA_CHECK_REL_L2_FP8 4e-2
-#define SNAPMLA_CHECK_LSE_ABS_FP8 3e-2
+/* The FP8 path (target.compute fp8) quantizes Q per row and P' = P * v_scale
+ * * 448 / rowmax per row to e4m3; products are exact, sums fp32. The
+ * reference quantizes Q the same way (reference/attention_ref.c), so what is
+ * left is P's rounding: 2^-4 relative per weight at most (3 mantissa bits,
+ * round to nearest), about 2.6% RMS per weight; averaged over the tokens a
+ * row attends to, the output sees less (0.2-0.9% measured). The bound is the
+ * per-weight RMS, 3e-2. The LSE does not see P's rounding: 1e-2 (e4m3
+ * products summed in the tensor cores' reduced-precision accumulators, up to
+ * 5.7e-3 measured). Measured errors: docs/fidelity.md ("FP8 products"). */
+#define SNAPMLA_CHECK_REL_L2_FP8 3e-2
+#define SNAPMLA_CHECK_LSE_ABS_FP8 1e-2
 
 typedef struct snapmla_check_report {
     int passed;

@@ -81,7 +81,7 @@ START_TEST(emit_differs_when_a_field_differs)
 }
 END_TEST
 
-START_TEST(emit_rejects_compute_not_generated_yet)
+START_TEST(emit_rejects_fp8_compute_off_wgmma)
 {
     snapmla_spec *spec = parse(decode_yaml);
     snapmla_variant v = spec->variants[0];
@@ -92,7 +92,7 @@ START_TEST(emit_rejects_compute_not_generated_yet)
     ck_assert_ptr_null(source);
     char expected[512];
     snprintf(expected, sizeof expected,
-             "variant '%s': only target.compute bf16 is generated in this version",
+             "variant '%s': target.compute fp8 is generated for tile.engine wgmma only",
              v.name);
     ck_assert_str_eq(err.message, expected);
     ck_assert_int_eq(snapmla_emit(NULL, &source, NULL, &err), SNAPMLA_ERR_INVALID_ARG);
@@ -178,7 +178,7 @@ int main(void)
     tcase_add_test(tc, emit_is_deterministic);
     tcase_add_test(tc, emit_fills_every_hole_and_names_the_variant);
     tcase_add_test(tc, emit_differs_when_a_field_differs);
-    tcase_add_test(tc, emit_rejects_compute_not_generated_yet);
+    tcase_add_test(tc, emit_rejects_fp8_compute_off_wgmma);
     tcase_add_test(tc, cache_key_covers_source_and_arch);
     tcase_add_test(tc, nvrtc_reports_its_log);
     tcase_add_test(tc, every_shipped_variant_compiles);
