@@ -21,8 +21,10 @@
 //     V^T     WG w transposes its 64 x LATENT/2 e4m3 half of the tile into
 //             smem with tokens contiguous (e4m3 wgmma takes B K-major only),
 //             in the token order the P' registers already have
-//     PV      O_w += P' V_w^T                              wgmma m64n(LATENT/2)k32 e4m3
-//     barrier (ring slot, exchange and V^T buffers free again)
+//     PV      O_w += P' V_w^T                              wgmma m64n(LATENT/2)k32 e4m3,
+//             left running: the next tile's QK wait retires it
+//   (the copies of tile k+STAGES-1 are issued right after the QK product of
+//    tile k starts, into the slot tile k-1 left)
 //   epilogue  one split: out = O / (r l) (BF16), lse; several: fp32 partials
 //
 // Tokens past the range are zero-filled (codes and scales) and their scores
@@ -303,12 +305,17 @@ snapmla_decode_split(const DecodeParams p)
     float *mine = (float *)vt;
     const float *theirs = (const float *)(vt_all + (1 - wg) * VT_SLOT);
 
+    // With two or more stages the next copies are issued under the QK
+    // product; with one, before the wait.
+    constexpr bool EARLY = STAGES >= 2;
     for (int k = 0; k < tiles; ++k) {
-        issue_fp8_tile(p, range, ring, k + STAGES - 1, next_page);
-        next_page = token_page(p, range, k + STAGES);
-        cp_async_wait<STAGES - 1>();
+        if (!EARLY) {
+            issue_fp8_tile(p, range, ring, k + STAGES - 1, next_page);
+            next_page = token_page(p, range, k + STAGES);
+        }
+        cp_async_wait<EARLY ? STAGES - 2 : 0>();
         fence_async_smem();
-        __syncthreads();
+        __syncthreads();   // tile k landed; everyone is past tile k-1's QK reads
         const unsigned char *k_lat = ring + (k % STAGES) * STAGE_BYTES;
         const unsigned char *k_rope = k_lat + KV_TILE * LATENT;
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
@@ -329,8 +336,13 @@ snapmla_decode_split(const DecodeParams p)
                              smem_desc(k_lat + block * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), 1);
         }
         wgmma_commit();
-        wgmma_wait<0>();
+        if (EARLY) {
+            issue_fp8_tile(p, range, ring, k + STAGES - 1, next_page);
+            next_page = token_page(p, range, k + STAGES);
+        }
+        wgmma_wait<0>();   // also the previous tile's PV: O and V^T are free
         fence_registers(s);
+        fence_registers(o);
 
         // Per-token K scale on the columns, per-row Q scale on the rows.
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}
@@ -427,11 +439,10 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int kc = 0; kc < 2; ++kc)
             wgmma_pv_fp8(o, pa[kc], smem_desc(vt + 2 * kc * VT_LBO, VT_LBO, VT_SBO, 0), 1);
-        wgmma_commit();
-        wgmma_wait<0>();
-        fence_registers(o);
-        __syncthreads();
+        wgmma_commit();   // completes under the next tile's copies and QK
     }
+    wgmma_wait<0>();
+    fence_registers(o);
     cp_async_wait<0>();
 
     const bool direct = range.splits == 1;
