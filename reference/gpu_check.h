@@ -27,11 +27,11 @@
  * left is P's rounding: 2^-4 relative per weight at most (3 mantissa bits,
  * round to nearest), about 2.6% RMS per weight; averaged over the tokens a
  * row attends to, the output sees less (0.2-0.9% measured). The bound is the
- * per-weight RMS, 3e-2. The LSE does not see P's rounding: 1e-2 (e4m3
+ * per-weight RMS, 3e-2. The LSE does not see P's rounding: 2e-2 (e4m3
  * products summed in the tensor cores' reduced-precision accumulators, up to
- * 5.7e-3 measured). Measured errors: docs/fidelity.md ("FP8 products"). */
+ * 7e-3 measured). Measured errors: docs/fidelity.md ("FP8 products"). */
 #define SNAPMLA_CHECK_REL_L2_FP8 3e-2
-#define SNAPMLA_CHECK_LSE_ABS_FP8 1e-2
+#define SNAPMLA_CHECK_LSE_ABS_FP8 2e-2
 
 typedef struct snapmla_check_report {
     int passed;

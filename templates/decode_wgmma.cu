@@ -16,8 +16,9 @@
 //     softmax both warpgroups on identical registers: running max (log2
 //             domain), P = exp2(S - m), per-thread partial row sums
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
-//             the reduction, so it goes into P), times r = 448 / rowmax, to e4m3
-//             O *= alpha * r_new / r_old
+//             the reduction, so it goes into P), times a per-row r that keeps
+//             the largest P' in [28, 448], to e4m3
+//             O *= alpha * r_new / r_old (skipped by a warp where all are 1)
 //     V^T     WG w transposes its 64 x LATENT/2 e4m3 half of the tile into
 //             smem with tokens contiguous (e4m3 wgmma takes B K-major only),
 //             in the token order the P' registers already have
@@ -122,6 +123,14 @@ __device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(lo) : "f"(b), "f"(a));
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(hi) : "f"(d), "f"(c));
     return (unsigned)lo | ((unsigned)hi << 16);
+}
+
+// 2^x in one MUFU op (denormal results flush to 0, -inf gives 0).
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
 }
 
 __device__ __forceinline__ float quad_max(float v)
@@ -391,7 +400,7 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const float m_new = fmaxf(row_max[h], quad_max(tile_max[h]));
-            alpha[h] = row_max[h] == -inf_f32() ? 1.f : exp2f(row_max[h] - m_new);
+            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2(row_max[h] - m_new);
             row_max[h] = m_new;
             m_use[h] = m_new == -inf_f32() ? 0.f : m_new;   // a row that sees nothing: P = 0
             row_sum[h] *= alpha[h];
@@ -400,7 +409,7 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
             const int h = (i / 2) % 2;
-            const float e = exp2f(s[i] - m_use[h]);
+            const float e = fast_exp2(s[i] - m_use[h]);
             row_sum[h] += e;
             s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion
             p_max[h] = fmaxf(p_max[h], s[i]);
@@ -409,10 +418,15 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const float m = quad_max(p_max[h]);
-            // e4m3 tops out at 448: P' = P * 448 / rowmax; kept under 2^100 so
-            // that the rescale ratio stays finite
-            const float r_new = m > 0.f ? fminf(__fdividef(448.f, m), 1.2676506e30f) : row_r[h];
-            factor[h] = alpha[h] * __fdividef(r_new, row_r[h]);
+            // e4m3 tops out at 448. P's factor r is kept while the tile's
+            // largest P' = P r stays in [28, 448] (e4m3's relative precision is
+            // the same across its normal range), else reset to 448 / max; so
+            // O's rescale is mostly alpha alone, and mostly 1. r stays under
+            // 2^100 so that the ratio is finite.
+            float r_new = row_r[h];
+            if (m > 0.f && (m * r_new > 448.f || m * r_new < 28.f))
+                r_new = fminf(__fdividef(448.f, m), 1.2676506e30f);
+            factor[h] = r_new == row_r[h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[h]);
             row_r[h] = r_new;
         }
 
@@ -427,9 +441,11 @@ snapmla_decode_split(const DecodeParams p)
             pa[kc][2] = e4m3x4(x[8] * r0, x[9] * r0, x[12] * r0, x[13] * r0);
             pa[kc][3] = e4m3x4(x[10] * r1, x[11] * r1, x[14] * r1, x[15] * r1);
         }
+        if (__any_sync(0xffffffffu, factor[0] != 1.f || factor[1] != 1.f)) {   // warp-uniform
 #pragma unroll
-        for (int i = 0; i < HALF / 2; ++i)
-            o[i] *= factor[(i / 2) % 2];
+            for (int i = 0; i < HALF / 2; ++i)
+                o[i] *= factor[(i / 2) % 2];
+        }
 
         // ---- V^T, then O += P' V ----
         transpose_v(k_lat, vt, wg, warp, lane);
