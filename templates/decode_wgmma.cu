@@ -9,12 +9,12 @@
 //             cp.async KV tiles 0..STAGES-2: raw e4m3 latent, BF16 RoPE and
 //             fp32 per-token scales, straight into swizzled smem
 //   per tile  wait for tile k; fence to the async proxy; barrier
-//     QK      WG w: S_w = Q[:, half w] K[:, half w]^T     wgmma m64n64k32 e4m3
-//             S_w *= q_scale[row] * k_scale[token]         (per-token K scale on columns)
-//             WG1:  S_1 += Q_rope K_rope^T                  wgmma m64n64k16 bf16
-//             S = S_0 + S_1 through smem (named barrier of both warpgroups)
-//     softmax both warpgroups on identical registers: running max (log2
-//             domain), P = exp2(S - m), per-thread partial row sums
+//     QK      each WG all of S = Q K^T (no exchange, no barrier between
+//             the warpgroups)                              wgmma m64n64k32 e4m3
+//             S *= q_scale[row] * k_scale[token]           (per-token K scale on columns)
+//             S += Q_rope K_rope^T                         wgmma m64n64k16 bf16
+//     softmax running max, P = exp2(scale_log2 (S - m)), per-thread partial
+//             row sums; the mask only on the range's last tile or a causal edge
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
 //             the reduction, so it goes into P), times a per-row r that keeps
 //             the largest P' in [28, 448], to e4m3
@@ -52,9 +52,6 @@ constexpr int VT_BYTES = (KV_TILE / 16) * VT_LBO;
 __host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
 constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LATENT + ROPE_ROW) + KV_TILE * 4);
-constexpr int XCHG_FLOATS = 32 * 128;                 // one warpgroup's partial scores
-// each warpgroup's V^T buffer, which also carries its partial scores
-constexpr int VT_SLOT = VT_BYTES > XCHG_FLOATS * 4 ? VT_BYTES : XCHG_FLOATS * 4;
 constexpr int LAT_CHUNKS = LATENT / 16, ROPE_CHUNKS = ROPE_ROW / 16;
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
 
@@ -131,6 +128,22 @@ __device__ __forceinline__ float fast_exp2(float x)
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
+}
+
+// The largest of this thread's 16 scores of row half h (accumulator
+// elements i with (i / 2) % 2 == h), as a tree: 4 dependent steps, not 15.
+__device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
+{
+    float m[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+        m[j] = fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]);
+#pragma unroll
+    for (int w = 4; w > 0; w /= 2)
+#pragma unroll
+        for (int j = 0; j < w; ++j)
+            m[j] = fmaxf(m[j], m[j + w]);
+    return m[0];
 }
 
 __device__ __forceinline__ float quad_max(float v)
@@ -272,10 +285,9 @@ snapmla_decode_split(const DecodeParams p)
     unsigned char *q_rope = q_lat + 64 * LATENT;                // [ROPE_BLOCKS][64][ROPE_SW] bf16
     float *q_scale = (float *)(q_rope + 64 * ROPE_ROW);         // [64]
     unsigned char *ring = smem + Q_BYTES;                       // [STAGES][STAGE_BYTES]
-    // [2][VT_SLOT]: each warpgroup's V^T, which first carries its partial
-    // scores to the other warpgroup ([32][128] floats)
+    // [2][VT_BYTES]: each warpgroup's V^T
     unsigned char *vt_all = ring + STAGES * STAGE_BYTES;
-    check_smem_layout(smem_raw, vt_all + 2 * VT_SLOT);
+    check_smem_layout(smem_raw, vt_all + 2 * VT_BYTES);
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128;
@@ -303,16 +315,17 @@ snapmla_decode_split(const DecodeParams p)
             visible_end[h] = min(t_end, n - Q_LEN + (row0 + my_row[h]) / Q_HEADS + 1);
     }
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
-    float row_max[2] = {-inf_f32(), -inf_f32()};   // log2 domain
+    float row_max[2] = {-inf_f32(), -inf_f32()};   // of the unscaled scores
     float row_sum[2] = {0.f, 0.f};                 // over this thread's columns
     float row_r[2] = {1.f, 1.f};                   // P's current e4m3 factor
     float o[HALF / 2];
 #pragma unroll
     for (int i = 0; i < HALF / 2; ++i)
         o[i] = 0.f;
-    unsigned char *vt = vt_all + wg * VT_SLOT;
-    float *mine = (float *)vt;
-    const float *theirs = (const float *)(vt_all + (1 - wg) * VT_SLOT);
+    unsigned char *vt = vt_all + wg * VT_BYTES;
+    // Tiles that end before this token need no mask (the causal edge of
+    // the earliest query token, or the range's end).
+    const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
 
     // With two or more stages the next copies are issued under the QK
     // product; with one, before the wait.
@@ -330,15 +343,14 @@ snapmla_decode_split(const DecodeParams p)
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
         const int t0 = range.t_begin + k * KV_TILE;
 
-        // ---- S_w = Q K^T over this warpgroup's latent half (e4m3) ----
+        // ---- S = Q K^T, latent part (e4m3), each warpgroup all of it ----
         float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] = 0.f;
         wgmma_fence();
 #pragma unroll
-        for (int kb = 0; kb < HALF / 128; ++kb) {
-            const int block = wg * (HALF / 128) + kb;
+        for (int block = 0; block < LATENT / 128; ++block) {
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
                 wgmma_qk_fp8(s, smem_desc(q_lat + block * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
@@ -365,7 +377,7 @@ snapmla_decode_split(const DecodeParams p)
         for (int i = 0; i < 32; ++i)
             s[i] *= q_scale_of[(i / 2) % 2] * token_scale[2 * (i / 4) + i % 2];
 
-        if (wg == 1) {   // the RoPE part, BF16
+        {   // the RoPE part, BF16
             wgmma_fence();
 #pragma unroll
             for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
@@ -378,41 +390,41 @@ snapmla_decode_split(const DecodeParams p)
             fence_registers(s);
         }
 
-        // ---- S = S_0 + S_1 ----
+        // ---- online softmax (scores unscaled; exp2 of scale_log2 * (s - m)) ----
+        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
 #pragma unroll
-        for (int i = 0; i < 32; ++i)
-            mine[i * 128 + wt] = s[i];
-        named_barrier(1, 256);
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            s[i] += theirs[i * 128 + wt];
-        named_barrier(1, 256);   // both read: the buffers become V^T again
-
-        // ---- online softmax (log2 domain) ----
-        float tile_max[2] = {-inf_f32(), -inf_f32()};
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int h = (i / 2) % 2, t = t0 + 8 * (i / 4) + 2 * quad + i % 2;
-            s[i] = t < visible_end[h] ? s[i] * scale_log2 : -inf_f32();
-            tile_max[h] = fmaxf(tile_max[h], s[i]);
+            for (int i = 0; i < 32; ++i) {
+                const int h = (i / 2) % 2, t = t0 + 8 * (i / 4) + 2 * quad + i % 2;
+                s[i] = t < visible_end[h] ? s[i] : -inf_f32();
+            }
         }
-        float alpha[2], m_use[2];
+        float tile_max[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            tile_max[h] = max_of_row(s, h);
+        float alpha[2], m_scaled[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const float m_new = fmaxf(row_max[h], quad_max(tile_max[h]));
-            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2(row_max[h] - m_new);
+            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * scale_log2);
             row_max[h] = m_new;
-            m_use[h] = m_new == -inf_f32() ? 0.f : m_new;   // a row that sees nothing: P = 0
+            // a row that sees nothing: P = exp2(-inf) = 0
+            m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * scale_log2;
             row_sum[h] *= alpha[h];
         }
-        float p_max[2] = {0.f, 0.f};
+        float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
             const int h = (i / 2) % 2;
-            const float e = fast_exp2(s[i] - m_use[h]);
-            row_sum[h] += e;
+            const float e = fast_exp2(fmaf(s[i], scale_log2, -m_scaled[h]));
+            part_sum[2 * h + (i / 4) % 2] += e;
             s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion
-            p_max[h] = fmaxf(p_max[h], s[i]);
+        }
+        float p_max[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            row_sum[h] += part_sum[2 * h] + part_sum[2 * h + 1];
+            p_max[h] = fmaxf(max_of_row(s, h), 0.f);
         }
         float factor[2];
 #pragma unroll
@@ -484,7 +496,7 @@ snapmla_decode_split(const DecodeParams p)
             }
         }
         if (wg == 0 && quad == 0) {
-            const float lse = l > 0.f ? row_max[h] * 0.6931471805599453f + logf(l) : 0.f;
+            const float lse = l > 0.f ? row_max[h] * p.softmax_scale + logf(l) : 0.f;
             if (direct)
                 p.lse[row_index] = l > 0.f ? lse : inf_f32();
             else
