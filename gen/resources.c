@@ -24,11 +24,13 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     if (v->engine == SNAPMLA_ENGINE_WGMMA) {
         /* templates/decode_wgmma.cu: 1024-aligned regions for the 128-byte
          * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles, each
-         * warpgroup's transposed V tile (core matrices padded to 144 bytes). */
+         * warpgroup's transposed V tile (core matrices padded to 144 bytes),
+         * which first carries its partial scores to the other warpgroup. */
         int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4);
         int vt = (v->kv_tile / 16) * (v->latent_dim / 2 / 8) * 144;
-        return 1024 + q_region + v->stages * stage + 2 * vt;
+        int exchange = v->q_tile * v->kv_tile * 4;   /* one warpgroup's 32 x 128 partial scores */
+        return 1024 + q_region + v->stages * stage + 2 * (vt > exchange ? vt : exchange);
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
         /* BF16: Q and the KV ring in padded rows. FP8: Q, one BF16 tile, and

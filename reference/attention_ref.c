@@ -35,6 +35,12 @@ static void load_query(const snapmla_problem *p, size_t row, double *q)
 snapmla_status snapmla_ref_decode(const snapmla_problem *p, double *out, double *lse,
                                   snapmla_error *err)
 {
+    return snapmla_ref_decode_magnitude(p, out, lse, NULL, err);
+}
+
+snapmla_status snapmla_ref_decode_magnitude(const snapmla_problem *p, double *out, double *lse,
+                                            double *magnitude, snapmla_error *err)
+{
     const snapmla_variant *v = &p->variant;
     int L = v->latent_dim, W = v->latent_dim + v->rope_dim, P = v->page_size;
     int rows = v->q_len * v->q_heads, longest = 0;
@@ -65,6 +71,8 @@ snapmla_status snapmla_ref_decode(const snapmla_problem *p, double *out, double 
             }
             double *o = out + row * L;
             memset(o, 0, (size_t)L * sizeof *o);
+            if (magnitude)
+                magnitude[row] = 0;
             if (visible == 0) {
                 lse[row] = INFINITY;
                 continue;
@@ -73,10 +81,14 @@ snapmla_status snapmla_ref_decode(const snapmla_problem *p, double *out, double 
             double m = -INFINITY;
             for (int t = 0; t < visible; ++t) {
                 const double *k = keys + (size_t)t * W;
-                double dot = 0;
-                for (int c = 0; c < W; ++c)
+                double dot = 0, size = 0;
+                for (int c = 0; c < W; ++c) {
                     dot += q[c] * k[c];
+                    size += fabs(q[c] * k[c]);
+                }
                 scores[t] = dot * (double)p->softmax_scale;
+                if (magnitude)
+                    magnitude[row] = fmax(magnitude[row], size * (double)p->softmax_scale);
                 m = fmax(m, scores[t]);
             }
             double sum = 0;

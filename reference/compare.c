@@ -47,6 +47,16 @@ void snapmla_compare(const uint16_t *out, const float *lse, const double *ref_ou
     }
 }
 
+void snapmla_compare_lse_bounds(const float *lse, const double *ref_lse, const double *bound,
+                                size_t rows, snapmla_comparison *c)
+{
+    c->lse_bound_ratio = 0;
+    for (size_t r = 0; r < rows; ++r)
+        if (isfinite(lse[r]) && isfinite(ref_lse[r]))
+            c->lse_bound_ratio =
+                fmax(c->lse_bound_ratio, fabs((double)lse[r] - ref_lse[r]) / bound[r]);
+}
+
 int snapmla_comparison_passed(const snapmla_comparison *c, int exact, double rel_l2_tol,
                               double lse_tol)
 {

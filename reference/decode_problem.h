@@ -43,6 +43,11 @@ void snapmla_problem_free(snapmla_problem *problem);
  * and out 0 for a row that sees no token). */
 snapmla_status snapmla_ref_decode(const snapmla_problem *problem, double *out, double *lse,
                                   snapmla_error *err);
+/* The same, and per row the largest sum of |q_c k_c| over the tokens it
+ * sees, times the softmax scale (0 for a row that sees none): the size an
+ * error of the score products is relative to. */
+snapmla_status snapmla_ref_decode_magnitude(const snapmla_problem *problem, double *out,
+                                            double *lse, double *magnitude, snapmla_error *err);
 
 /* Float64 merge of split partials, the combine kernel's contract:
  * o_part [batch, splits, rows, latent], lse_part [batch, splits, rows]

@@ -71,6 +71,7 @@ static void worst_of(comparison *worst, const comparison *c)
     worst->nan_count += c->nan_count;
     worst->unwritten += c->unwritten;
     worst->lse_mismatch += c->lse_mismatch;
+    worst->lse_bound_ratio = fmax(worst->lse_bound_ratio, c->lse_bound_ratio);
 }
 
 /* The tensor-core engine is judged against the unrounded reference (its P
@@ -93,8 +94,12 @@ static double lse_tolerance_of(const snapmla_variant *v)
     return v->compute == SNAPMLA_COMPUTE_FP8 ? SNAPMLA_CHECK_LSE_ABS_FP8 : SNAPMLA_CHECK_LSE_ABS;
 }
 
+/* The FP8 path's LSE is judged per row against its bound (gpu_check.h),
+ * the others' against one absolute tolerance. */
 static int comparison_passed(const comparison *c, const snapmla_variant *v)
 {
+    if (v->compute == SNAPMLA_COMPUTE_FP8)
+        return snapmla_comparison_passed(c, 1, tolerance_of(v), INFINITY) && c->lse_bound_ratio <= 1.0;
     return snapmla_comparison_passed(c, unrounded(v), tolerance_of(v), lse_tolerance_of(v));
 }
 
@@ -118,6 +123,7 @@ typedef struct decode_run {
     uint16_t *host_out;
     float *host_lse;
     double *ref_out, *ref_lse;
+    double *magnitude;          /* per row, for the FP8 path's LSE bound */
 } decode_run;
 
 /* Poisons the outputs, runs (a graph replay or a plain call), compares. */
@@ -137,10 +143,13 @@ static snapmla_status run_and_compare(decode_run *run, snapmla_kernel *kernel,
     if (s || (s = SNAPMLA_CU(d, cuStreamSynchronize(stream), err)) ||
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_out, run->out, run->out_count * 2), err)) ||
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_lse, run->lse, run->rows * 4), err)) ||
-        (s = snapmla_ref_decode(run->p, run->ref_out, run->ref_lse, err)))
+        (s = snapmla_ref_decode_magnitude(run->p, run->ref_out, run->ref_lse, run->magnitude, err)))
         return s;
     snapmla_compare(run->host_out, run->host_lse, run->ref_out, run->ref_lse, run->rows,
                     (size_t)run->p->variant.latent_dim, c);
+    for (size_t r = 0; r < run->rows; ++r)   /* now the bound itself */
+        run->magnitude[r] = SNAPMLA_CHECK_LSE_ABS_FP8 + SNAPMLA_CHECK_LSE_REL_FP8 * run->magnitude[r];
+    snapmla_compare_lse_bounds(run->host_lse, run->ref_lse, run->magnitude, run->rows, c);
     return SNAPMLA_OK;
 }
 
@@ -190,13 +199,14 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     run.out_count = run.rows * (size_t)v->latent_dim;
     run.ref_out = malloc(run.out_count * sizeof *run.ref_out);
     run.ref_lse = malloc(run.rows * sizeof *run.ref_lse);
+    run.magnitude = malloc(run.rows * sizeof *run.magnitude);
     run.host_out = malloc(run.out_count * sizeof *run.host_out);
     run.host_lse = malloc(run.rows * sizeof *run.host_lse);
     device_arena a = {.d = d};
     size_t width = (size_t)v->latent_dim + v->rope_dim;
     size_t ws_bytes = snapmla_decode_workspace_bytes(kernel, c->batch);
     CUdeviceptr dq, dcache, dtable, dws;
-    if (!run.ref_out || !run.ref_lse || !run.host_out || !run.host_lse)
+    if (!run.ref_out || !run.ref_lse || !run.magnitude || !run.host_out || !run.host_lse)
         s = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "gpu check: out of host memory");
     if (s || (s = arena_upload(&a, p.q, run.rows * width * 2, &dq, err)) ||
         (s = arena_upload(&a, p.cache, (size_t)(p.num_pages * p.page_stride), &dcache, err)) ||
@@ -222,22 +232,28 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
         goto done;
     report->passed = comparison_passed(&worst, v);
     double tolerance = tolerance_of(v);
-    char lens[96];
+    char lens[96], tolerances[128];
     describe_seqlens(c->seqlens, c->batch, lens, sizeof lens);
+    if (v->compute == SNAPMLA_COMPUTE_FP8)
+        snprintf(tolerances, sizeof tolerances,
+                 "lse/bound %.2f (tol %.0e unrounded, lse %.0e + 2^-11 sum|q k|)",
+                 worst.lse_bound_ratio, tolerance, lse_tolerance_of(v));
+    else
+        snprintf(tolerances, sizeof tolerances, "(tol %.0e%s, %.0e)", tolerance,
+                 unrounded(v) ? " unrounded" : "", lse_tolerance_of(v));
     snprintf(report->summary, sizeof report->summary,
              "%s %s[%s] splits %d seed %llu: rel_l2 %.2e (vs unrounded %.2e) max_abs %.2e "
-             "lse_max_abs %.2e nan %ld unwritten %ld lse_mismatch %ld (tol %.0e%s, %.0e)",
+             "lse_max_abs %.2e nan %ld unwritten %ld lse_mismatch %ld %s",
              report->passed ? "PASS" : "FAIL",
              c->graph_round_count ? "graph rounds, cache " : "seqlens ", lens, c->num_splits,
              (unsigned long long)c->seed, worst.rel_l2, worst.rel_l2_exact, worst.max_abs,
-             worst.lse_max_abs,
-             worst.nan_count, worst.unwritten, worst.lse_mismatch, tolerance,
-             unrounded(v) ? " unrounded" : "", lse_tolerance_of(v));
+             worst.lse_max_abs, worst.nan_count, worst.unwritten, worst.lse_mismatch, tolerances);
 done:
     arena_free(&a);
     snapmla_problem_free(&p);
     free(run.ref_out);
     free(run.ref_lse);
+    free(run.magnitude);
     free(run.host_out);
     free(run.host_lse);
     return s == SNAPMLA_OK ? snapmla_ok(err) : s;

@@ -22,16 +22,21 @@
  * own rounding: it is judged against the unrounded reference, at 5e-3. */
 #define SNAPMLA_CHECK_REL_L2_BF16_P 5e-3
 /* The FP8 path (target.compute fp8) quantizes Q per row and P' = P * v_scale
- * * 448 / rowmax per row to e4m3; products are exact, sums fp32. The
- * reference quantizes Q the same way (reference/attention_ref.c), so what is
- * left is P's rounding: 2^-4 relative per weight at most (3 mantissa bits,
- * round to nearest), about 2.6% RMS per weight; averaged over the tokens a
- * row attends to, the output sees less (0.2-0.9% measured). The bound is the
- * per-weight RMS, 3e-2. The LSE does not see P's rounding: 2e-2 (e4m3
- * products summed in the tensor cores' reduced-precision accumulators, up to
- * 7e-3 measured). Measured errors: docs/fidelity.md ("FP8 products"). */
+ * * r per row to e4m3; products are exact. The reference quantizes Q the
+ * same way (reference/attention_ref.c), so what is left:
+ * - the output: P's rounding, 2^-4 relative per weight at most (3 mantissa
+ *   bits, round to nearest), about 2.6% RMS per weight; averaged over the
+ *   tokens a row attends to, the output sees less (0.2-1.5% measured). The
+ *   bound is the per-weight RMS, 3e-2.
+ * - the LSE, which P's rounding does not touch: the tensor cores sum e4m3
+ *   products in accumulators of fewer bits than fp32, so a score's error
+ *   scales with the sum of |q_c k_c| behind it (about 2^-13.6 of it at
+ *   most, measured on the H100). Each row is judged at 2e-3 + 2^-11 * scale
+ *   * max over tokens of sum_c |q_c k_c| (reference/attention_ref.c).
+ * Measured errors: docs/fidelity.md ("FP8 products"). */
 #define SNAPMLA_CHECK_REL_L2_FP8 3e-2
-#define SNAPMLA_CHECK_LSE_ABS_FP8 2e-2
+#define SNAPMLA_CHECK_LSE_ABS_FP8 2e-3
+#define SNAPMLA_CHECK_LSE_REL_FP8 (1.0 / 2048)
 
 typedef struct snapmla_check_report {
     int passed;

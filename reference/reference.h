@@ -41,6 +41,7 @@ typedef struct snapmla_comparison {
     long nan_count;          /* NaN or Inf out/LSE where the reference is finite */
     long unwritten;          /* out values or LSEs still holding the poison pattern */
     long lse_mismatch;       /* empty rows whose LSE is not +inf, or the reverse */
+    double lse_bound_ratio;  /* largest |lse error| / its row's bound (snapmla_compare_lse_bounds) */
 } snapmla_comparison;
 
 /* The 0xff poison as the output types read it. */
@@ -54,6 +55,11 @@ typedef struct snapmla_comparison {
 void snapmla_compare(const uint16_t *out, const float *lse, const double *ref_out,
                      const double *ref_lse, size_t rows, size_t width,
                      snapmla_comparison *c);
+
+/* Sets c->lse_bound_ratio: the largest |lse - ref_lse| / bound over rows
+ * where both are finite (a bound per row, for errors that scale with it). */
+void snapmla_compare_lse_bounds(const float *lse, const double *ref_lse, const double *bound,
+                                size_t rows, snapmla_comparison *c);
 
 /* 1 when the comparison is within rel_l2_tol (judged on rel_l2, or on
  * rel_l2_exact when exact is set) and lse_tol, with no NaN, no unwritten

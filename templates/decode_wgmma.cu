@@ -9,10 +9,13 @@
 //             cp.async KV tiles 0..STAGES-2: raw e4m3 latent, BF16 RoPE and
 //             fp32 per-token scales, straight into swizzled smem
 //   per tile  wait for tile k; fence to the async proxy; barrier
-//     QK      each WG all of S = Q K^T (no exchange, no barrier between
-//             the warpgroups)                              wgmma m64n64k32 e4m3
-//             S *= q_scale[row] * k_scale[token]           (per-token K scale on columns)
-//             S += Q_rope K_rope^T                         wgmma m64n64k16 bf16
+//     QK      WG w: S_w = Q[:, half w] K[:, half w]^T     wgmma m64n64k32 e4m3
+//             S_w *= q_scale[row] * k_scale[token]         (per-token K scale on columns)
+//             WG1:  S_1 += Q_rope K_rope^T                  wgmma m64n64k16 bf16
+//             S = S_0 + S_1 through smem (in the V^T buffers; two barriers of
+//             both warpgroups). Half the tensor work of each computing all of
+//             S, and the two fp32 partial sums halve the error of the tensor
+//             cores' reduced-precision accumulation (docs/perf.md)
 //     softmax running max, P = exp2(scale_log2 (S - m)), per-thread partial
 //             row sums; the mask only on the range's last tile or a causal edge
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
@@ -49,6 +52,9 @@ constexpr int ROPE_MODE = ROPE_SW == 128 ? 1 : ROPE_SW == 64 ? 2 : 3;  // descri
 constexpr int VT_SBO = 144;                           // next 8 channels
 constexpr int VT_LBO = (HALF / 8) * VT_SBO;           // next 16 tokens
 constexpr int VT_BYTES = (KV_TILE / 16) * VT_LBO;
+constexpr int XCHG_FLOATS = 32 * 128;                 // one warpgroup's partial scores
+// each warpgroup's V^T buffer, which first carries its partial scores
+constexpr int VT_SLOT = VT_BYTES > XCHG_FLOATS * 4 ? VT_BYTES : XCHG_FLOATS * 4;
 __host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
 constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LATENT + ROPE_ROW) + KV_TILE * 4);
@@ -285,9 +291,10 @@ snapmla_decode_split(const DecodeParams p)
     unsigned char *q_rope = q_lat + 64 * LATENT;                // [ROPE_BLOCKS][64][ROPE_SW] bf16
     float *q_scale = (float *)(q_rope + 64 * ROPE_ROW);         // [64]
     unsigned char *ring = smem + Q_BYTES;                       // [STAGES][STAGE_BYTES]
-    // [2][VT_BYTES]: each warpgroup's V^T
+    // [2][VT_SLOT]: each warpgroup's V^T, which first carries its partial
+    // scores to the other warpgroup ([32][128] floats)
     unsigned char *vt_all = ring + STAGES * STAGE_BYTES;
-    check_smem_layout(smem_raw, vt_all + 2 * VT_BYTES);
+    check_smem_layout(smem_raw, vt_all + 2 * VT_SLOT);
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
     const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128;
@@ -322,7 +329,9 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
     for (int i = 0; i < HALF / 2; ++i)
         o[i] = 0.f;
-    unsigned char *vt = vt_all + wg * VT_BYTES;
+    unsigned char *vt = vt_all + wg * VT_SLOT;
+    float *mine = (float *)vt;
+    const float *theirs = (const float *)(vt_all + (1 - wg) * VT_SLOT);
     // Tiles that end before this token need no mask (the causal edge of
     // the earliest query token, or the range's end).
     const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
@@ -343,14 +352,15 @@ snapmla_decode_split(const DecodeParams p)
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
         const int t0 = range.t_begin + k * KV_TILE;
 
-        // ---- S = Q K^T, latent part (e4m3), each warpgroup all of it ----
+        // ---- S_w = Q K^T over this warpgroup's latent half (e4m3) ----
         float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] = 0.f;
         wgmma_fence();
 #pragma unroll
-        for (int block = 0; block < LATENT / 128; ++block) {
+        for (int kb = 0; kb < HALF / 128; ++kb) {
+            const int block = wg * (HALF / 128) + kb;
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
                 wgmma_qk_fp8(s, smem_desc(q_lat + block * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
@@ -377,7 +387,7 @@ snapmla_decode_split(const DecodeParams p)
         for (int i = 0; i < 32; ++i)
             s[i] *= q_scale_of[(i / 2) % 2] * token_scale[2 * (i / 4) + i % 2];
 
-        {   // the RoPE part, BF16
+        if (wg == 1) {   // the RoPE part, BF16
             wgmma_fence();
 #pragma unroll
             for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
@@ -389,6 +399,17 @@ snapmla_decode_split(const DecodeParams p)
             wgmma_wait<0>();
             fence_registers(s);
         }
+
+        // ---- S = S_0 + S_1: two fp32 partial sums of 256 channels each, which
+        // also keeps the tensor cores' reduced-precision accumulation short ----
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            mine[i * 128 + wt] = s[i];
+        named_barrier(1, 256);
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            s[i] += theirs[i * 128 + wt];
+        named_barrier(1, 256);   // both read: the buffers become V^T again
 
         // ---- online softmax (scores unscaled; exp2 of scale_log2 * (s - m)) ----
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
