@@ -14,17 +14,23 @@
 #include "jit.h"
 #include "resources.h"
 
+void snapmla_log_line(snapmla_log_fn log, void *user, snapmla_log_level level,
+                      const char *format, va_list args)
+{
+    if (!log)
+        return;
+    char message[SNAPMLA_ERROR_MAX];
+    vsnprintf(message, sizeof message, format, args);
+    log(user, level, message);
+}
+
 void snapmla_context_log(const snapmla_context *ctx, snapmla_log_level level,
                          const char *format, ...)
 {
-    if (!ctx->log)
-        return;
-    char message[SNAPMLA_ERROR_MAX];
     va_list args;
     va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
+    snapmla_log_line(ctx->log, ctx->log_user, level, format, args);
     va_end(args);
-    ctx->log(ctx->log_user, level, message);
 }
 
 snapmla_status snapmla_context_create(const snapmla_options *options,

@@ -3,6 +3,7 @@
 #ifndef SNAPMLA_RUNTIME_CONTEXT_H
 #define SNAPMLA_RUNTIME_CONTEXT_H
 
+#include <stdarg.h>
 #include <pthread.h>
 
 #include "disk_cache.h"
@@ -41,5 +42,8 @@ snapmla_status snapmla_context_driver(snapmla_context *ctx,
 void snapmla_context_log(const snapmla_context *ctx, snapmla_log_level level,
                          const char *format, ...)
     __attribute__((format(printf, 3, 4)));
+/* One formatted line to a log callback (nothing when it is NULL). */
+void snapmla_log_line(snapmla_log_fn log, void *user, snapmla_log_level level,
+                      const char *format, va_list args) __attribute__((format(printf, 4, 0)));
 
 #endif

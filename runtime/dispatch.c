@@ -52,14 +52,12 @@ static void say(const snapmla_dispatch *d, const char *format, ...)
 
 static void say(const snapmla_dispatch *d, const char *format, ...)
 {
-    if (!d->log_dispatch || !d->log)
+    if (!d->log_dispatch)
         return;
-    char message[SNAPMLA_ERROR_MAX];
     va_list args;
     va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
+    snapmla_log_line(d->log, d->log_user, SNAPMLA_LOG_INFO, format, args);
     va_end(args);
-    d->log(d->log_user, SNAPMLA_LOG_INFO, message);
 }
 
 /* ---- building the table --------------------------------------------------- */

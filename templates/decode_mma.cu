@@ -33,11 +33,6 @@ constexpr int O_TILES = HALF / 8;           // n-tiles of a warp's output
 static_assert(Q_TILE % 16 == 0 && WARPS == 2 * ROW_WARPS, "2 warps per 16 rows");
 static_assert(KV_TILE % 16 == 0 && LATENT % 32 == 0 && ROPE % 16 == 0, "mma shapes");
 
-__device__ __forceinline__ unsigned smem_address(const void *p)
-{
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-
 __device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void *p)
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -67,18 +62,6 @@ __device__ __forceinline__ unsigned pack_bf16(float lo, float hi)
     unsigned r;
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
-}
-
-__device__ __forceinline__ float quad_max(float v)
-{
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v)
-{
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
 // S[16 x KV_TILE] += Q[16, k0..k1) K[.., k0..k1)^T for this warp's rows.

@@ -61,11 +61,6 @@ constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LATENT + ROPE_ROW) + KV_TIL
 constexpr int LAT_CHUNKS = LATENT / 16, ROPE_CHUNKS = ROPE_ROW / 16;
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
 
-__device__ __forceinline__ unsigned smem_address(const void *p)
-{
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-
 // Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
 // the matching wgmma swizzle (128, 64 or 32 bytes): the row's 16-byte chunks
 // are XORed with its phase, so 8 consecutive rows hit different banks.
@@ -150,18 +145,6 @@ __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
         for (int j = 0; j < w; ++j)
             m[j] = fmaxf(m[j], m[j + w]);
     return m[0];
-}
-
-__device__ __forceinline__ float quad_max(float v)
-{
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
-    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
-}
-
-__device__ __forceinline__ float quad_sum(float v)
-{
-    v += __shfl_xor_sync(0xffffffffu, v, 1);
-    return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
 // The CTA's 64 query rows: latent -> e4m3 with one scale per row, RoPE as
