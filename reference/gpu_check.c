@@ -236,7 +236,7 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     describe_seqlens(c->seqlens, c->batch, lens, sizeof lens);
     if (v->compute == SNAPMLA_COMPUTE_FP8)
         snprintf(tolerances, sizeof tolerances,
-                 "lse/bound %.2f (tol %.0e unrounded, lse %.0e + 2^-11 sum|q k|)",
+                 "lse/bound %.2f (tol %.0e unrounded, lse %.0e + 2^-9 sum|q k|)",
                  worst.lse_bound_ratio, tolerance, lse_tolerance_of(v));
     else
         snprintf(tolerances, sizeof tolerances, "(tol %.0e%s, %.0e)", tolerance,

@@ -30,13 +30,13 @@
  *   bound is the per-weight RMS, 3e-2.
  * - the LSE, which P's rounding does not touch: the tensor cores sum e4m3
  *   products in accumulators of fewer bits than fp32, so a score's error
- *   scales with the sum of |q_c k_c| behind it (about 2^-13.6 of it at
- *   most, measured on the H100). Each row is judged at 2e-3 + 2^-11 * scale
- *   * max over tokens of sum_c |q_c k_c| (reference/attention_ref.c).
+ *   scales with the sum of |q_c k_c| behind it (up to 2^-12.2 of it
+ *   measured on the H100). Each row is judged at 2e-3 + 2^-9 * scale * max
+ *   over tokens of sum_c |q_c k_c| (reference/attention_ref.c).
  * Measured errors: docs/fidelity.md ("FP8 products"). */
 #define SNAPMLA_CHECK_REL_L2_FP8 3e-2
 #define SNAPMLA_CHECK_LSE_ABS_FP8 2e-3
-#define SNAPMLA_CHECK_LSE_REL_FP8 (1.0 / 2048)
+#define SNAPMLA_CHECK_LSE_REL_FP8 (1.0 / 512)
 
 typedef struct snapmla_check_report {
     int passed;

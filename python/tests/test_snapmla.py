@@ -159,9 +159,9 @@ def test_fp8_tensor_core_path():
     q, cache, table, lens = make_problem(dec, seqlens, gen)
     out, lse = dec(q, cache, table, lens)
     ref_out, ref_lse, magnitude = reference(dec, q, cache, table, lens, fp8_q=True)
-    # per row: 2e-3 + 2^-11 * scale * max_t sum_c |q_c k_c| (the tensor cores'
+    # per row: 2e-3 + 2^-9 * scale * max_t sum_c |q_c k_c| (the tensor cores'
     # accumulation of e4m3 products; reference/gpu_check.h)
-    close(out, lse, ref_out, ref_lse, tol=3e-2, lse_tol=2e-3 + magnitude / 2048)
+    close(out, lse, ref_out, ref_lse, tol=3e-2, lse_tol=2e-3 + magnitude / 512)
 
 
 def test_flashmla_signature_bf16_and_fp8():
