@@ -1,6 +1,6 @@
 /* snapmla bench: times whole decode calls (split + combine) on the GPU with
  * CUDA events over graph replays, and prints achieved TB/s and TFLOP/s next
- * to the copy bandwidth measured in the same run, FlashMLA's BF16 figures
+ * to the copy bandwidth and tensor-core peaks measured in the same run, FlashMLA's BF16 figures
  * for the same shapes, and each variant's ratio to the first one. */
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "context.h"
 #include "decode_timing.h"
+#include "mma_peak.h"
 
 typedef struct shape {
     int batch;
@@ -151,7 +152,21 @@ static int run_bench(int argc, char **argv)
     }
     double copy = copy_bandwidth(d, &err);
     printf("device copy bandwidth (read + write), measured now: %.2f TB/s\n", copy);
-    printf("GEMM ceilings (not measured by this tool; torch on this H100 model): bf16 784, fp8 1442 TFLOP/s\n\n");
+    cli_mma_ceilings mma;
+    if (cli_mma_peak(d, &mma, &err) != SNAPMLA_OK) {
+        int failed = cli_report(&err);
+        if (csv)
+            fclose(csv);
+        snapmla_context_destroy(ctx);
+        return failed;
+    }
+    if (mma.measured)
+        printf("tensor-core peak (back-to-back wgmma from shared memory), measured now: "
+               "bf16 %.0f, fp8 %.0f TFLOP/s\n", mma.bf16_tflops, mma.fp8_tflops);
+    else
+        printf("tensor-core peak: not measured (the probe needs a Hopper GPU)\n");
+    printf("GEMM ceilings (8192^3 through torch on the lent H100, not this run): bf16 784, "
+           "fp8 1442 TFLOP/s\n\n");
     printf("| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | FlashMLA BF16 us | vs FlashMLA | vs first |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
     if (csv)
@@ -212,8 +227,10 @@ const cli_command cli_bench = {
     "after two warm-up replays; the cache is filled through the append kernel of\n"
     "the same format with random data, pages scattered at random. Prints per\n"
     "shape: microseconds, achieved TB/s (cache bytes read + q + out) next to the\n"
-    "device's copy bandwidth measured in the same run, TFLOP/s, FlashMLA BF16's\n"
-    "time for the shapes it was measured on, and the ratio to the first variant.\n"
+    "device's copy bandwidth measured in the same run, TFLOP/s next to the\n"
+    "tensor-core peaks (bf16, fp8) measured in the same run on Hopper, FlashMLA\n"
+    "BF16's time for the shapes it was measured on, and the ratio to the first\n"
+    "variant (list the BF16 spec first for FP8/BF16 ratios).\n"
     "  --shapes   batch x cache length list (default 128x4096,128x16384,1x65536)\n"
     "  --replays  timed replays per shape, 3..64 (default 10)\n"
     "  --csv      also write the numbers as CSV\n",

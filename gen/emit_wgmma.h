@@ -7,5 +7,7 @@
 #include "strbuf.h"
 
 void snapmla_emit_wgmma_wrappers(snapmla_strbuf *out, const snapmla_variant *v);
+/* The whole source of the tensor-core peak probe (templates/mma_peak.cu). */
+void snapmla_emit_mma_peak(snapmla_strbuf *out);
 
 #endif

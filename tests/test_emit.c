@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emit_wgmma.h"
 #include "jit.h"
 #include "snapmla.h"
+#include "strbuf.h"
 #include "run_suite.h"
 
 static const char *const decode_yaml =
@@ -101,6 +103,27 @@ START_TEST(emit_rejects_fp8_compute_off_wgmma)
 }
 END_TEST
 
+/* The tensor-core peak probe that `snapmla bench` times compiles for
+ * sm_90a and holds both kernels. */
+START_TEST(peak_probe_compiles)
+{
+    snapmla_strbuf source = {0};
+    snapmla_emit_mma_peak(&source);
+    ck_assert(!source.failed);
+    ck_assert_ptr_nonnull(strstr(source.data, "snapmla_mma_peak_fp8"));
+    ck_assert_ptr_nonnull(strstr(source.data, "snapmla_mma_peak_bf16"));
+    ck_assert_ptr_nonnull(strstr(source.data, "m64n256k32.f32.e4m3.e4m3"));
+    unsigned char *cubin = NULL;
+    size_t size = 0;
+    snapmla_error err;
+    ck_assert_msg(snapmla_jit_compile(source.data, "mma_peak.cu", SNAPMLA_ARCH_SM90A, &cubin, &size,
+                                      &err) == SNAPMLA_OK, "%s", err.message);
+    ck_assert_uint_gt(size, 1000);
+    free(cubin);
+    snapmla_strbuf_free(&source);
+}
+END_TEST
+
 START_TEST(cache_key_covers_source_and_arch)
 {
     snapmla_spec *spec = parse(decode_yaml);
@@ -179,6 +202,7 @@ int main(void)
     tcase_add_test(tc, emit_fills_every_hole_and_names_the_variant);
     tcase_add_test(tc, emit_differs_when_a_field_differs);
     tcase_add_test(tc, emit_rejects_fp8_compute_off_wgmma);
+    tcase_add_test(tc, peak_probe_compiles);
     tcase_add_test(tc, cache_key_covers_source_and_arch);
     tcase_add_test(tc, nvrtc_reports_its_log);
     tcase_add_test(tc, every_shipped_variant_compiles);
