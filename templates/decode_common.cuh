@@ -203,4 +203,20 @@ __device__ __forceinline__ void issue_tile(const DecodeParams &p, const KvRange 
     cp_async_commit();
 }
 
+// Two neighbouring output columns of one row: BF16 straight into out when
+// the request used one split, else fp32 into this split's partial.
+__device__ __forceinline__ void store_output_pair(const DecodeParams &p, int b, int split, int row,
+                                                  int c, float x0, float x1, bool direct)
+{
+    if (direct) {
+        const long long at = ((long long)b * ROWS + row) * LATENT + c;
+        p.out[at] = f32_to_bf16(x0);
+        p.out[at + 1] = f32_to_bf16(x1);
+    } else {
+        float *dst = p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c;
+        dst[0] = x0;
+        dst[1] = x1;
+    }
+}
+
 }  // namespace snapmla

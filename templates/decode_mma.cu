@@ -335,15 +335,7 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int j = 0; j < O_TILES; ++j) {
             int c = half * HALF + j * 8 + 2 * (lane % 4);
-            float x0 = o[j][2 * h] * inv, x1 = o[j][2 * h + 1] * inv;
-            if (direct) {
-                p.out[row_index * LATENT + c] = f32_to_bf16(x0);
-                p.out[row_index * LATENT + c + 1] = f32_to_bf16(x1);
-            } else {
-                float *dst = p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c;
-                dst[0] = x0;
-                dst[1] = x1;
-            }
+            store_output_pair(p, b, split, row, c, o[j][2 * h] * inv, o[j][2 * h + 1] * inv, direct);
         }
         if (half == 0 && lane % 4 == 0) {
             if (direct)

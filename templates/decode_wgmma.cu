@@ -456,15 +456,8 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int j = 0; j < HALF / 8; ++j) {
             const int c = wg * HALF + 8 * j + 2 * quad;
-            const float x0 = o[4 * j + 2 * h] * inv, x1 = o[4 * j + 2 * h + 1] * inv;
-            if (direct) {
-                p.out[row_index * LATENT + c] = f32_to_bf16(x0);
-                p.out[row_index * LATENT + c + 1] = f32_to_bf16(x1);
-            } else {
-                float *dst = p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c;
-                dst[0] = x0;
-                dst[1] = x1;
-            }
+            store_output_pair(p, b, split, row, c, o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv,
+                              direct);
         }
         if (wg == 0 && quad == 0) {
             const float lse = l > 0.f ? row_max[h] * p.softmax_scale + logf(l) : 0.f;
