@@ -111,10 +111,8 @@ static void write_header(snapmla_strbuf *out, const snapmla_variant *v)
         v->causal ? "true" : "false", snapmla_cache_format_name(v->cache_format),
         v->page_size, v->rope_layout == SNAPMLA_ROPE_PLANAR ? "planar" : "interleaved",
         v->kv_tile, v->q_tile, v->stages, v->warps,
-        v->engine == SNAPMLA_ENGINE_MMA_SYNC ? "mma_sync" : v->engine == SNAPMLA_ENGINE_WGMMA ? "wgmma" : "simt",
-        v->max_splits,
-        v->split_min_tokens, v->compute == SNAPMLA_COMPUTE_FP8 ? "fp8" : "bf16", v->threads,
-        v->smem_bytes);
+        snapmla_engine_name(v->engine), v->max_splits, v->split_min_tokens,
+        snapmla_compute_name(v->compute), v->threads, v->smem_bytes);
 }
 
 snapmla_status snapmla_emit(const snapmla_variant *v, char **source,

@@ -1,6 +1,6 @@
 /* Names of the API's enums for messages and generated headers, and the one
  * formula of a cache page's size per format (docs/cache-formats.md). */
-#include "snapmla.h"
+#include "names.h"
 
 const char *snapmla_status_name(snapmla_status status)
 {
@@ -45,6 +45,25 @@ const char *snapmla_arch_name(snapmla_arch arch)
     return "?";
 }
 
+const char *snapmla_engine_name(snapmla_engine engine)
+{
+    switch (engine) {
+    case SNAPMLA_ENGINE_SIMT: return "simt";
+    case SNAPMLA_ENGINE_MMA_SYNC: return "mma_sync";
+    case SNAPMLA_ENGINE_WGMMA: return "wgmma";
+    }
+    return "?";
+}
+
+const char *snapmla_compute_name(snapmla_compute compute)
+{
+    switch (compute) {
+    case SNAPMLA_COMPUTE_BF16: return "bf16";
+    case SNAPMLA_COMPUTE_FP8: return "fp8";
+    }
+    return "?";
+}
+
 size_t snapmla_cache_page_bytes(const snapmla_variant *v)
 {
     size_t P = (size_t)v->page_size, L = (size_t)v->latent_dim, R = (size_t)v->rope_dim;
@@ -54,4 +73,14 @@ size_t snapmla_cache_page_bytes(const snapmla_variant *v)
     case SNAPMLA_FORMAT_FP8_PER_TILE128: return P * (L + L / 32 + 2 * R);
     }
     return 0;
+}
+
+const char *snapmla_cache_format_tag(snapmla_cache_format format)
+{
+    switch (format) {
+    case SNAPMLA_FORMAT_BF16: return "bf16";
+    case SNAPMLA_FORMAT_FP8_PER_TOKEN: return "fp8tok";
+    case SNAPMLA_FORMAT_FP8_PER_TILE128: return "fp8t128";
+    }
+    return "?";
 }

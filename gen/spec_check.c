@@ -40,7 +40,7 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       "tile.engine wgmma generates the FP8 path in this version: it needs "
                       "target.compute fp8 and cache.format fp8_per_token (given %s, %s); BF16 "
                       "products run on tile.engine mma_sync",
-                      v->compute == SNAPMLA_COMPUTE_FP8 ? "fp8" : "bf16",
+                      snapmla_compute_name(v->compute),
                       snapmla_cache_format_name(v->cache_format));
     }
     if (v->q_tile != 64 || v->kv_tile != 64 || v->warps != 8) {
@@ -111,7 +111,7 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
         static const char *const f[] = {"target.compute", "tile.engine", NULL};
         return failed(reason, size, fields, f,
                       "target.compute fp8 runs on FP8 tensor cores: it needs tile.engine wgmma "
-                      "(given %s)", v->engine == SNAPMLA_ENGINE_MMA_SYNC ? "mma_sync" : "simt");
+                      "(given %s)", snapmla_engine_name(v->engine));
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
         static const char *const f[] = {"tile.q_rows", "tile.warps", "tile.engine"};

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "names.h"
 #include "spec_check.h"
 #include "spec_fields.h"
 #include "yaml_tree.h"
@@ -173,11 +174,6 @@ static int *field_slot(snapmla_variant *v, const field_def *f)
     return (int *)((char *)v + f->offset);
 }
 
-static const char *format_tag(snapmla_cache_format f)
-{
-    return f == SNAPMLA_FORMAT_BF16 ? "bf16" : f == SNAPMLA_FORMAT_FP8_PER_TOKEN ? "fp8tok" : "fp8t128";
-}
-
 static void name_variant(const spec_input *in, snapmla_variant *v)
 {
     char body[SNAPMLA_NAME_MAX - 56];   /* room for "NAME." */
@@ -187,9 +183,9 @@ static void name_variant(const spec_input *in, snapmla_variant *v)
     case SNAPMLA_KERNEL_MLA_DECODE:
         snprintf(body, sizeof body, "mla_decode.l%dr%d.h%dq%d%c.%sp%d%c.kv%dq%ds%dw%d.%s%dm%d.%s.%s%s",
                  v->latent_dim, v->rope_dim, v->q_heads, v->q_len, v->causal ? 'c' : 'n',
-                 format_tag(v->cache_format), v->page_size, layout, v->kv_tile, v->q_tile, v->stages,
+                 snapmla_cache_format_tag(v->cache_format), v->page_size, layout, v->kv_tile, v->q_tile, v->stages,
                  v->warps, policies[v->split_policy], v->max_splits, v->split_min_tokens,
-                 snapmla_arch_name(v->arch), v->compute == SNAPMLA_COMPUTE_BF16 ? "bf16" : "fp8",
+                 snapmla_arch_name(v->arch), snapmla_compute_name(v->compute),
                  v->engine == SNAPMLA_ENGINE_MMA_SYNC ? ".mma" : v->engine == SNAPMLA_ENGINE_WGMMA ? ".wgmma" : "");
         break;
     case SNAPMLA_KERNEL_MLA_COMBINE:
@@ -198,7 +194,7 @@ static void name_variant(const spec_input *in, snapmla_variant *v)
         break;
     case SNAPMLA_KERNEL_KV_APPEND:
         snprintf(body, sizeof body, "kv_append.l%dr%d.%sp%d%c.w%d.%s", v->latent_dim, v->rope_dim,
-                 format_tag(v->cache_format), v->page_size, layout, v->warps,
+                 snapmla_cache_format_tag(v->cache_format), v->page_size, layout, v->warps,
                  snapmla_arch_name(v->arch));
         break;
     }

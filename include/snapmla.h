@@ -145,6 +145,8 @@ void snapmla_spec_free(snapmla_spec *spec);
 const char *snapmla_kernel_kind_name(snapmla_kernel_kind kind);
 const char *snapmla_cache_format_name(snapmla_cache_format format);
 const char *snapmla_arch_name(snapmla_arch arch);
+const char *snapmla_engine_name(snapmla_engine engine);     /* as in tile.engine */
+const char *snapmla_compute_name(snapmla_compute compute);  /* as in target.compute */
 
 /* Bytes of one cache page and one token of the variant's cache format. */
 size_t snapmla_cache_page_bytes(const snapmla_variant *variant);

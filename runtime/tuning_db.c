@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "names.h"
 
 /* ---- buckets ------------------------------------------------------------- */
 
@@ -70,12 +71,10 @@ void snapmla_tuning_context_label(int bucket, char *out, size_t size)
 
 void snapmla_variant_family(const snapmla_variant *v, char family[SNAPMLA_FAMILY_MAX])
 {
-    static const char *const formats[] = {"bf16", "fp8tok", "fp8t128"};
-    const char *format = (unsigned)v->cache_format < 3 ? formats[v->cache_format] : "?";
     snprintf(family, SNAPMLA_FAMILY_MAX, "l%dr%d.q%d%c.%sp%d%c.%s", v->latent_dim, v->rope_dim,
-             v->q_len, v->causal ? 'c' : 'n', format, v->page_size,
+             v->q_len, v->causal ? 'c' : 'n', snapmla_cache_format_tag(v->cache_format), v->page_size,
              v->rope_layout == SNAPMLA_ROPE_PLANAR ? 'p' : 'i',
-             v->compute == SNAPMLA_COMPUTE_FP8 ? "fp8" : "bf16");
+             snapmla_compute_name(v->compute));
 }
 
 int snapmla_tuning_key_compare(const snapmla_tuning_entry *a, const snapmla_tuning_entry *b)
