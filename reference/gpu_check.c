@@ -123,7 +123,7 @@ typedef struct decode_run {
     uint16_t *host_out;
     float *host_lse;
     double *ref_out, *ref_lse;
-    double *magnitude;          /* per row, for the FP8 path's LSE bound */
+    double *lse_bound;          /* per row, the FP8 path's LSE bound; NULL otherwise */
 } decode_run;
 
 /* Poisons the outputs, runs (a graph replay or a plain call), compares. */
@@ -143,13 +143,15 @@ static snapmla_status run_and_compare(decode_run *run, snapmla_kernel *kernel,
     if (s || (s = SNAPMLA_CU(d, cuStreamSynchronize(stream), err)) ||
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_out, run->out, run->out_count * 2), err)) ||
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_lse, run->lse, run->rows * 4), err)) ||
-        (s = snapmla_ref_decode_magnitude(run->p, run->ref_out, run->ref_lse, run->magnitude, err)))
+        (s = snapmla_ref_decode_magnitude(run->p, run->ref_out, run->ref_lse, run->lse_bound, err)))
         return s;
     snapmla_compare(run->host_out, run->host_lse, run->ref_out, run->ref_lse, run->rows,
                     (size_t)run->p->variant.latent_dim, c);
-    for (size_t r = 0; r < run->rows; ++r)   /* now the bound itself */
-        run->magnitude[r] = SNAPMLA_CHECK_LSE_ABS_FP8 + SNAPMLA_CHECK_LSE_REL_FP8 * run->magnitude[r];
-    snapmla_compare_lse_bounds(run->host_lse, run->ref_lse, run->magnitude, run->rows, c);
+    if (run->lse_bound) {   /* the reference wrote each row's score magnitude: make it the bound */
+        for (size_t r = 0; r < run->rows; ++r)
+            run->lse_bound[r] = SNAPMLA_CHECK_LSE_ABS_FP8 + SNAPMLA_CHECK_LSE_REL_FP8 * run->lse_bound[r];
+        snapmla_compare_lse_bounds(run->host_lse, run->ref_lse, run->lse_bound, run->rows, c);
+    }
     return SNAPMLA_OK;
 }
 
@@ -199,14 +201,15 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     run.out_count = run.rows * (size_t)v->latent_dim;
     run.ref_out = malloc(run.out_count * sizeof *run.ref_out);
     run.ref_lse = malloc(run.rows * sizeof *run.ref_lse);
-    run.magnitude = malloc(run.rows * sizeof *run.magnitude);
+    const int fp8 = v->compute == SNAPMLA_COMPUTE_FP8;
+    run.lse_bound = fp8 ? malloc(run.rows * sizeof *run.lse_bound) : NULL;
     run.host_out = malloc(run.out_count * sizeof *run.host_out);
     run.host_lse = malloc(run.rows * sizeof *run.host_lse);
     device_arena a = {.d = d};
     size_t width = (size_t)v->latent_dim + v->rope_dim;
     size_t ws_bytes = snapmla_decode_workspace_bytes(kernel, c->batch);
     CUdeviceptr dq, dcache, dtable, dws;
-    if (!run.ref_out || !run.ref_lse || !run.magnitude || !run.host_out || !run.host_lse)
+    if (!run.ref_out || !run.ref_lse || (fp8 && !run.lse_bound) || !run.host_out || !run.host_lse)
         s = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "gpu check: out of host memory");
     if (s || (s = arena_upload(&a, p.q, run.rows * width * 2, &dq, err)) ||
         (s = arena_upload(&a, p.cache, (size_t)(p.num_pages * p.page_stride), &dcache, err)) ||
@@ -253,7 +256,7 @@ done:
     snapmla_problem_free(&p);
     free(run.ref_out);
     free(run.ref_lse);
-    free(run.magnitude);
+    free(run.lse_bound);
     free(run.host_out);
     free(run.host_lse);
     return s == SNAPMLA_OK ? snapmla_ok(err) : s;
