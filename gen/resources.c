@@ -23,14 +23,14 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
     if (v->engine == SNAPMLA_ENGINE_WGMMA) {
         /* templates/decode_wgmma.cu: 1024-aligned regions for the 128-byte
-         * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles, each
-         * warpgroup's transposed V tile (core matrices padded to 144 bytes),
-         * which first carries its partial scores to the other warpgroup. */
+         * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles,
+         * three tiles' e4m3 P' and row state (4 floats per query row), two
+         * mbarriers per ring slot. */
         int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4);
-        int vt = (v->kv_tile / 16) * (v->latent_dim / 2 / 8) * 144;
-        int exchange = v->q_tile * v->kv_tile * 4;   /* one warpgroup's 32 x 128 partial scores */
-        return 1024 + q_region + v->stages * stage + 2 * (vt > exchange ? vt : exchange);
+        int p_tile = v->q_tile * v->kv_tile;
+        int row_state = 4 * v->q_tile * 4;
+        return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
         /* BF16: Q and the KV ring in padded rows. FP8: Q, one BF16 tile, and

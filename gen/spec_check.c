@@ -50,11 +50,17 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 (given %d, %d, %d)",
                       v->q_tile, v->kv_tile, v->warps);
     }
+    if (v->stages < 2) {
+        static const char *const f[] = {"tile.stages", "tile.engine", NULL};
+        return failed(reason, size, fields, f,
+                      "tile.engine wgmma has its two warpgroups on two KV tiles at once: "
+                      "tile.stages must be 2 or more (given %d)", v->stages);
+    }
     if (v->latent_dim % 256 != 0 || v->latent_dim > 512 ||
         (v->rope_dim != 32 && v->rope_dim != 64 && v->rope_dim != 128)) {
         static const char *const f[] = {"model.latent_dim", "model.rope_dim", "tile.engine"};
         return failed(reason, size, fields, f,
-                      "tile.engine wgmma splits the latent between two warpgroups in 128-channel "
+                      "tile.engine wgmma splits the output between two warpgroups in 128-channel "
                       "blocks: model.latent_dim must be 256 or 512 and model.rope_dim 32, 64 or 128 "
                       "(given %d, %d)", v->latent_dim, v->rope_dim);
     }

@@ -1,34 +1,36 @@
 // ---- mla_decode, Hopper FP8 path (wgmma e4m3, sm_90a) ----------------------
 //
-// Schedule. Grid (row blocks of 64, splits, batch); 256 threads: two
-// warpgroups WG0, WG1. A CTA owns 64 query rows (q_heads x q_len, padded) of
-// one request and a contiguous range of its 64-token KV tiles.
+// Schedule ("seesaw"). Grid (row blocks of 64, splits, batch); 256 threads:
+// two warpgroups WG0, WG1. A CTA owns 64 query rows (q_heads x q_len, padded)
+// of one request and a contiguous range of its 64-token KV tiles. WG w owns
+// the tiles t = w, w+2, ... (their scores and softmax) and the output
+// channels [w LATENT/2, (w+1) LATENT/2) of every tile.
 //
 //   prologue  Q latent -> e4m3 with one scale per row (amax / 448), Q RoPE
-//             kept BF16, both into swizzled smem (K-major, as wgmma reads it)
-//             cp.async KV tiles 0..STAGES-2: raw e4m3 latent, BF16 RoPE and
-//             fp32 per-token scales, straight into swizzled smem
-//   per tile  wait for tile k; fence to the async proxy; barrier
-//     QK      WG w: S_w = Q[:, half w] K[:, half w]^T     wgmma m64n64k32 e4m3
-//             S_w *= q_scale[row] * k_scale[token]         (per-token K scale on columns)
-//             WG1:  S_1 += Q_rope K_rope^T                  wgmma m64n64k16 bf16
-//             S = S_0 + S_1 through smem (in the V^T buffers; two barriers of
-//             both warpgroups). Half the tensor work of each computing all of
-//             S, and the two fp32 partial sums halve the error of the tensor
-//             cores' reduced-precision accumulation (docs/perf.md)
-//     softmax running max, P = exp2(scale_log2 (S - m)), per-thread partial
-//             row sums; the mask only on the range's last tile or a causal edge
+//             kept BF16, both into swizzled smem (K-major, as wgmma reads it);
+//             cp.async KV tiles 0..STAGES-1 (raw e4m3 latent, BF16 RoPE, fp32
+//             per-token scales) straight into swizzled smem; each ring slot
+//             has an mbarrier that the copies arrive on
+//   own tile t (WG w)
+//     QK      S = Q K^T over the whole latent         wgmma m64n64k32 e4m3
+//             S *= q_scale[row] * k_scale[token]      (per-token K scale on columns)
+//             S += Q_rope K_rope^T                    wgmma m64n64k16 bf16
+//     chain   wait for tile t-1's row state (max m, P factor r, partial row
+//             sums l, O factor) from the other warpgroup (named barrier);
+//             O_w *= factor(t-1); O_w += P'(t-1) V_w(t-1)^T, P' read from smem
+//     softmax m' = max(m, rowmax S), P = exp2(scale_log2 (S - m')), l chained
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
 //             the reduction, so it goes into P), times a per-row r that keeps
 //             the largest P' in [28, 448], to e4m3
-//             O *= alpha * r_new / r_old (skipped by a warp where all are 1)
-//     V^T     WG w transposes its 64 x LATENT/2 e4m3 half of the tile into
-//             smem with tokens contiguous (e4m3 wgmma takes B K-major only),
-//             in the token order the P' registers already have
-//     PV      O_w += P' V_w^T                              wgmma m64n(LATENT/2)k32 e4m3,
-//             left running: the next tile's QK wait retires it
-//   (the copies of tile k+STAGES-1 are issued right after the QK product of
-//    tile k starts, into the slot tile k-1 left)
+//     publish P' and the row state of tile t to smem for the other warpgroup
+//     PV      O_w *= factor(t); O_w += P' V_w(t)^T      wgmma m64n(LATENT/2)k32 e4m3
+//   V^T       each warpgroup transposes its LATENT/2 channels of every tile
+//             into its own buffer (e4m3 wgmma takes B K-major only), in the
+//             token order the P' registers already have
+//   The row state flows WG0 -> WG1 -> WG0 along the tiles, so one
+//   warpgroup's softmax runs while the other's GEMMs and transposes do. A
+//   tile's slot is refilled (tile t+STAGES) by its non-owner right after
+//   transposing it, once the owner has arrived on the slot's "used" mbarrier.
 //   epilogue  one split: out = O / (r l) (BF16), lse; several: fp32 partials
 //
 // Tokens past the range are zero-filled (codes and scales) and their scores
@@ -37,29 +39,39 @@
 namespace snapmla {
 
 static_assert(Q_TILE == 64 && KV_TILE == 64 && THREADS == 256, "two warpgroups on 64 x 64");
+static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
 static_assert(FORMAT == FORMAT_FP8_PER_TOKEN, "the FP8 path reads the per-token cache");
 static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");
 
-constexpr int HALF = LATENT / 2;                      // channels per warpgroup
+constexpr int HALF = LATENT / 2;                      // output channels per warpgroup
 constexpr int LAT_BLOCK_BYTES = 64 * 128;             // 64 rows x 128 e4m3 channels
 constexpr int ROPE_ROW = ROPE * 2;                    // bytes of one row's RoPE
 constexpr int ROPE_SW = ROPE_ROW >= 128 ? 128 : ROPE_ROW;   // its swizzle width
 constexpr int ROPE_BLOCK_BYTES = 64 * ROPE_SW;
 constexpr int ROPE_BLOCKS = ROPE_ROW / ROPE_SW;
 constexpr int ROPE_MODE = ROPE_SW == 128 ? 1 : ROPE_SW == 64 ? 2 : 3;  // descriptor swizzle code
-// V^T: core matrices of 8 channels x 16 tokens (128 bytes) padded to 144 so
-// that the transposing stores of a warp fall in 32 different banks.
-constexpr int VT_SBO = 144;                           // next 8 channels
-constexpr int VT_LBO = (HALF / 8) * VT_SBO;           // next 16 tokens
-constexpr int VT_BYTES = (KV_TILE / 16) * VT_LBO;
-constexpr int XCHG_FLOATS = 32 * 128;                 // one warpgroup's partial scores
-// each warpgroup's V^T buffer, which first carries its partial scores
-constexpr int VT_SLOT = VT_BYTES > XCHG_FLOATS * 4 ? VT_BYTES : XCHG_FLOATS * 4;
+// P' of one tile, e4m3, tokens contiguous per query row (the B operand of
+// O^T = V^T P'^T, K-major, no swizzle): core matrices of 8 rows x 16 bytes,
+// the next 16 k at +128, the next 8 rows at +512. Three buffers: tile t's
+// is overwritten by tile t+3's only after both products with it are done.
+constexpr int P_LBO = 128, P_SBO = 512, P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;
+// The row state after a tile, per query row: max, P factor r, row sum, O
+// factor; three slots, by tile % 3 (a slot is read after the next hand-off).
+constexpr int STATE_FLOATS = 4 * 64, STATE_SLOTS = 3;
+// O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels.
+constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
 __host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
 constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LATENT + ROPE_ROW) + KV_TILE * 4);
 constexpr int LAT_CHUNKS = LATENT / 16, ROPE_CHUNKS = ROPE_ROW / 16;
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
+// Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
+// tile parity); 3, 4 close each warpgroup's own P' writes.
+constexpr int BAR_STATE = 1, BAR_OWN = 3;
+
+// The warpgroup that copies tile j in: the one reading tile j - STAGES last
+// (its non-owner); the prologue's tiles follow the same parity.
+__device__ __forceinline__ int copier_of(int j) { return (j + STAGES + 1) & 1; }
 
 // Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
 // the matching wgmma swizzle (128, 64 or 32 bytes): the row's 16-byte chunks
@@ -115,120 +127,149 @@ __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
 }
 
 // The CTA's 64 query rows: latent -> e4m3 with one scale per row, RoPE as
-// BF16, into swizzled smem. Four threads per row; rows past ROWS are zeros.
+// BF16, into swizzled smem. Four threads per row, each holding its quarter
+// of the row in registers between the amax and the conversion; rows past
+// ROWS are zeros.
 __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row0,
                                            unsigned char *q_lat, unsigned char *q_rope, float *q_scale)
 {
-    constexpr int PART = LATENT / 4;   // latent channels per thread
+    constexpr int PART = LATENT / 4, VECS = PART / 8;   // latent channels, uint4s per thread
     const int r = threadIdx.x / 4, part = threadIdx.x % 4;
     const bool valid = row0 + r < ROWS;
     const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH;
+    uint4 v[VECS];
     float amax = 0.f;
-    if (valid)
-        for (int c = part * PART; c < (part + 1) * PART; c += 8) {
-            const uint4 v = *(const uint4 *)(src + c);
-            const unsigned w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-            for (int i = 0; i < 4; ++i)
-                amax = fmaxf(amax, fmaxf(fabsf(bf16_lo(w[i])), fabsf(bf16_hi(w[i]))));
-        }
+    for (int i = 0; i < VECS; ++i) {
+        v[i] = valid ? *(const uint4 *)(src + part * PART + 8 * i) : make_uint4(0, 0, 0, 0);
+        const unsigned w[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            amax = fmaxf(amax, fmaxf(fabsf(bf16_lo(w[k])), fabsf(bf16_hi(w[k]))));
+    }
     amax = quad_max(amax);   // the row's four threads are one quad
     const float scale = fp8_scale(amax, false), inv = 1.f / scale;
     if (part == 0)
         q_scale[r] = scale;
-    for (int c = part * PART; c < (part + 1) * PART; c += 8) {
-        uint2 codes = make_uint2(0, 0);
-        if (valid) {
-            const uint4 v = *(const uint4 *)(src + c);
-            codes.x = e4m3x4(bf16_lo(v.x) * inv, bf16_hi(v.x) * inv, bf16_lo(v.y) * inv, bf16_hi(v.y) * inv);
-            codes.y = e4m3x4(bf16_lo(v.z) * inv, bf16_hi(v.z) * inv, bf16_lo(v.w) * inv, bf16_hi(v.w) * inv);
-        }
-        *(uint2 *)(q_lat + latent_offset(r, c)) = codes;
+#pragma unroll
+    for (int i = 0; i < VECS; ++i) {
+        const uint4 x = v[i];
+        uint2 codes;
+        codes.x = e4m3x4(bf16_lo(x.x) * inv, bf16_hi(x.x) * inv, bf16_lo(x.y) * inv, bf16_hi(x.y) * inv);
+        codes.y = e4m3x4(bf16_lo(x.z) * inv, bf16_hi(x.z) * inv, bf16_lo(x.w) * inv, bf16_hi(x.w) * inv);
+        *(uint2 *)(q_lat + latent_offset(r, part * PART + 8 * i)) = codes;
     }
     for (int piece = part; piece < ROPE_CHUNKS; piece += 4) {
-        const uint4 v = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
-        *(uint4 *)(q_rope + rope_offset(r, piece * 16)) = v;
+        const uint4 x = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
+        *(uint4 *)(q_rope + rope_offset(r, piece * 16)) = x;
     }
 }
 
-// Where this thread's token of KV tile `tile` lives: the byte offset of its
-// page, or -1 past the range. Loaded one tile ahead of its copy, so the
-// block-table read never stalls the issue of the copies.
+// Where this thread's token of KV tile `tile` lives (two threads of a
+// warpgroup per token): the byte offset of its page, or -1 past the range.
+// Loaded one copy ahead, so the block-table read never stalls the copies.
 __device__ __forceinline__ long long token_page(const DecodeParams &p, const KvRange &r, int tile)
 {
-    const int t = r.t_begin + tile * KV_TILE + threadIdx.x / 4;
+    const int t = r.t_begin + tile * KV_TILE + (threadIdx.x % 128) / 2;
     if (tile >= r.tiles || t >= r.t_end)
         return -1;
     return (long long)r.table[t / PAGE_SIZE] * p.page_stride;
 }
 
-// Starts the copy of KV tile `tile` into ring slot tile % STAGES and closes
-// the cp.async group (an empty one past the range, keeping the count). Four
-// threads per token, neighbours on neighbouring 16-byte chunks; tokens past
-// the range are zero-filled (codes and scale).
-__device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRange &r,
-                                               unsigned char *ring, int tile, long long page)
+// One warpgroup starts the copy of KV tile `tile` into ring slot
+// tile % STAGES; each thread's copies arrive on the slot's mbarrier when they
+// land. Two threads per token on alternate 16-byte chunks; tokens past the
+// range are zero-filled (codes and scale). Nothing past the last tile.
+__device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRange &r, unsigned char *ring,
+                                               unsigned long long *full, int tile, long long page)
 {
-    static_assert(THREADS == 4 * KV_TILE && TOKEN_CHUNKS % 4 == 0, "four threads per token");
-    if (tile < r.tiles) {
-        unsigned char *k_lat = ring + (tile % STAGES) * STAGE_BYTES;
-        unsigned char *k_rope = k_lat + KV_TILE * LATENT;
-        float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
-        const int j = threadIdx.x / 4, part = threadIdx.x % 4;
-        const int t = r.t_begin + tile * KV_TILE + j;
-        const bool valid = page >= 0;
-        const unsigned char *base = p.cache + (valid ? page : 0);
-        const long long slot = valid ? t % PAGE_SIZE : 0;
-        const int size = valid ? 16 : 0;
+    static_assert(TOKEN_CHUNKS % 2 == 0, "two threads per token");
+    if (tile >= r.tiles)
+        return;
+    unsigned char *k_lat = ring + (tile % STAGES) * STAGE_BYTES;
+    unsigned char *k_rope = k_lat + KV_TILE * LATENT;
+    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
+    const int wt = threadIdx.x % 128, j = wt / 2, part = wt % 2;
+    const int t = r.t_begin + tile * KV_TILE + j;
+    const bool valid = page >= 0;
+    const unsigned char *base = p.cache + (valid ? page : 0);
+    const long long slot = valid ? t % PAGE_SIZE : 0;
+    const int size = valid ? 16 : 0;
 #pragma unroll
-        for (int i = 0; i < TOKEN_CHUNKS / 4; ++i) {
-            const int c = part + 4 * i;
-            if (c < LAT_CHUNKS) {
-                cp_async_16(k_lat + latent_offset(j, c * 16), base + slot * LATENT + c * 16, size);
-            } else {
-                const int byte = (c - LAT_CHUNKS) * 16;
-                cp_async_16(k_rope + rope_offset(j, byte),
-                            base + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW + byte, size);
-            }
+    for (int i = 0; i < TOKEN_CHUNKS / 2; ++i) {
+        const int c = part + 2 * i;
+        if (c < LAT_CHUNKS) {
+            cp_async_16(k_lat + latent_offset(j, c * 16), base + slot * LATENT + c * 16, size);
+        } else {
+            const int byte = (c - LAT_CHUNKS) * 16;
+            cp_async_16(k_rope + rope_offset(j, byte),
+                        base + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW + byte, size);
         }
-        if (part == 0)
-            cp_async_4(k_scale + j, base + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4,
-                       valid ? 4 : 0);
     }
-    cp_async_commit();
+    if (part == 0)
+        cp_async_4(k_scale + j, base + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4, valid ? 4 : 0);
+    cp_async_arrive(full + tile % STAGES);
 }
 
-// This warpgroup's LATENT/2 channels of the e4m3 tile, transposed into V^T
-// (tokens contiguous). P' holds, at k positions 4q..4q+3 of each 16, the
-// tokens 2q, 2q+1, 2q+8, 2q+9 (the score accumulator's own order), so V^T
-// stores its tokens in that order. A warp step covers 32 channels x 16
-// tokens: lane (cm, g, tq) reads 4 words (4 tokens x 4 channels), transposes
-// them with byte permutes and writes 4 words (4 channels x 4 tokens).
-__device__ __forceinline__ void transpose_v(const unsigned char *k_lat, unsigned char *vt, int wg,
-                                            int warp, int lane)
+// Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
+// thread's O^T accumulators. The order is chosen so that a quad's four rows
+// of blocks 2g', 2g'+1 are four consecutive channels: one 32-bit word of the
+// raw tile, which becomes those rows' A fragments by a 4 x 4 byte transpose.
+__device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, int h)
 {
-    constexpr int GROUPS = HALF / 32;
-    const int tq = lane % 4, g = (lane / 4) % 2, cm = lane / 8;
-#pragma unroll 2
-    for (int step = warp; step < GROUPS * (KV_TILE / 16); step += 4) {
-        const int block16 = step / GROUPS;
-        const int c_local = (step % GROUPS) * 32 + cm * 8 + 4 * g;
-        const int channel = wg * HALF + c_local;
-        const int token = block16 * 16 + 2 * tq;
-        const unsigned char *src = k_lat + (channel / 128) * LAT_BLOCK_BYTES;
-        const int byte = channel % 128;
-        const unsigned w0 = *(const unsigned *)(src + swizzled<128>(token, byte));
-        const unsigned w1 = *(const unsigned *)(src + swizzled<128>(token + 1, byte));
-        const unsigned w2 = *(const unsigned *)(src + swizzled<128>(token + 8, byte));
-        const unsigned w3 = *(const unsigned *)(src + swizzled<128>(token + 9, byte));
-        const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
-        const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
-        unsigned char *dst = vt + block16 * VT_LBO + (c_local / 8) * VT_SBO + (c_local % 8) * 16 + 4 * tq;
-        *(unsigned *)(dst + 0) = __byte_perm(lo01, lo23, 0x5410);
-        *(unsigned *)(dst + 16) = __byte_perm(lo01, lo23, 0x7632);
-        *(unsigned *)(dst + 32) = __byte_perm(hi01, hi23, 0x5410);
-        *(unsigned *)(dst + 48) = __byte_perm(hi01, hi23, 0x7632);
+    return wg * HALF + 32 * (GROUPS * warp + mb / 2) + 4 * (lane / 4) + 2 * (mb % 2) + h;
+}
+
+// The A fragments of O^T += V^T P'^T for this warpgroup's channels, read
+// from the raw e4m3 tile (tokens x channels, 128-byte swizzle): a[mb][kc][i],
+// i = 2 j + h. K position 4 quad + e (+16 j, +32 kc) holds the token
+// 2 quad + (e & 1) + 8 (e >> 1) (+16 j, +32 kc), the order P' was written in
+// (the score accumulator's own). Per 16 tokens and 4 channels a thread reads
+// 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
+// 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
+// put the 4 such pieces in different banks.
+__device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4],
+                                                  int wg, int warp, int lane)
+{
+    const int quad = lane % 4;
+#pragma unroll
+    for (int grp = 0; grp < GROUPS; ++grp) {
+        const int c0 = channel_of(wg, warp, lane, 2 * grp, 0);
+        const unsigned char *block = k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
+        const int byte = c0 % 128;
+        int at[4];   // offsets of tokens 2 quad + {0, 1, 8, 9}; the swizzle phase repeats every 8
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int token = 2 * quad + (e & 1) + 8 * (e >> 1);
+            at[e] = token * 128 + ((((byte >> 4) ^ (token & 7))) << 4) + (byte & 15);
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {   // 16-token steps: kc = kk / 2, j = kk % 2
+            const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
+            const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
+            const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
+            const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
+            const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
+            const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
+            const int kc = kk / 2, j = kk % 2;
+            a[2 * grp][kc][2 * j + 0] = __byte_perm(lo01, lo23, 0x5410);       // channel c0
+            a[2 * grp][kc][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);       // c0 + 1
+            a[2 * grp + 1][kc][2 * j + 0] = __byte_perm(hi01, hi23, 0x5410);   // c0 + 2
+            a[2 * grp + 1][kc][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
+        }
     }
+}
+
+// Stores this thread's P' fragments (rows 16 warp + lane/4 + 8h, k 32 kc +
+// 16 j + 4 quad) where the B descriptor of wgmma_pvt_fp8 reads them.
+__device__ __forceinline__ void store_p(unsigned char *pbuf, const unsigned (&pa)[2][4], int warp, int lane)
+{
+    unsigned char *base = pbuf + 2 * warp * P_SBO + (lane / 4) * 16 + 4 * (lane % 4);
+#pragma unroll
+    for (int kc = 0; kc < 2; ++kc)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)   // i = 2 j + h
+            *(unsigned *)(base + (i % 2) * P_SBO + (2 * kc + i / 2) * P_LBO) = pa[kc][i];
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
@@ -241,26 +282,39 @@ snapmla_decode_split(const DecodeParams p)
     unsigned char *q_rope = q_lat + 64 * LATENT;                // [ROPE_BLOCKS][64][ROPE_SW] bf16
     float *q_scale = (float *)(q_rope + 64 * ROPE_ROW);         // [64]
     unsigned char *ring = smem + Q_BYTES;                       // [STAGES][STAGE_BYTES]
-    // [2][VT_SLOT]: each warpgroup's V^T, which first carries its partial
-    // scores to the other warpgroup ([32][128] floats)
-    unsigned char *vt_all = ring + STAGES * STAGE_BYTES;
-    check_smem_layout(smem_raw, vt_all + 2 * VT_SLOT);
+    unsigned char *p_all = ring + STAGES * STAGE_BYTES;         // [P_BUFFERS][P_BYTES]: P' by tile % 3
+    float *state_all = (float *)(p_all + P_BUFFERS * P_BYTES);  // [STATE_SLOTS][4][64]: by tile % 3
+    // per ring slot: the copies landed (full); both warpgroups are done reading it (used)
+    unsigned long long *full = (unsigned long long *)(state_all + STATE_SLOTS * STATE_FLOATS);
+    unsigned long long *used = full + STAGES;
+    check_smem_layout(smem_raw, used + STAGES);
 
     const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
-    const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128;
-    const int warp = wt / 32, lane = tid % 32, quad = lane % 4;
+    const int tid = threadIdx.x, wg = tid / 128;
+    const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
     const KvRange range = kv_range(p, b, split);
     if (split >= range.splits)
         return;
     const int n = range.n, t_end = range.t_end, tiles = range.tiles;
 
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbarrier_init(full + s, 128);   // one arrival per thread of the copying warpgroup
+            mbarrier_init(used + s, 256);   // one per thread of both
+        }
+        fence_mbarrier_init();
+    }
+    __syncthreads();
+    for (int k = 0; k < STAGES; ++k)
+        if (copier_of(k) == wg)
+            issue_fp8_tile(p, range, ring, full, k, token_page(p, range, k));
+    // this warpgroup's next copy: tile STAGES (WG1) or STAGES + 1 (WG0), then every other
+    long long next_page = token_page(p, range, STAGES + 1 - wg);
     load_q_fp8(p, b, row0, q_lat, q_rope, q_scale);
-    for (int k = 0; k < STAGES - 1; ++k)
-        issue_fp8_tile(p, range, ring, k, token_page(p, range, k));
-    long long next_page = token_page(p, range, STAGES - 1);
+    fence_async_smem();
     __syncthreads();
 
-    // This thread's two rows of the tile (accumulator layout): 16*warp + lane/4, and + 8.
+    // This thread's two rows of the score tile: 16*warp + lane/4, and + 8.
     const int my_row[2] = {16 * warp + lane / 4, 16 * warp + lane / 4 + 8};
     float q_scale_of[2];
     int visible_end[2];   // first token each row may not see
@@ -272,58 +326,95 @@ snapmla_decode_split(const DecodeParams p)
             visible_end[h] = min(t_end, n - Q_LEN + (row0 + my_row[h]) / Q_HEADS + 1);
     }
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
-    float row_max[2] = {-inf_f32(), -inf_f32()};   // of the unscaled scores
-    float row_sum[2] = {0.f, 0.f};                 // over this thread's columns
-    float row_r[2] = {1.f, 1.f};                   // P's current e4m3 factor
-    float o[HALF / 2];
+    // The row state after the last tile seen (chained through both
+    // warpgroups' tiles): max of the unscaled scores, P's e4m3 factor, row sum.
+    float row_max[2] = {-inf_f32(), -inf_f32()};
+    float row_r[2] = {1.f, 1.f};
+    float row_sum[2] = {0.f, 0.f};
+    float o[MBLOCKS][32];   // O^T: channels (channel_of) x the 64 query rows
 #pragma unroll
-    for (int i = 0; i < HALF / 2; ++i)
-        o[i] = 0.f;
-    unsigned char *vt = vt_all + wg * VT_SLOT;
-    float *mine = (float *)vt;
-    const float *theirs = (const float *)(vt_all + (1 - wg) * VT_SLOT);
+    for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            o[mb][i] = 0.f;
     // Tiles that end before this token need no mask (the causal edge of
     // the earliest query token, or the range's end).
     const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
 
-    // With two or more stages the next copies are issued under the QK
-    // product; with one, before the wait.
-    constexpr bool EARLY = STAGES >= 2;
-    for (int k = 0; k < tiles; ++k) {
-        if (!EARLY) {
-            issue_fp8_tile(p, range, ring, k + STAGES - 1, next_page);
-            next_page = token_page(p, range, k + STAGES);
+    // The other warpgroup's row state after its tile u (this thread's rows).
+    auto take_state = [&](int u) {
+        named_barrier(BAR_STATE + u % 2, 256);   // tile u's P' and row state are out
+        const float *st = state_all + (u % STATE_SLOTS) * STATE_FLOATS;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            row_max[h] = st[my_row[h]];
+            row_r[h] = st[64 + my_row[h]];
+            row_sum[h] = st[128 + my_row[h]];
         }
-        cp_async_wait<EARLY ? STAGES - 2 : 0>();
-        fence_async_smem();
-        __syncthreads();   // tile k landed; everyone is past tile k-1's QK reads
-        const unsigned char *k_lat = ring + (k % STAGES) * STAGE_BYTES;
+    };
+    // O^T = O^T * factor(u) + V^T(u) P'(u)^T over this warpgroup's channels,
+    // for either warpgroup's tile u (its P' and row state out); the previous
+    // product must be done. Marks the slot read by this warpgroup.
+    auto product = [&](int u) {
+        const float *factor = state_all + (u % STATE_SLOTS) * STATE_FLOATS + 192;
+        float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
+        bool any = false;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 v = *(const float2 *)(factor + 8 * j + 2 * quad);
+            f[2 * j] = v.x, f[2 * j + 1] = v.y;
+            any |= v.x != 1.f || v.y != 1.f;
+        }
+        if (__any_sync(0xffffffffu, any)) {   // warp-uniform; mostly skipped
+#pragma unroll
+            for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+                for (int i = 0; i < 32; ++i)
+                    o[mb][i] *= f[2 * (i / 4) + i % 2];
+        }
+        unsigned a[MBLOCKS][2][4];
+        load_vt_fragments(ring + (u % STAGES) * STAGE_BYTES, a, wg, warp, lane);
+        mbarrier_arrive(used + u % STAGES);
+        const unsigned char *pbuf = p_all + (u % P_BUFFERS) * P_BYTES;
+        wgmma_fence();
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+            for (int kc = 0; kc < 2; ++kc)
+                wgmma_pvt_fp8(o[mb], a[mb][kc], smem_desc(pbuf + 2 * kc * P_LBO, P_LBO, P_SBO, 0), 1);
+        wgmma_commit();
+    };
+
+    // Per own tile t: QK and its scaling; the critical section, the only
+    // work between the two warpgroups' hand-offs (take tile t-1's row state,
+    // softmax of t, publish P' and the state); then the products of tiles
+    // t-1 and t into this warpgroup's channels, and the copies into t-1's slot.
+    for (int t = wg; t < tiles; t += 2) {
+        const unsigned char *k_lat = ring + (t % STAGES) * STAGE_BYTES;
         const unsigned char *k_rope = k_lat + KV_TILE * LATENT;
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
-        const int t0 = range.t_begin + k * KV_TILE;
+        const int t0 = range.t_begin + t * KV_TILE;
+        mbarrier_wait(full + t % STAGES, (t / STAGES) & 1);
+        fence_async_smem();
 
-        // ---- S_w = Q K^T over this warpgroup's latent half (e4m3) ----
+        // ---- S = Q K^T, latent part (e4m3) ----
         float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] = 0.f;
         wgmma_fence();
 #pragma unroll
-        for (int kb = 0; kb < HALF / 128; ++kb) {
-            const int block = wg * (HALF / 128) + kb;
+        for (int kb = 0; kb < LATENT / 128; ++kb)
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
-                wgmma_qk_fp8(s, smem_desc(q_lat + block * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
-                             smem_desc(k_lat + block * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), 1);
-        }
+                wgmma_qk_fp8(s, smem_desc(q_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
+                             smem_desc(k_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), 1);
         wgmma_commit();
-        if (EARLY) {
-            issue_fp8_tile(p, range, ring, k + STAGES - 1, next_page);
-            next_page = token_page(p, range, k + STAGES);
-        }
-        wgmma_wait<0>();   // also the previous tile's PV: O and V^T are free
+        wgmma_wait<0>();   // and this warpgroup's last product
         fence_registers(s);
-        fence_registers(o);
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+            fence_registers(o[mb]);
 
         // Per-token K scale on the columns, per-row Q scale on the rows.
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}
@@ -337,51 +428,42 @@ snapmla_decode_split(const DecodeParams p)
         for (int i = 0; i < 32; ++i)
             s[i] *= q_scale_of[(i / 2) % 2] * token_scale[2 * (i / 4) + i % 2];
 
-        if (wg == 1) {   // the RoPE part, BF16
-            wgmma_fence();
+        // ---- the RoPE part, BF16 ----
+        wgmma_fence();
 #pragma unroll
-            for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
 #pragma unroll
-                for (int ks = 0; ks < ROPE_SW / 32; ++ks)
-                    wgmma_qk_bf16(s, smem_desc(q_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE),
-                                  smem_desc(k_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE), 1);
-            wgmma_commit();
-            wgmma_wait<0>();
-            fence_registers(s);
-        }
+            for (int ks = 0; ks < ROPE_SW / 32; ++ks)
+                wgmma_qk_bf16(s, smem_desc(q_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE),
+                              smem_desc(k_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_registers(s);
 
-        // ---- S = S_0 + S_1: two fp32 partial sums of 256 channels each, which
-        // also keeps the tensor cores' reduced-precision accumulation short ----
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            mine[i * 128 + wt] = s[i];
-        named_barrier(1, 256);
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            s[i] += theirs[i * 128 + wt];
-        named_barrier(1, 256);   // both read: the buffers become V^T again
-
-        // ---- online softmax (scores unscaled; exp2 of scale_log2 * (s - m)) ----
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
 #pragma unroll
             for (int i = 0; i < 32; ++i) {
-                const int h = (i / 2) % 2, t = t0 + 8 * (i / 4) + 2 * quad + i % 2;
-                s[i] = t < visible_end[h] ? s[i] : -inf_f32();
+                const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
+                s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
             }
         }
         float tile_max[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h)
-            tile_max[h] = max_of_row(s, h);
+            tile_max[h] = quad_max(max_of_row(s, h));
+
+        // ---- critical section: the row state of tile t-1 in, tile t's out ----
+        if (t > 0)
+            take_state(t - 1);
+        // online softmax (scores unscaled; exp2 of scale_log2 * (s - m))
         float alpha[2], m_scaled[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            const float m_new = fmaxf(row_max[h], quad_max(tile_max[h]));
+            const float m_new = fmaxf(row_max[h], tile_max[h]);
             alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * scale_log2);
             row_max[h] = m_new;
             // a row that sees nothing: P = exp2(-inf) = 0
             m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * scale_log2;
-            row_sum[h] *= alpha[h];
         }
         float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
 #pragma unroll
@@ -389,12 +471,12 @@ snapmla_decode_split(const DecodeParams p)
             const int h = (i / 2) % 2;
             const float e = fast_exp2(fmaf(s[i], scale_log2, -m_scaled[h]));
             part_sum[2 * h + (i / 4) % 2] += e;
-            s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion
+            s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale
         }
         float p_max[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            row_sum[h] += part_sum[2 * h] + part_sum[2 * h + 1];
+            row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
             p_max[h] = fmaxf(max_of_row(s, h), 0.f);
         }
         float factor[2];
@@ -412,8 +494,7 @@ snapmla_decode_split(const DecodeParams p)
             factor[h] = r_new == row_r[h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[h]);
             row_r[h] = r_new;
         }
-
-        // P' as the e4m3 A fragments of two k32 steps (the accumulator order)
+        // P' as e4m3 in the accumulator's token order
         unsigned pa[2][4];
 #pragma unroll
         for (int kc = 0; kc < 2; ++kc) {
@@ -424,45 +505,79 @@ snapmla_decode_split(const DecodeParams p)
             pa[kc][2] = e4m3x4(x[8] * r0, x[9] * r0, x[12] * r0, x[13] * r0);
             pa[kc][3] = e4m3x4(x[10] * r1, x[11] * r1, x[14] * r1, x[15] * r1);
         }
-        if (__any_sync(0xffffffffu, factor[0] != 1.f || factor[1] != 1.f)) {   // warp-uniform
+        store_p(p_all + (t % P_BUFFERS) * P_BYTES, pa, warp, lane);
+        if (quad == 0) {
+            float *st = state_all + (t % STATE_SLOTS) * STATE_FLOATS;
 #pragma unroll
-            for (int i = 0; i < HALF / 2; ++i)
-                o[i] *= factor[(i / 2) % 2];
+            for (int h = 0; h < 2; ++h) {
+                st[my_row[h]] = row_max[h];
+                st[64 + my_row[h]] = row_r[h];
+                st[128 + my_row[h]] = row_sum[h];
+                st[192 + my_row[h]] = factor[h];
+            }
         }
-
-        // ---- V^T, then O += P' V ----
-        transpose_v(k_lat, vt, wg, warp, lane);
         fence_async_smem();
-        named_barrier(2 + wg, 128);
-        wgmma_fence();
+        named_barrier_arrive(BAR_STATE + t % 2, 256);   // tile t's P' and row state to the other
+        named_barrier(BAR_OWN + wg, 128);               // and to this warpgroup's product
+
+        // ---- the products of tiles t-1 and t; the copies into t-1's slot ----
+        if (t > 0) {
+            product(t - 1);
+            if (t - 1 + STAGES < tiles) {   // once the owner has read it too
+                mbarrier_wait(used + (t - 1) % STAGES, ((t - 1) / STAGES) & 1);
+                issue_fp8_tile(p, range, ring, full, t - 1 + STAGES, next_page);
+                next_page = token_page(p, range, t + 1 + STAGES);
+            }
+            wgmma_wait<0>();   // before O's next rescale
 #pragma unroll
-        for (int kc = 0; kc < 2; ++kc)
-            wgmma_pv_fp8(o, pa[kc], smem_desc(vt + 2 * kc * VT_LBO, VT_LBO, VT_SBO, 0), 1);
-        wgmma_commit();   // completes under the next tile's copies and QK
+            for (int mb = 0; mb < MBLOCKS; ++mb)
+                fence_registers(o[mb]);
+        }
+        product(t);   // completes under the next tile's wait and QK
+    }
+    if (tiles > 0 && (tiles - 1) % 2 != wg) {   // the last tile is the other's
+        wgmma_wait<0>();
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+            fence_registers(o[mb]);
+        take_state(tiles - 1);
+        product(tiles - 1);
     }
     wgmma_wait<0>();
-    fence_registers(o);
-    cp_async_wait<0>();
+#pragma unroll
+    for (int mb = 0; mb < MBLOCKS; ++mb)
+        fence_registers(o[mb]);
 
+    // ---- epilogue: O / (r l) per query row (the final row state), lse ----
     const bool direct = range.splits == 1;
+    const float *final_state = state_all + ((tiles + STATE_SLOTS - 1) % STATE_SLOTS) * STATE_FLOATS;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const float l = quad_sum(row_sum[h]);
-        const int row = row0 + my_row[h];
-        if (row >= ROWS)
-            continue;
-        const float inv = l > 0.f ? 1.f / (l * row_r[h]) : 0.f;
-        const long long row_index = (long long)b * ROWS + row;
+    for (int j = 0; j < 8; ++j)
 #pragma unroll
-        for (int j = 0; j < HALF / 8; ++j) {
-            const int c = wg * HALF + 8 * j + 2 * quad;
-            store_output_pair(p, b, split, row, c, o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv,
-                              direct);
+        for (int e = 0; e < 2; ++e) {
+            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
+            if (row >= ROWS)
+                continue;
+            const float l = tiles > 0 ? final_state[128 + n_row] : 0.f;
+            const float inv = l > 0.f ? 1.f / (l * final_state[64 + n_row]) : 0.f;
+#pragma unroll
+            for (int grp = 0; grp < GROUPS; ++grp) {
+                const int c = channel_of(wg, warp, lane, 2 * grp, 0);
+                const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
+                store_output_pair(p, b, split, row, c, lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, direct);
+                store_output_pair(p, b, split, row, c + 2, hi[4 * j + e] * inv, hi[4 * j + 2 + e] * inv, direct);
+            }
         }
-        if (wg == 0 && quad == 0) {
+    if (wg == 0 && quad == 0) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = row0 + my_row[h];
+            if (row >= ROWS)
+                continue;
+            const float l = row_sum[h];
             const float lse = l > 0.f ? row_max[h] * p.softmax_scale + logf(l) : 0.f;
             if (direct)
-                p.lse[row_index] = l > 0.f ? lse : inf_f32();
+                p.lse[(long long)b * ROWS + row] = l > 0.f ? lse : inf_f32();
             else
                 p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? lse : -inf_f32();
         }

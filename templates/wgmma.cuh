@@ -37,4 +37,52 @@ __device__ __forceinline__ void named_barrier(int id, int threads)
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Signals a named barrier without waiting: the producer half of a hand-off
+// whose consumers bar.sync on the same id (stores before it are released).
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads)
+{
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// ---- mbarriers: completion of asynchronous copies ----
+__device__ __forceinline__ unsigned mbarrier_address(const unsigned long long *bar)
+{
+    return (unsigned)__cvta_generic_to_shared(bar);
+}
+
+__device__ __forceinline__ void mbarrier_init(unsigned long long *bar, unsigned arrivals)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(mbarrier_address(bar)), "r"(arrivals)
+                 : "memory");
+}
+
+// Makes initialised mbarriers visible before any thread arrives on them.
+__device__ __forceinline__ void fence_mbarrier_init()
+{
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+// One arrival on `bar` once every cp.async this thread issued so far has
+// landed (noinc: the arrival is one of those the barrier was initialised with).
+__device__ __forceinline__ void cp_async_arrive(unsigned long long *bar)
+{
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(mbarrier_address(bar))
+                 : "memory");
+}
+
+// One arrival of this thread on `bar`.
+__device__ __forceinline__ void mbarrier_arrive(unsigned long long *bar)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(mbarrier_address(bar)) : "memory");
+}
+
+// Waits until the phase with parity `parity` of `bar` has completed.
+__device__ __forceinline__ void mbarrier_wait(unsigned long long *bar, unsigned parity)
+{
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}\n" ::"r"(mbarrier_address(bar)), "r"(parity)
+                 : "memory");
+}
+
 }  // namespace snapmla

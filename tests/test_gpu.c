@@ -60,7 +60,7 @@ static const char *const decode_cases[] = {
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
     "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\n"
-    "cache: {format: fp8_per_token, page_size: 128}\ntile: {engine: wgmma, stages: 1}\n"
+    "cache: {format: fp8_per_token, page_size: 128}\ntile: {engine: wgmma, stages: 3}\n"
     "target: {compute: fp8}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 3, q_len: 4}\n"
     "cache: {format: fp8_per_token, page_size: 32}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n"

@@ -104,8 +104,12 @@ static const bad_case bad_cases[] = {
      "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 (given 32, 64, 8)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 384, rope_dim: 64, q_heads: 16}\n"
      "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
-     "t.yaml:4:16: tile.engine wgmma splits the latent between two warpgroups in 128-channel blocks: "
+     "t.yaml:4:16: tile.engine wgmma splits the output between two warpgroups in 128-channel blocks: "
      "model.latent_dim must be 256 or 512 and model.rope_dim 32, 64 or 128 (given 384, 64)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "cache: {format: fp8_per_token}\ntile: {engine: wgmma, stages: 1}\ntarget: {compute: fp8}\n",
+     "t.yaml:4:31: tile.engine wgmma has its two warpgroups on two KV tiles at once: "
+     "tile.stages must be 2 or more (given 1)"},
 };
 enum { BAD_CASES = sizeof bad_cases / sizeof bad_cases[0] };
 
