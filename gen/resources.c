@@ -29,7 +29,7 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
         int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4);
         int p_tile = v->q_tile * v->kv_tile;
-        int row_state = 4 * v->q_tile * 4;
+        int row_state = 4 * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {

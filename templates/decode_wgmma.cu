@@ -21,7 +21,7 @@
 //     softmax m' = max(m, rowmax S), P = exp2(scale_log2 (S - m')), l chained
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
 //             the reduction, so it goes into P), times a per-row r that keeps
-//             the largest P' in [28, 448], to e4m3
+//             the largest P' in [28, 448] (so O's factor is mostly 1), to e4m3
 //     publish P' and the row state of tile t to smem for the other warpgroup
 //     PV      O_w *= factor(t); O_w += P' V_w(t)^T      wgmma m64n(LATENT/2)k32 e4m3
 //   V^T       each warpgroup transposes its LATENT/2 channels of every tile
@@ -56,8 +56,14 @@ constexpr int ROPE_MODE = ROPE_SW == 128 ? 1 : ROPE_SW == 64 ? 2 : 3;  // descri
 // is overwritten by tile t+3's only after both products with it are done.
 constexpr int P_LBO = 128, P_SBO = 512, P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;
 // The row state after a tile, per query row: max, P factor r, row sum, O
-// factor; three slots, by tile % 3 (a slot is read after the next hand-off).
-constexpr int STATE_FLOATS = 4 * 64, STATE_SLOTS = 3;
+// factor; then one flag per warp of 16 rows, set when a factor is not 1.
+// Three slots, by tile % 3 (a slot is read after the next hand-off).
+constexpr int STATE_FLOATS = 4 * 64 + 4, STATE_SLOTS = 3;
+// P's e4m3 factor r is kept while a tile's largest P' = P v r stays in
+// [28, 448], else reset to put it at 448: the band keeps a flat softmax's
+// mass in e4m3's normal range, and O's factor is 1 whenever neither the
+// row max nor r moves.
+constexpr float P_LOW = 28.f, P_HIGH = 448.f;
 // O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels.
 constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
 __host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
@@ -195,16 +201,21 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
     const unsigned char *base = p.cache + (valid ? page : 0);
     const long long slot = valid ? t % PAGE_SIZE : 0;
     const int size = valid ? 16 : 0;
+    // Latent chunk c = part + 2 i: 128-channel block i / 4, chunk (part + 2 i) % 8
+    // of the row, XORed with the row's phase; four offsets, then immediates.
+    int lat_at[4];
 #pragma unroll
-    for (int i = 0; i < TOKEN_CHUNKS / 2; ++i) {
-        const int c = part + 2 * i;
-        if (c < LAT_CHUNKS) {
-            cp_async_16(k_lat + latent_offset(j, c * 16), base + slot * LATENT + c * 16, size);
-        } else {
-            const int byte = (c - LAT_CHUNKS) * 16;
-            cp_async_16(k_rope + rope_offset(j, byte),
-                        base + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW + byte, size);
-        }
+    for (int k = 0; k < 4; ++k)
+        lat_at[k] = j * 128 + (((part + 2 * k) ^ (j & 7)) << 4);
+    const unsigned char *src = base + slot * LATENT + part * 16;
+#pragma unroll
+    for (int i = 0; i < LAT_CHUNKS / 2; ++i)
+        cp_async_16(k_lat + lat_at[i % 4] + (i / 4) * LAT_BLOCK_BYTES, src + 32 * i, size);
+    const unsigned char *rope_src = base + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW;
+#pragma unroll
+    for (int i = 0; i < ROPE_CHUNKS / 2; ++i) {
+        const int byte = (part + 2 * i) * 16;
+        cp_async_16(k_rope + rope_offset(j, byte), rope_src + byte, size);
     }
     if (part == 0)
         cp_async_4(k_scale + j, base + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4, valid ? 4 : 0);
@@ -357,15 +368,14 @@ snapmla_decode_split(const DecodeParams p)
     // product must be done. Marks the slot read by this warpgroup.
     auto product = [&](int u) {
         const float *factor = state_all + (u % STATE_SLOTS) * STATE_FLOATS + 192;
-        float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
-        bool any = false;
+        const int4 flags = *(const int4 *)(factor + 64);
+        if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
+            float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float2 v = *(const float2 *)(factor + 8 * j + 2 * quad);
-            f[2 * j] = v.x, f[2 * j + 1] = v.y;
-            any |= v.x != 1.f || v.y != 1.f;
-        }
-        if (__any_sync(0xffffffffu, any)) {   // warp-uniform; mostly skipped
+            for (int j = 0; j < 8; ++j) {
+                const float2 v = *(const float2 *)(factor + 8 * j + 2 * quad);
+                f[2 * j] = v.x, f[2 * j + 1] = v.y;
+            }
 #pragma unroll
             for (int mb = 0; mb < MBLOCKS; ++mb)
 #pragma unroll
@@ -483,14 +493,11 @@ snapmla_decode_split(const DecodeParams p)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const float m = quad_max(p_max[h]);
-            // e4m3 tops out at 448. P's factor r is kept while the tile's
-            // largest P' = P r stays in [28, 448] (e4m3's relative precision is
-            // the same across its normal range), else reset to 448 / max; so
-            // O's rescale is mostly alpha alone, and mostly 1. r stays under
-            // 2^100 so that the ratio is finite.
+            // e4m3 tops out at 448 and keeps its relative precision across
+            // its normal range; r stays under 2^100 so that the ratio is finite.
             float r_new = row_r[h];
-            if (m > 0.f && (m * r_new > 448.f || m * r_new < 28.f))
-                r_new = fminf(__fdividef(448.f, m), 1.2676506e30f);
+            if (m > 0.f && (m * r_new > P_HIGH || m * r_new < P_LOW))
+                r_new = fminf(__fdividef(P_HIGH, m), 1.2676506e30f);
             factor[h] = r_new == row_r[h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[h]);
             row_r[h] = r_new;
         }
@@ -506,6 +513,9 @@ snapmla_decode_split(const DecodeParams p)
             pa[kc][3] = e4m3x4(x[10] * r1, x[11] * r1, x[14] * r1, x[15] * r1);
         }
         store_p(p_all + (t % P_BUFFERS) * P_BYTES, pa, warp, lane);
+        const bool rescale = __any_sync(0xffffffffu, factor[0] != 1.f || factor[1] != 1.f);
+        if (lane == 0)
+            ((int *)state_all)[(t % STATE_SLOTS) * STATE_FLOATS + 256 + warp] = rescale;
         if (quad == 0) {
             float *st = state_all + (t % STATE_SLOTS) * STATE_FLOATS;
 #pragma unroll
