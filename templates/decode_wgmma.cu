@@ -15,22 +15,22 @@
 //     QK      S = Q K^T over the whole latent         wgmma m64n64k32 e4m3
 //             S *= q_scale[row] * k_scale[token]      (per-token K scale on columns)
 //             S += Q_rope K_rope^T                    wgmma m64n64k16 bf16
-//     chain   wait for tile t-1's row state (max m, P factor r, partial row
-//             sums l, O factor) from the other warpgroup (named barrier);
-//             O_w *= factor(t-1); O_w += P'(t-1) V_w(t-1)^T, P' read from smem
+//     chain   wait for tile t-1's row state (max m, P factor r, row sum l)
+//             from the other warpgroup (named barrier, by tile parity)
 //     softmax m' = max(m, rowmax S), P = exp2(scale_log2 (S - m')), l chained
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
 //             the reduction, so it goes into P), times a per-row r that keeps
 //             the largest P' in [28, 448] (so O's factor is mostly 1), to e4m3
-//     publish P' and the row state of tile t to smem for the other warpgroup
-//     PV      O_w *= factor(t); O_w += P' V_w(t)^T      wgmma m64n(LATENT/2)k32 e4m3
-//   V^T       each warpgroup transposes its LATENT/2 channels of every tile
-//             into its own buffer (e4m3 wgmma takes B K-major only), in the
-//             token order the P' registers already have
-//   The row state flows WG0 -> WG1 -> WG0 along the tiles, so one
-//   warpgroup's softmax runs while the other's GEMMs and transposes do. A
-//   tile's slot is refilled (tile t+STAGES) by its non-owner right after
-//   transposing it, once the owner has arrived on the slot's "used" mbarrier.
+//     publish P' and the row state of tile t (with O's factor) to smem
+//     PV      O_w^T = O_w^T factor(u) + V_w(u)^T P'(u)^T for u = t-1, then t:
+//             wgmma m64n64k32 e4m3, A = V^T from registers (byte-transposed
+//             from the raw tile: e4m3 wgmma takes its operands K-major only),
+//             B = P' from smem; O^T's channel order makes that a 4 x 4 byte
+//             transpose per word, P's token order needs no shuffles
+//   Only the softmax is on the WG0 -> WG1 -> WG0 chain; one warpgroup's GEMMs
+//   run while the other's softmax does. A tile's slot is refilled (tile
+//   t+STAGES) by its non-owner once both warpgroups have read it (the slot's
+//   "used" mbarrier), so the copies run STAGES - 1 or so tiles ahead.
 //   epilogue  one split: out = O / (r l) (BF16), lse; several: fp32 partials
 //
 // Tokens past the range are zero-filled (codes and scales) and their scores
@@ -75,8 +75,8 @@ constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
 // tile parity); 3, 4 close each warpgroup's own P' writes.
 constexpr int BAR_STATE = 1, BAR_OWN = 3;
 
-// The warpgroup that copies tile j in: the one reading tile j - STAGES last
-// (its non-owner); the prologue's tiles follow the same parity.
+// The warpgroup that copies tile j in: the non-owner of tile j - STAGES,
+// which refills that slot; the prologue's tiles follow the same parity.
 __device__ __forceinline__ int copier_of(int j) { return (j + STAGES + 1) & 1; }
 
 // Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
