@@ -58,7 +58,8 @@ constexpr int P_LBO = 128, P_SBO = 512, P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;
 // The row state after a tile, per query row: max, P factor r, row sum, O
 // factor; then one flag per warp of 16 rows, set when a factor is not 1.
 // Three slots, by tile % 3 (a slot is read after the next hand-off).
-constexpr int STATE_FLOATS = 4 * 64 + 4, STATE_SLOTS = 3;
+constexpr int ST_MAX = 0, ST_R = 64, ST_SUM = 128, ST_FACTOR = 192, ST_FLAGS = 256;
+constexpr int STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;
 // P's e4m3 factor r is kept while a tile's largest P' = P v r stays in
 // [28, 448], else reset to put it at 448: the band keeps a flat softmax's
 // mass in e4m3's normal range, and O's factor is 1 whenever neither the
@@ -206,7 +207,7 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
     int lat_at[4];
 #pragma unroll
     for (int k = 0; k < 4; ++k)
-        lat_at[k] = j * 128 + (((part + 2 * k) ^ (j & 7)) << 4);
+        lat_at[k] = swizzled<128>(j, (part + 2 * k) * 16);
     const unsigned char *src = base + slot * LATENT + part * 16;
 #pragma unroll
     for (int i = 0; i < LAT_CHUNKS / 2; ++i)
@@ -251,8 +252,7 @@ __device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, un
         int at[4];   // offsets of tokens 2 quad + {0, 1, 8, 9}; the swizzle phase repeats every 8
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-            const int token = 2 * quad + (e & 1) + 8 * (e >> 1);
-            at[e] = token * 128 + ((((byte >> 4) ^ (token & 7))) << 4) + (byte & 15);
+            at[e] = swizzled<128>(2 * quad + (e & 1) + 8 * (e >> 1), byte);
         }
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {   // 16-token steps: kc = kk / 2, j = kk % 2
@@ -352,23 +352,31 @@ snapmla_decode_split(const DecodeParams p)
     // the earliest query token, or the range's end).
     const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
 
+    auto state_of = [&](int u) { return state_all + (u % STATE_SLOTS) * STATE_FLOATS; };
     // The other warpgroup's row state after its tile u (this thread's rows).
     auto take_state = [&](int u) {
         named_barrier(BAR_STATE + u % 2, 256);   // tile u's P' and row state are out
-        const float *st = state_all + (u % STATE_SLOTS) * STATE_FLOATS;
+        const float *st = state_of(u);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            row_max[h] = st[my_row[h]];
-            row_r[h] = st[64 + my_row[h]];
-            row_sum[h] = st[128 + my_row[h]];
+            row_max[h] = st[ST_MAX + my_row[h]];
+            row_r[h] = st[ST_R + my_row[h]];
+            row_sum[h] = st[ST_SUM + my_row[h]];
         }
+    };
+    // Retires this warpgroup's products: O's registers are its own again.
+    auto wait_products = [&]() {
+        wgmma_wait<0>();
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+            fence_registers(o[mb]);
     };
     // O^T = O^T * factor(u) + V^T(u) P'(u)^T over this warpgroup's channels,
     // for either warpgroup's tile u (its P' and row state out); the previous
     // product must be done. Marks the slot read by this warpgroup.
     auto product = [&](int u) {
-        const float *factor = state_all + (u % STATE_SLOTS) * STATE_FLOATS + 192;
-        const int4 flags = *(const int4 *)(factor + 64);
+        const float *factor = state_of(u) + ST_FACTOR;
+        const int4 flags = *(const int4 *)(state_of(u) + ST_FLAGS);
         if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
             float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
 #pragma unroll
@@ -420,11 +428,8 @@ snapmla_decode_split(const DecodeParams p)
                 wgmma_qk_fp8(s, smem_desc(q_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
                              smem_desc(k_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), 1);
         wgmma_commit();
-        wgmma_wait<0>();   // and this warpgroup's last product
+        wait_products();   // the QK product and this warpgroup's last PV
         fence_registers(s);
-#pragma unroll
-        for (int mb = 0; mb < MBLOCKS; ++mb)
-            fence_registers(o[mb]);
 
         // Per-token K scale on the columns, per-row Q scale on the rows.
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}
@@ -514,16 +519,16 @@ snapmla_decode_split(const DecodeParams p)
         }
         store_p(p_all + (t % P_BUFFERS) * P_BYTES, pa, warp, lane);
         const bool rescale = __any_sync(0xffffffffu, factor[0] != 1.f || factor[1] != 1.f);
+        float *st = state_of(t);
         if (lane == 0)
-            ((int *)state_all)[(t % STATE_SLOTS) * STATE_FLOATS + 256 + warp] = rescale;
+            ((int *)st)[ST_FLAGS + warp] = rescale;
         if (quad == 0) {
-            float *st = state_all + (t % STATE_SLOTS) * STATE_FLOATS;
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                st[my_row[h]] = row_max[h];
-                st[64 + my_row[h]] = row_r[h];
-                st[128 + my_row[h]] = row_sum[h];
-                st[192 + my_row[h]] = factor[h];
+                st[ST_MAX + my_row[h]] = row_max[h];
+                st[ST_R + my_row[h]] = row_r[h];
+                st[ST_SUM + my_row[h]] = row_sum[h];
+                st[ST_FACTOR + my_row[h]] = factor[h];
             }
         }
         fence_async_smem();
@@ -538,29 +543,20 @@ snapmla_decode_split(const DecodeParams p)
                 issue_fp8_tile(p, range, ring, full, t - 1 + STAGES, next_page);
                 next_page = token_page(p, range, t + 1 + STAGES);
             }
-            wgmma_wait<0>();   // before O's next rescale
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb)
-                fence_registers(o[mb]);
+            wait_products();   // before O's next rescale
         }
         product(t);   // completes under the next tile's wait and QK
     }
     if (tiles > 0 && (tiles - 1) % 2 != wg) {   // the last tile is the other's
-        wgmma_wait<0>();
-#pragma unroll
-        for (int mb = 0; mb < MBLOCKS; ++mb)
-            fence_registers(o[mb]);
+        wait_products();
         take_state(tiles - 1);
         product(tiles - 1);
     }
-    wgmma_wait<0>();
-#pragma unroll
-    for (int mb = 0; mb < MBLOCKS; ++mb)
-        fence_registers(o[mb]);
+    wait_products();
 
     // ---- epilogue: O / (r l) per query row (the final row state), lse ----
     const bool direct = range.splits == 1;
-    const float *final_state = state_all + ((tiles + STATE_SLOTS - 1) % STATE_SLOTS) * STATE_FLOATS;
+    const float *final_state = state_of(tiles + STATE_SLOTS - 1);   // tile tiles-1's
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -568,8 +564,8 @@ snapmla_decode_split(const DecodeParams p)
             const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
             if (row >= ROWS)
                 continue;
-            const float l = tiles > 0 ? final_state[128 + n_row] : 0.f;
-            const float inv = l > 0.f ? 1.f / (l * final_state[64 + n_row]) : 0.f;
+            const float l = tiles > 0 ? final_state[ST_SUM + n_row] : 0.f;
+            const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
 #pragma unroll
             for (int grp = 0; grp < GROUPS; ++grp) {
                 const int c = channel_of(wg, warp, lane, 2 * grp, 0);
