@@ -7,6 +7,7 @@
 
 #include "emit_wgmma.h"
 #include "error.h"
+#include "resources.h"
 #include "strbuf.h"
 #include "templates.h"
 
@@ -46,6 +47,7 @@ static void fill_holes(const snapmla_variant *v, hole holes[HOLE_COUNT])
     set_hole(&holes[i++], "threads", v->threads);
     set_hole(&holes[i++], "max_splits", v->max_splits);
     set_hole(&holes[i++], "split_min_tokens", v->split_min_tokens);
+    set_bool(&holes[i++], "kv_tma", snapmla_variant_kv_tma(v));
     while (i < HOLE_COUNT)
         holes[i++].name = NULL;
 }

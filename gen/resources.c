@@ -54,6 +54,13 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     return q_tile + kv_tiles + scores + row_state + token_scales;
 }
 
+int snapmla_variant_kv_tma(const snapmla_variant *v)
+{
+    int ps = v->page_size, tile = v->kv_tile;
+    return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA && ps >= 16 &&
+           (ps % tile == 0 || tile % ps == 0);
+}
+
 int snapmla_decode_acc_per_thread(const snapmla_variant *v)
 {
     int threads = v->warps * 32;

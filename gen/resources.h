@@ -12,6 +12,10 @@ int snapmla_arch_smem_limit(snapmla_arch arch);
 /* Dynamic shared memory the variant's kernel asks for (0 for kernels that
  * use none). Reads the model, tile and cache fields; ignores derived ones. */
 int snapmla_variant_smem_bytes(const snapmla_variant *variant);
+/* 1 when the decode kernel brings KV tiles in by TMA (tile.engine wgmma,
+ * pages of at least 16 tokens that tile evenly with the KV tile): the
+ * template's KV_TMA, and the launch then encodes the cache's tensor maps. */
+int snapmla_variant_kv_tma(const snapmla_variant *variant);
 /* FP32 output accumulators each thread of a decode CTA holds in registers. */
 int snapmla_decode_acc_per_thread(const snapmla_variant *variant);
 /* Most accumulators per thread the decode template allows. */

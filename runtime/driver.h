@@ -47,7 +47,8 @@
     X(cuEventRecord, "cuEventRecord")                             \
     X(cuEventSynchronize, "cuEventSynchronize")                   \
     X(cuEventElapsedTime, "cuEventElapsedTime_v2")                \
-    X(cuEventDestroy, "cuEventDestroy_v2")
+    X(cuEventDestroy, "cuEventDestroy_v2")                        \
+    X(cuTensorMapEncodeTiled, "cuTensorMapEncodeTiled")
 
 typedef struct snapmla_driver {
     void *library;

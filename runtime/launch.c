@@ -2,11 +2,13 @@
  * append call against the variant it was generated for, then launches
  * through the driver API. The parameter structs mirror the templates'. */
 #include <math.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "context.h"
 #include "error.h"
+#include "resources.h"
 
 /* Mirrors DecodeParams in templates/decode_simt.cu. */
 typedef struct decode_params {
@@ -17,6 +19,13 @@ typedef struct decode_params {
 } decode_params;
 _Static_assert(sizeof(decode_params) == 104, "DecodeParams layout");
 _Static_assert(offsetof(decode_params, softmax_scale) == 100, "DecodeParams layout");
+
+/* Mirrors KvMaps in templates/decode_wgmma.cu: the cache's latent and RoPE
+ * planes as TMA tensor maps, the wgmma kernel's second parameter. */
+typedef struct kv_maps {
+    CUtensorMap latent, rope;
+} kv_maps;
+_Static_assert(sizeof(kv_maps) == 256, "KvMaps layout");
 
 /* Mirrors CombineParams in templates/combine.cu. */
 typedef struct combine_params {
@@ -105,16 +114,68 @@ static int launch_splits(const snapmla_kernel *k, int batch, int requested)
     return (int)(want < 1 ? 1 : want > v->max_splits ? v->max_splits : want);
 }
 
-static snapmla_status launch(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
-                             unsigned grid_y, unsigned grid_z, unsigned shared, void *params,
-                             void *stream, const char *what, snapmla_error *err)
+/* Launches with one parameter struct, or two (second not NULL). */
+static snapmla_status launch2(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
+                              unsigned grid_y, unsigned grid_z, unsigned shared, void *params,
+                              void *params2, void *stream, const char *what, snapmla_error *err)
 {
     const snapmla_driver *d = &k->owner->driver;
-    void *arguments[] = {params};
+    void *arguments[] = {params, params2};
     return snapmla_driver_check(
         d, d->cuLaunchKernel(function, grid_x, grid_y, grid_z, (unsigned)k->variant.threads, 1, 1,
                              shared, (CUstream)stream, arguments, NULL),
         what, err);
+}
+
+/* One plane of the paged cache as a 3-D byte tensor (bytes of a token's row,
+ * slot in the page, page), read in boxes of `box_bytes` x min(page, tile)
+ * tokens, swizzled as wgmma reads them (box_bytes 128 or 64 bytes wide). */
+static snapmla_status encode_plane(const snapmla_kernel *k, CUtensorMap *map, uint64_t base,
+                                   int row_bytes, int box_bytes, int64_t page_stride,
+                                   int64_t num_pages, snapmla_error *err)
+{
+    const snapmla_variant *v = &k->variant;
+    const snapmla_driver *d = &k->owner->driver;
+    cuuint64_t dims[3] = {(cuuint64_t)row_bytes, (cuuint64_t)v->page_size, (cuuint64_t)num_pages};
+    cuuint64_t strides[2] = {(cuuint64_t)row_bytes, (cuuint64_t)page_stride};
+    cuuint32_t box[3] = {(cuuint32_t)box_bytes,
+                         (cuuint32_t)(v->page_size < v->kv_tile ? v->page_size : v->kv_tile), 1};
+    cuuint32_t element_strides[3] = {1, 1, 1};
+    CUtensorMapSwizzle swizzle = box_bytes == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+    return SNAPMLA_CU(d, cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, (void *)(uintptr_t)base,
+                                                dims, strides, box, element_strides,
+                                                CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                      err);
+}
+
+/* The tensor maps of a TMA variant's cache planes (fp8_per_token: latent
+ * e4m3 rows, then RoPE BF16 rows, per page); zeros for other variants. */
+static snapmla_status encode_kv_maps(const snapmla_kernel *k, uint64_t cache, int64_t page_stride,
+                                     int64_t num_pages, kv_maps *maps, snapmla_error *err)
+{
+    memset(maps, 0, sizeof *maps);
+    const snapmla_variant *v = &k->variant;
+    if (!snapmla_variant_kv_tma(v))
+        return SNAPMLA_OK;
+    const char *call = "snapmla_decode";
+    REQUIRE(num_pages <= INT32_MAX, "num_pages must be at most 2^31 - 1 (pages are int32 in block_table)");
+    REQUIRE(page_stride < ((int64_t)1 << 40), "page_stride must be under 2^40 bytes (a TMA stride)");
+    int rope_bytes = 2 * v->rope_dim;
+    snapmla_status s = encode_plane(k, &maps->latent, cache, v->latent_dim, 128, page_stride,
+                                    num_pages, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    return encode_plane(k, &maps->rope, cache + (uint64_t)v->page_size * (uint64_t)v->latent_dim,
+                        rope_bytes, rope_bytes < 128 ? rope_bytes : 128, page_stride, num_pages, err);
+}
+
+static snapmla_status launch(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
+                             unsigned grid_y, unsigned grid_z, unsigned shared, void *params,
+                             void *stream, const char *what, snapmla_error *err)
+{
+    return launch2(k, function, grid_x, grid_y, grid_z, shared, params, NULL, stream, what, err);
 }
 
 snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args *a,
@@ -165,9 +226,15 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
         .block_table_stride = a->block_table_stride, .batch = a->batch, .num_splits = splits,
         .softmax_scale = a->softmax_scale,
     };
-    s = launch(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
-               (unsigned)a->batch, (unsigned)v->smem_bytes, &p, stream,
-               "launching the decode kernel", err);
+    kv_maps maps;
+    s = encode_kv_maps(kernel, p.cache, page_stride, a->num_pages, &maps, err);
+    if (s != SNAPMLA_OK)
+        return s;
+    /* the wgmma kernel takes the maps as a second parameter */
+    s = launch2(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
+                (unsigned)a->batch, (unsigned)v->smem_bytes, &p,
+                v->engine == SNAPMLA_ENGINE_WGMMA ? &maps : NULL, stream,
+                "launching the decode kernel", err);
     if (s != SNAPMLA_OK || splits == 1)
         return s == SNAPMLA_OK ? snapmla_ok(err) : s;
     combine_params c = {

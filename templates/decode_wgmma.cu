@@ -72,6 +72,21 @@ constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LATENT + ROPE_ROW) + KV_TILE * 4);
 constexpr int LAT_CHUNKS = LATENT / 16, ROPE_CHUNKS = ROPE_ROW / 16;
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
+// KV tiles come in by TMA when pages hold at least 16 tokens: one thread
+// issues a tile's boxes (per page piece: the latent's 128-channel blocks and
+// the RoPE rows through the tensor maps, with the 128/64-byte swizzle wgmma
+// reads; the scales as one bulk copy). Smaller pages: cp.async, 16 bytes per
+// instruction from every thread of a warpgroup.
+constexpr bool KV_TMA = {{kv_tma}};
+constexpr int BOX_ROWS = PAGE_SIZE < KV_TILE ? PAGE_SIZE : KV_TILE;   // a tile's tokens in one page
+constexpr int PIECES = KV_TMA ? KV_TILE / BOX_ROWS : 1;
+static_assert(!KV_TMA || (KV_TILE % BOX_ROWS == 0 && PAGE_SIZE % BOX_ROWS == 0 && BOX_ROWS >= 16),
+              "TMA boxes tile the KV tile and the page");
+// The cache's latent and RoPE planes as 3-D tensor maps (bytes x slot x
+// page), encoded by runtime/launch.c; a kernel parameter (__grid_constant__).
+struct alignas(64) TensorMap { unsigned long long opaque[16]; };
+struct KvMaps { TensorMap latent, rope; };
+
 // Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
 // tile parity); 3, 4 close each warpgroup's own P' writes.
 constexpr int BAR_STATE = 1, BAR_OWN = 3;
@@ -172,15 +187,24 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
     }
 }
 
-// Where this thread's token of KV tile `tile` lives (two threads of a
-// warpgroup per token): the byte offset of its page, or -1 past the range.
-// Loaded one copy ahead, so the block-table read never stalls the copies.
-__device__ __forceinline__ long long token_page(const DecodeParams &p, const KvRange &r, int tile)
+// The threads that issue copies: one per warpgroup for TMA, all for cp.async.
+__device__ __forceinline__ bool is_copier_thread() { return !KV_TMA || threadIdx.x % 128 == 0; }
+
+// Where a KV tile lives, as its copier needs it: TMA, the page of each piece
+// of BOX_ROWS tokens; cp.async, the page of this thread's token (two threads
+// of a warpgroup per token). -1 past the range. Loaded one copy ahead, so the
+// block-table read never stalls the copies.
+struct TileWhere { int page[PIECES]; };
+
+__device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
 {
-    const int t = r.t_begin + tile * KV_TILE + (threadIdx.x % 128) / 2;
-    if (tile >= r.tiles || t >= r.t_end)
-        return -1;
-    return (long long)r.table[t / PAGE_SIZE] * p.page_stride;
+    TileWhere w;
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        const int t = r.t_begin + tile * KV_TILE + (KV_TMA ? k * BOX_ROWS : (threadIdx.x % 128) / 2);
+        w.page[k] = tile < r.tiles && t < r.t_end ? r.table[t / PAGE_SIZE] : -1;
+    }
+    return w;
 }
 
 // One warpgroup starts the copy of KV tile `tile` into ring slot
@@ -188,7 +212,7 @@ __device__ __forceinline__ long long token_page(const DecodeParams &p, const KvR
 // land. Two threads per token on alternate 16-byte chunks; tokens past the
 // range are zero-filled (codes and scale). Nothing past the last tile.
 __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRange &r, unsigned char *ring,
-                                               unsigned long long *full, int tile, long long page)
+                                               unsigned long long *full, int tile, int page)
 {
     static_assert(TOKEN_CHUNKS % 2 == 0, "two threads per token");
     if (tile >= r.tiles)
@@ -199,7 +223,7 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
     const int wt = threadIdx.x % 128, j = wt / 2, part = wt % 2;
     const int t = r.t_begin + tile * KV_TILE + j;
     const bool valid = page >= 0;
-    const unsigned char *base = p.cache + (valid ? page : 0);
+    const unsigned char *base = p.cache + (valid ? (long long)page * p.page_stride : 0);
     const long long slot = valid ? t % PAGE_SIZE : 0;
     const int size = valid ? 16 : 0;
     // Latent chunk c = part + 2 i: 128-channel block i / 4, chunk (part + 2 i) % 8
@@ -221,6 +245,64 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
     if (part == 0)
         cp_async_4(k_scale + j, base + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4, valid ? 4 : 0);
     cp_async_arrive(full + tile % STAGES);
+}
+
+// One thread starts the copy of KV tile `tile` into ring slot tile % STAGES
+// by TMA: the pieces up to the range's end, each a box per 128-channel latent
+// block and per RoPE swizzle block, and its scales. Rows past the range's end
+// hold whatever the page or the slot held before (see clear_tail).
+__device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                               unsigned char *ring, unsigned long long *full, int tile,
+                                               const TileWhere &w)
+{
+    if (tile >= r.tiles)
+        return;
+    unsigned char *k_lat = ring + (tile % STAGES) * STAGE_BYTES;
+    unsigned char *k_rope = k_lat + KV_TILE * LATENT;
+    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
+    unsigned long long *bar = full + tile % STAGES;
+    const int t0 = r.t_begin + tile * KV_TILE;
+    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LATENT + ROPE_ROW + 4));
+    const long long scale_plane = (long long)PAGE_SIZE * (LATENT + ROPE_ROW);
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        if (k >= pieces)
+            break;
+        const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
+#pragma unroll
+        for (int blk = 0; blk < LATENT / 128; ++blk)
+            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
+#pragma unroll
+        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+            tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
+                        page, bar);
+        bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
+                  BOX_ROWS * 4, bar);
+    }
+}
+
+// The copier threads of a warpgroup start the copy of tile `tile`.
+__device__ __forceinline__ void issue_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                           unsigned char *ring, unsigned long long *full, int tile,
+                                           const TileWhere &w)
+{
+    if constexpr (KV_TMA)
+        issue_tma_tile(p, maps, r, ring, full, tile, w);
+    else
+        issue_fp8_tile(p, r, ring, full, tile, w.page[0]);
+}
+
+// TMA copies whole boxes, so the rows of a range's last tile past its end
+// hold other tokens or unused (possibly NaN) slots. Their scores are masked,
+// but their V codes meet P' = 0 in the tensor cores, and 0 x NaN is NaN:
+// the owner zeroes their latent after its QK (once per range).
+__device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
+{
+    for (int i = threadIdx.x % 128; i < (KV_TILE - valid) * LAT_CHUNKS; i += 128) {
+        const int row = valid + i / LAT_CHUNKS, c = i % LAT_CHUNKS;
+        *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_BYTES + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);
+    }
 }
 
 // Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
@@ -284,7 +366,7 @@ __device__ __forceinline__ void store_p(unsigned char *pbuf, const unsigned (&pa
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
-snapmla_decode_split(const DecodeParams p)
+snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     // The 128-byte swizzle repeats every 1024 bytes: align the layout to it.
@@ -310,17 +392,20 @@ snapmla_decode_split(const DecodeParams p)
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; ++s) {
-            mbarrier_init(full + s, 128);   // one arrival per thread of the copying warpgroup
+            mbarrier_init(full + s, KV_TMA ? 1 : 128);   // one arrival per copier thread
             mbarrier_init(used + s, 256);   // one per thread of both
         }
         fence_mbarrier_init();
     }
     __syncthreads();
-    for (int k = 0; k < STAGES; ++k)
-        if (copier_of(k) == wg)
-            issue_fp8_tile(p, range, ring, full, k, token_page(p, range, k));
     // this warpgroup's next copy: tile STAGES (WG1) or STAGES + 1 (WG0), then every other
-    long long next_page = token_page(p, range, STAGES + 1 - wg);
+    TileWhere next{};
+    if (is_copier_thread()) {
+        for (int k = 0; k < STAGES; ++k)
+            if (copier_of(k) == wg)
+                issue_tile(p, maps, range, ring, full, k, locate_tile(range, k));
+        next = locate_tile(range, STAGES + 1 - wg);
+    }
     load_q_fp8(p, b, row0, q_lat, q_rope, q_scale);
     fence_async_smem();
     __syncthreads();
@@ -454,8 +539,16 @@ snapmla_decode_split(const DecodeParams p)
         wgmma_commit();
         wgmma_wait<0>();
         fence_registers(s);
+        if (KV_TMA && t0 + KV_TILE > t_end)
+            clear_tail(ring + (t % STAGES) * STAGE_BYTES, t_end - t0);
 
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
+#pragma unroll
+            for (int j = 0; j < 8; ++j)   // past the range: P' = 0 x scale must stay 0
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    if (t0 + 8 * j + 2 * quad + e >= t_end)
+                        token_scale[2 * j + e] = 0.f;
 #pragma unroll
             for (int i = 0; i < 32; ++i) {
                 const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
@@ -538,10 +631,10 @@ snapmla_decode_split(const DecodeParams p)
         // ---- the products of tiles t-1 and t; the copies into t-1's slot ----
         if (t > 0) {
             product(t - 1);
-            if (t - 1 + STAGES < tiles) {   // once the owner has read it too
+            if (t - 1 + STAGES < tiles && is_copier_thread()) {   // once the owner has read it too
                 mbarrier_wait(used + (t - 1) % STAGES, ((t - 1) / STAGES) & 1);
-                issue_fp8_tile(p, range, ring, full, t - 1 + STAGES, next_page);
-                next_page = token_page(p, range, t + 1 + STAGES);
+                issue_tile(p, maps, range, ring, full, t - 1 + STAGES, next);
+                next = locate_tile(range, t + 1 + STAGES);
             }
             wait_products();   // before O's next rescale
         }

@@ -85,4 +85,35 @@ __device__ __forceinline__ void mbarrier_wait(unsigned long long *bar, unsigned 
                  : "memory");
 }
 
+// ---- bulk copies (TMA): completion counted in bytes on an mbarrier ----
+// This thread's arrival on `bar`, which also makes the current phase wait
+// for `bytes` more bytes of bulk copies.
+__device__ __forceinline__ void mbarrier_expect_bytes(unsigned long long *bar, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(mbarrier_address(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+
+// The box of the 3-D tensor map `map` (a __grid_constant__ parameter) at
+// element coordinates (x, y, z) into smem at dst, laid out and swizzled as
+// the map says; its bytes complete on `bar`.
+__device__ __forceinline__ void tma_load_3d(void *dst, const void *map, int x, int y, int z,
+                                            unsigned long long *bar)
+{
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+                 "l"((unsigned long long)map), "r"(x), "r"(y), "r"(z), "r"(mbarrier_address(bar))
+                 : "memory");
+}
+
+// `bytes` contiguous bytes (a multiple of 16; both ends 16-byte aligned)
+// from global memory into smem; they complete on `bar`.
+__device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes, unsigned long long *bar)
+{
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src), "r"(bytes), "r"(mbarrier_address(bar))
+                 : "memory");
+}
+
 }  // namespace snapmla
