@@ -300,6 +300,15 @@ static snapmla_status load_module(const snapmla_driver *d, snapmla_kernel *k,
         s = SNAPMLA_CU(d, cuFuncSetAttribute(k->main_function,
                                              CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                              k->variant.smem_bytes), err);
+    k->ctas_per_sm = 1;
+    if (s == SNAPMLA_OK && k->variant.kernel == SNAPMLA_KERNEL_MLA_DECODE)
+        s = SNAPMLA_CU(d, cuOccupancyMaxActiveBlocksPerMultiprocessor(&k->ctas_per_sm, k->main_function,
+                                                                      k->variant.threads,
+                                                                      (size_t)k->variant.smem_bytes), err);
+    if (s == SNAPMLA_OK && k->ctas_per_sm < 1)
+        s = snapmla_fail(err, SNAPMLA_ERR_UNSUPPORTED,
+                         "variant '%s' cannot run: not one CTA fits on an SM (%d threads, %d bytes "
+                         "of shared memory)", k->variant.name, k->variant.threads, k->variant.smem_bytes);
     if (s != SNAPMLA_OK) {
         d->cuModuleUnload(k->module);
         k->module = NULL;

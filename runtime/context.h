@@ -18,6 +18,7 @@ struct snapmla_kernel {
     CUfunction main_function;     /* decode split, combine or append */
     CUfunction combine_function;  /* decode only: its split-KV merge */
     int sm_count;
+    int ctas_per_sm;              /* decode: resident CTAs per SM (occupancy) */
     snapmla_context *owner;
     struct snapmla_kernel *next;
 };

@@ -26,6 +26,8 @@
     X(cuModuleGetFunction, "cuModuleGetFunction")                 \
     X(cuFuncSetAttribute, "cuFuncSetAttribute")                   \
     X(cuFuncGetAttribute, "cuFuncGetAttribute")                   \
+    X(cuOccupancyMaxActiveBlocksPerMultiprocessor,                \
+      "cuOccupancyMaxActiveBlocksPerMultiprocessor")              \
     X(cuLaunchKernel, "cuLaunchKernel")                           \
     X(cuMemAlloc, "cuMemAlloc_v2")                                \
     X(cuMemFree, "cuMemFree_v2")                                  \

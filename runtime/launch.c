@@ -99,7 +99,9 @@ size_t snapmla_decode_workspace_bytes(const snapmla_kernel *kernel, int batch)
     return layout_workspace(&kernel->variant, batch).total;
 }
 
-/* Splits per request for this launch: enough CTAs to fill the GPU twice. */
+/* Splits per request for this launch: as many as fit the GPU's resident
+ * CTAs in one wave (floor: a second, partial wave costs more than it saves,
+ * and every split adds partial outputs for the combine to read). */
 static int launch_splits(const snapmla_kernel *k, int batch, int requested)
 {
     const snapmla_variant *v = &k->variant;
@@ -110,7 +112,7 @@ static int launch_splits(const snapmla_kernel *k, int batch, int requested)
     if (v->split_policy == SNAPMLA_SPLIT_FIXED)
         return v->max_splits;
     long ctas = (long)batch * row_blocks(v);
-    long want = (2L * k->sm_count + ctas - 1) / ctas;
+    long want = (long)k->sm_count * k->ctas_per_sm / ctas;
     return (int)(want < 1 ? 1 : want > v->max_splits ? v->max_splits : want);
 }
 
