@@ -1,31 +1,52 @@
 /* snapmla bench: times whole decode calls (split + combine) on the GPU with
  * CUDA events over graph replays, and prints achieved TB/s and TFLOP/s next
  * to the copy bandwidth and tensor-core peaks measured in the same run, FlashMLA's BF16 figures
- * for the same shapes, and each variant's ratio to the first one. */
+ * for the same shapes, and each variant's ratio to the first one; the same
+ * rows also as CSV and JSON files (docs/bench.md). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "context.h"
 #include "decode_timing.h"
 #include "mma_peak.h"
 
+enum { MAX_SHAPES = 16, MAX_SPECS = 8 };
+
 typedef struct shape {
     int batch;
-    int seqlen;
+    int seqlen;   /* every request's cache length, or the mean of ragged ones */
+    int ragged;   /* lengths drawn in 1..2*seqlen-1 (cli_decode_problem_make_ragged) */
 } shape;
 
 typedef struct bench_options {
-    shape shapes[16];
+    shape shapes[MAX_SHAPES];
     int shape_count;
     int replays;
     const char *csv;
+    const char *json;
+    const char *spec_paths[MAX_SPECS];
+    int spec_count;
 } bench_options;
 
+/* One measured variant and shape, as the table, the CSV and the JSON show it. */
+typedef struct bench_row {
+    const char *variant;
+    shape sh;
+    int64_t tokens;         /* sum of the cache lengths: what TB/s and TFLOP/s count */
+    cli_decode_timing t;
+    double copy_fraction;   /* t.tbps over the copy bandwidth measured in the run */
+    double flashmla_us;     /* 0: no FlashMLA figure for this shape */
+} bench_row;
+
 /* FlashMLA BF16 dense decode on the lent H100, whole call, s_q = 1
- * (measured 2026-11-22, ../shared/notes/mla-landscape.md); 0: not measured. */
+ * (measured 2026-11-22, ../shared/notes/mla-landscape.md), uniform batches
+ * only; 0: not measured. */
 static double flashmla_us(int heads, int q_len, int batch, int seqlen)
 {
     static const struct { int heads, q_len, batch, seqlen; double us; } known[] = {
@@ -39,6 +60,249 @@ static double flashmla_us(int heads, int q_len, int batch, int seqlen)
             return known[i].us;
     return 0;
 }
+
+/* ---- options --------------------------------------------------------------- */
+
+/* A decimal in lo..hi at *p, digits only (no sign, no spaces); moves *p past it. */
+static int parse_int(const char **p, int lo, int hi, int *out)
+{
+    const char *s = *p;
+    long value = 0;
+    if (*s < '0' || *s > '9')
+        return 0;
+    for (; *s >= '0' && *s <= '9'; ++s)
+        if ((value = value * 10 + (*s - '0')) > hi)
+            return 0;
+    if (value < lo)
+        return 0;
+    *p = s;
+    *out = (int)value;
+    return 1;
+}
+
+/* One shape, the len characters at item: BATCHxSEQLEN or BATCHxSEQLEN~. */
+static int parse_shape(const char *item, size_t len, shape *sh)
+{
+    const char *p = item, *end = item + len;
+    if (!parse_int(&p, 1, 65535, &sh->batch) || p == end || *p++ != 'x' ||
+        !parse_int(&p, 1, 1 << 22, &sh->seqlen) || p > end)
+        return 0;
+    sh->ragged = p < end && *p == '~';
+    return p + sh->ragged == end;
+}
+
+static void shape_text(shape sh, char *out, size_t size)
+{
+    snprintf(out, size, "%dx%d%s", sh.batch, sh.seqlen, sh.ragged ? "~" : "");
+}
+
+static int parse_shapes(const char *text, bench_options *o, char *why, size_t size)
+{
+    o->shape_count = 0;
+    for (const char *p = text;; ++p) {
+        size_t len = strcspn(p, ",");
+        shape sh;
+        char name[32];
+        if (!parse_shape(p, len, &sh)) {
+            snprintf(why, size, "--shapes: '%.*s' is not a shape; allowed: BATCHxSEQLEN (uniform) "
+                     "or BATCHxSEQLEN~ (ragged: lengths drawn in 1..2*SEQLEN-1), batch 1..65535, "
+                     "SEQLEN 1..4194304, comma-separated, at most %d", (int)(len < 64 ? len : 64), p,
+                     MAX_SHAPES);
+            return 0;
+        }
+        shape_text(sh, name, sizeof name);
+        for (int k = 0; k < o->shape_count; ++k)
+            if (o->shapes[k].batch == sh.batch && o->shapes[k].seqlen == sh.seqlen &&
+                o->shapes[k].ragged == sh.ragged) {
+                snprintf(why, size, "--shapes: %s is given twice", name);
+                return 0;
+            }
+        if (o->shape_count == MAX_SHAPES) {
+            snprintf(why, size, "--shapes: more than %d shapes", MAX_SHAPES);
+            return 0;
+        }
+        o->shapes[o->shape_count++] = sh;
+        p += len;
+        if (*p == '\0')
+            return 1;
+    }
+}
+
+static int parse_options(int argc, char **argv, bench_options *o)
+{
+    char why[512];
+    for (int i = 1; i < argc; ++i) {
+        const char *a = argv[i];
+        int has_value = strcmp(a, "--shapes") == 0 || strcmp(a, "--replays") == 0 ||
+                        strcmp(a, "--csv") == 0 || strcmp(a, "--json") == 0;
+        if (has_value && i + 1 == argc) {
+            snprintf(why, sizeof why, "%s needs a value", a);
+            return cli_usage_error(&cli_bench, why);
+        }
+        if (strcmp(a, "--shapes") == 0) {
+            if (!parse_shapes(argv[++i], o, why, sizeof why))
+                return cli_usage_error(&cli_bench, why);
+        } else if (strcmp(a, "--replays") == 0) {
+            const char *value = argv[++i];
+            if (!parse_int(&value, 3, 64, &o->replays) || *value) {
+                snprintf(why, sizeof why, "--replays: '%s' is not allowed; allowed: 3..64", argv[i]);
+                return cli_usage_error(&cli_bench, why);
+            }
+        } else if (strcmp(a, "--csv") == 0) {
+            o->csv = argv[++i];
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = argv[++i];
+            size_t n = strlen(o->json);
+            if (n == 0 || o->json[n - 1] == '/') {
+                snprintf(why, sizeof why, "--json: '%s' is not a file name; allowed: the path of "
+                         "the JSON file to write", o->json);
+                return cli_usage_error(&cli_bench, why);
+            }
+        } else if (a[0] == '-') {
+            snprintf(why, sizeof why, "unknown option '%s'", a);
+            return cli_usage_error(&cli_bench, why);
+        } else if (o->spec_count == MAX_SPECS) {
+            snprintf(why, sizeof why, "more than %d SPECs", MAX_SPECS);
+            return cli_usage_error(&cli_bench, why);
+        } else {
+            o->spec_paths[o->spec_count++] = a;
+        }
+    }
+    if (o->spec_count == 0)
+        return cli_usage_error(&cli_bench, "missing SPEC");
+    if (o->csv && o->json && strcmp(o->csv, o->json) == 0) {
+        snprintf(why, sizeof why, "--csv and --json both name '%s'; give each its own file", o->csv);
+        return cli_usage_error(&cli_bench, why);
+    }
+    return CLI_OK;
+}
+
+/* ---- JSON output ----------------------------------------------------------- */
+
+/* Written to PATH.tmp as the rows come and renamed to PATH once complete;
+ * on any failure the temporary file is removed, so PATH never holds half a
+ * run. */
+typedef struct json_out {
+    const char *path;
+    char tmp[4096];
+    FILE *f;
+    int rows;
+} json_out;
+
+/* Opened before the GPU work, so a path that cannot be written fails at once. */
+static int json_open(json_out *j, const char *path)
+{
+    struct stat st;
+    memset(j, 0, sizeof *j);
+    j->path = path;
+    if (strlen(path) + sizeof ".tmp" > sizeof j->tmp)
+        errno = ENAMETOOLONG;
+    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        errno = EISDIR;
+    else {
+        snprintf(j->tmp, sizeof j->tmp, "%s.tmp", path);
+        if ((j->f = fopen(j->tmp, "w")))
+            return 1;
+    }
+    fprintf(stderr, "snapmla: cannot write '%s': %s\n", path, strerror(errno));
+    return 0;
+}
+
+static void json_abandon(json_out *j)
+{
+    if (!j->f)
+        return;
+    fclose(j->f);
+    remove(j->tmp);
+    j->f = NULL;
+}
+
+/* Flushes, syncs and renames; reports and removes the temporary file on failure. */
+static int json_finish(json_out *j)
+{
+    fputs(j->rows ? "\n  ]\n}\n" : "]\n}\n", j->f);
+    errno = 0;
+    int ok = fflush(j->f) == 0 && !ferror(j->f) && fsync(fileno(j->f)) == 0;
+    int error = errno ? errno : EIO;
+    if (fclose(j->f) != 0 && ok) {
+        ok = 0;
+        error = errno;
+    }
+    j->f = NULL;
+    if (!ok) {
+        fprintf(stderr, "snapmla: cannot write '%s': %s\n", j->path, strerror(error));
+    } else if (rename(j->tmp, j->path) != 0) {
+        fprintf(stderr, "snapmla: cannot rename '%s' to '%s': %s\n", j->tmp, j->path, strerror(errno));
+        ok = 0;
+    }
+    if (!ok)
+        remove(j->tmp);
+    return ok;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);   /* UTF-8 passes through */
+    }
+    fputc('"', f);
+}
+
+/* JSON has no NaN or infinity: those are written as null. */
+static void json_number(FILE *f, double x, int decimals)
+{
+    if (isfinite(x))
+        fprintf(f, "%.*f", decimals, x);
+    else
+        fputs("null", f);
+}
+
+static void json_begin(json_out *j, const char *device, int replays, double copy,
+                       const cli_mma_ceilings *mma)
+{
+    FILE *f = j->f;
+    fputs("{\n  \"device\": ", f);
+    json_string(f, device);
+    fprintf(f, ",\n  \"replays\": %d,\n  \"ceilings\": {\"copy_tbps\": ", replays);
+    json_number(f, copy > 0 ? copy : NAN, 3);
+    fputs(", \"bf16_tflops\": ", f);
+    json_number(f, mma->measured ? mma->bf16_tflops : NAN, 1);
+    fputs(", \"fp8_tflops\": ", f);
+    json_number(f, mma->measured ? mma->fp8_tflops : NAN, 1);
+    fputs("},\n  \"rows\": [", f);
+}
+
+static void json_row(json_out *j, const bench_row *r)
+{
+    FILE *f = j->f;
+    fputs(j->rows++ ? ",\n    {\"variant\": " : "\n    {\"variant\": ", f);
+    json_string(f, r->variant);
+    fprintf(f, ", \"batch\": %d, \"seqlen\": %d, \"ragged\": %s, \"tokens\": %lld, \"us\": ",
+            r->sh.batch, r->sh.seqlen, r->sh.ragged ? "true" : "false", (long long)r->tokens);
+    json_number(f, r->t.us, 2);
+    fputs(", \"tbps\": ", f);
+    json_number(f, r->t.tbps, 4);
+    fputs(", \"copy_fraction\": ", f);
+    json_number(f, r->copy_fraction, 4);
+    fputs(", \"tflops\": ", f);
+    json_number(f, r->t.tflops, 2);
+    fputs(", \"flashmla_us\": ", f);
+    json_number(f, r->flashmla_us > 0 ? r->flashmla_us : NAN, 0);
+    fputc('}', f);
+}
+
+/* ---- timing ---------------------------------------------------------------- */
 
 static int check(const snapmla_error *err, snapmla_status s)
 {
@@ -76,88 +340,119 @@ static double copy_bandwidth(const snapmla_driver *d, snapmla_error *err)
     return 2.0 * (double)bytes / (best * 1e-3) / 1e12;
 }
 
-typedef cli_decode_timing result;
+static void device_name(const snapmla_driver *d, char *name, int size)
+{
+    CUdevice device;
+    snapmla_error err;
+    if (SNAPMLA_CU(d, cuCtxGetDevice(&device), &err) != SNAPMLA_OK ||
+        SNAPMLA_CU(d, cuDeviceGetName(name, size, device), &err) != SNAPMLA_OK)
+        snprintf(name, (size_t)size, "unknown");
+}
 
 /* One shape: buffers made and filled, the call timed, buffers freed. */
 static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, int replays,
-                       result *res, snapmla_error *err)
+                       bench_row *row, snapmla_error *err)
 {
+    const snapmla_variant *v = snapmla_kernel_variant(kernel);
     cli_decode_problem p;
-    if (!cli_decode_problem_make(ctx, snapmla_kernel_variant(kernel), sh.batch, sh.seqlen, &p, err))
+    int made = sh.ragged ? cli_decode_problem_make_ragged(ctx, v, sh.batch, sh.seqlen, &p, err)
+                         : cli_decode_problem_make(ctx, v, sh.batch, sh.seqlen, &p, err);
+    if (!made)
         return 0;
-    int ok = cli_decode_time(kernel, &p, replays, 0, 0, 0, res, err);
+    row->tokens = p.tokens;
+    int ok = cli_decode_time(kernel, &p, replays, 0, 0, 0, &row->t, err);
     cli_decode_problem_free(&p);
     return ok;
 }
 
-static int parse_shapes(const char *text, bench_options *o)
+/* Where the rows go: the table on stdout, and the files asked for. */
+typedef struct bench_out {
+    double copy;                  /* TB/s */
+    double first_us[MAX_SHAPES];  /* the first variant's time per shape */
+    FILE *csv;
+    json_out *json;
+} bench_out;
+
+static void put_row(bench_out *out, int k, const bench_row *r)
 {
-    o->shape_count = 0;
-    for (const char *p = text; *p && o->shape_count < 16;) {
-        int batch, seqlen, used = 0;
-        if (sscanf(p, "%dx%d%n", &batch, &seqlen, &used) != 2 || batch < 1 || batch > 65535 ||
-            seqlen < 1 || seqlen > (1 << 22))
-            return 0;
-        o->shapes[o->shape_count++] = (shape){batch, seqlen};
-        p += used;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return 0;
+    char sk[32], fm_us[32] = "-", vs_fm[32] = "-";
+    snprintf(sk, sizeof sk, "%d%s", r->sh.seqlen, r->sh.ragged ? "~" : "");
+    if (r->flashmla_us > 0) {
+        snprintf(fm_us, sizeof fm_us, "%.0f", r->flashmla_us);
+        snprintf(vs_fm, sizeof vs_fm, "%.2fx", r->flashmla_us / r->t.us);
     }
-    return o->shape_count > 0;
+    if (out->first_us[k] == 0)
+        out->first_us[k] = r->t.us;
+    printf("| %s | %d | %s | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %.2fx |\n", r->variant,
+           r->sh.batch, sk, r->t.us, r->t.tbps, 100 * r->copy_fraction, r->t.tflops, fm_us, vs_fm,
+           out->first_us[k] / r->t.us);
+    fflush(stdout);
+    if (out->csv)
+        fprintf(out->csv, "%s,%d,%d,%d,%lld,%.2f,%.4f,%.4f,%.2f,%.0f\n", r->variant, r->sh.batch,
+                r->sh.seqlen, r->sh.ragged, (long long)r->tokens, r->t.us, r->t.tbps,
+                r->copy_fraction, r->t.tflops, r->flashmla_us);
+    if (out->json)
+        json_row(out->json, r);
 }
 
-static int run_bench(int argc, char **argv)
+/* Every mla_decode variant of one spec on every shape. */
+static int bench_spec(snapmla_context *ctx, const bench_options *o, const char *path,
+                      bench_out *out, snapmla_error *err)
 {
-    bench_options o = {.replays = 10};
-    parse_shapes("128x4096,128x16384,1x65536", &o);
-    const char *spec_paths[8];
-    int spec_count = 0;
-    for (int i = 1; i < argc; ++i) {
-        if (strcmp(argv[i], "--shapes") == 0 && i + 1 < argc) {
-            if (!parse_shapes(argv[++i], &o))
-                return cli_usage_error(&cli_bench, "--shapes takes BATCHxSEQLEN[,BATCHxSEQLEN...] (at most 16)");
-        } else if (strcmp(argv[i], "--replays") == 0 && i + 1 < argc) {
-            o.replays = atoi(argv[++i]);
-            if (o.replays < 3 || o.replays > 64)
-                return cli_usage_error(&cli_bench, "--replays takes 3..64");
-        } else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
-            o.csv = argv[++i];
-        } else if (argv[i][0] == '-' || spec_count == 8) {
-            return cli_usage_error(&cli_bench, "unknown option, missing value or over 8 specs");
-        } else {
-            spec_paths[spec_count++] = argv[i];
+    snapmla_spec *spec;
+    if (snapmla_spec_load(path, &spec, err) != SNAPMLA_OK)
+        return cli_report(err);
+    int code = CLI_OK;
+    for (size_t i = 0; i < spec->count && code == CLI_OK; ++i) {
+        const snapmla_variant *v = &spec->variants[i];
+        snapmla_kernel *kernel;
+        if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
+            continue;
+        if (snapmla_kernel_get(ctx, v, &kernel, err) != SNAPMLA_OK) {
+            code = cli_report(err);
+            break;
+        }
+        for (int k = 0; k < o->shape_count; ++k) {
+            bench_row r = {.variant = v->name, .sh = o->shapes[k]};
+            if (!bench_shape(ctx, kernel, r.sh, o->replays, &r, err)) {
+                code = CLI_FAILED;
+                break;
+            }
+            r.copy_fraction = r.t.tbps / out->copy;
+            r.flashmla_us = r.sh.ragged ? 0 : flashmla_us(v->q_heads, v->q_len, r.sh.batch, r.sh.seqlen);
+            put_row(out, k, &r);
         }
     }
-    if (spec_count == 0)
-        return cli_usage_error(&cli_bench, "missing SPEC");
-    int verbose = 0;
-    snapmla_context *ctx = cli_context(&verbose, NULL, 0);
-    if (!ctx)
-        return CLI_FAILED;
+    snapmla_spec_free(spec);
+    return code;
+}
+
+/* The ceilings, then every spec; the JSON file is left open for the caller. */
+static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
+{
     snapmla_error err;
     const snapmla_driver *d;
     if (snapmla_context_driver(ctx, &d, &err) != SNAPMLA_OK ||
         snapmla_driver_ensure_context(d, &err) != SNAPMLA_OK) {
         int code = cli_report(&err);
-        snapmla_context_destroy(ctx);
         return code == CLI_USAGE ? CLI_FAILED : code;
     }
-    FILE *csv = o.csv ? fopen(o.csv, "w") : NULL;
-    if (o.csv && !csv) {
-        fprintf(stderr, "snapmla: cannot write '%s'\n", o.csv);
-        snapmla_context_destroy(ctx);
+    bench_out out = {.json = json->f ? json : NULL};
+    out.csv = o->csv ? fopen(o->csv, "w") : NULL;
+    if (o->csv && !out.csv) {
+        fprintf(stderr, "snapmla: cannot write '%s': %s\n", o->csv, strerror(errno));
         return CLI_USAGE;
     }
-    double copy = copy_bandwidth(d, &err);
-    printf("device copy bandwidth (read + write), measured now: %.2f TB/s\n", copy);
+    char device[256];
+    device_name(d, device, (int)sizeof device);
+    printf("device: %s\n", device);
+    out.copy = copy_bandwidth(d, &err);
+    printf("device copy bandwidth (read + write), measured now: %.2f TB/s\n", out.copy);
     cli_mma_ceilings mma;
     if (cli_mma_peak(d, &mma, &err) != SNAPMLA_OK) {
         int failed = cli_report(&err);
-        if (csv)
-            fclose(csv);
-        snapmla_context_destroy(ctx);
+        if (out.csv)
+            fclose(out.csv);
         return failed;
     }
     if (mma.measured)
@@ -166,62 +461,58 @@ static int run_bench(int argc, char **argv)
     else
         printf("tensor-core peak: not measured (the probe needs a Hopper GPU)\n");
     printf("GEMM ceilings (8192^3 through torch on the lent H100, not this run): bf16 784, "
-           "fp8 1442 TFLOP/s\n\n");
-    printf("| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | FlashMLA BF16 us | vs FlashMLA | vs first |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|\n");
-    if (csv)
-        fprintf(csv, "variant,batch,seqlen,us,tbps,copy_fraction,tflops,flashmla_us\n");
-    int code = CLI_OK;
-    double first_us[16] = {0};
-    for (int s = 0; s < spec_count && code == CLI_OK; ++s) {
-        snapmla_spec *spec;
-        if (snapmla_spec_load(spec_paths[s], &spec, &err) != SNAPMLA_OK) {
-            code = cli_report(&err);
+           "fp8 1442 TFLOP/s\n");
+    for (int k = 0; k < o->shape_count; ++k)
+        if (o->shapes[k].ragged) {
+            printf("s_k N~: a ragged batch, cache lengths drawn uniformly in 1..2N-1 (fixed seed); "
+                   "TB/s and TFLOP/s count the drawn lengths\n");
             break;
         }
-        for (size_t i = 0; i < spec->count && code == CLI_OK; ++i) {
-            const snapmla_variant *v = &spec->variants[i];
-            snapmla_kernel *kernel;
-            if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
-                continue;
-            if (snapmla_kernel_get(ctx, v, &kernel, &err) != SNAPMLA_OK) {
-                code = cli_report(&err);
-                break;
-            }
-            for (int k = 0; k < o.shape_count; ++k) {
-                result r;
-                if (!bench_shape(ctx, kernel, o.shapes[k], o.replays, &r, &err)) {
-                    code = CLI_FAILED;
-                    break;
-                }
-                double fm = flashmla_us(v->q_heads, v->q_len, o.shapes[k].batch, o.shapes[k].seqlen);
-                if (first_us[k] == 0)
-                    first_us[k] = r.us;
-                char fm_us[32] = "-", vs_fm[32] = "-";
-                if (fm > 0) {
-                    snprintf(fm_us, sizeof fm_us, "%.0f", fm);
-                    snprintf(vs_fm, sizeof vs_fm, "%.2fx", fm / r.us);
-                }
-                printf("| %s | %d | %d | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %.2fx |\n", v->name,
-                       o.shapes[k].batch, o.shapes[k].seqlen, r.us, r.tbps, 100 * r.tbps / copy,
-                       r.tflops, fm_us, vs_fm, first_us[k] / r.us);
-                if (csv)
-                    fprintf(csv, "%s,%d,%d,%.2f,%.4f,%.4f,%.2f,%.0f\n", v->name, o.shapes[k].batch,
-                            o.shapes[k].seqlen, r.us, r.tbps, r.tbps / copy, r.tflops, fm);
-                fflush(stdout);
-            }
-        }
-        snapmla_spec_free(spec);
+    printf("\n| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | FlashMLA BF16 us | vs FlashMLA | vs first |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    if (out.csv)
+        fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,flashmla_us\n");
+    if (out.json)
+        json_begin(json, device, o->replays, out.copy, &mma);
+    int code = CLI_OK;
+    for (int s = 0; s < o->spec_count && code == CLI_OK; ++s)
+        code = bench_spec(ctx, o, o->spec_paths[s], &out, &err);
+    if (out.csv && fclose(out.csv) != 0 && code == CLI_OK) {
+        fprintf(stderr, "snapmla: cannot write '%s': %s\n", o->csv, strerror(errno));
+        code = CLI_FAILED;
     }
-    if (csv)
-        fclose(csv);
-    snapmla_context_destroy(ctx);
+    return code;
+}
+
+static int run_bench(int argc, char **argv)
+{
+    bench_options o = {.replays = 10};
+    char why[512];
+    parse_shapes("128x4096,128x16384,1x65536", &o, why, sizeof why);
+    int code = parse_options(argc, argv, &o);
+    if (code != CLI_OK)
+        return code;
+    json_out json = {0};
+    if (o.json && !json_open(&json, o.json))
+        return CLI_USAGE;
+    int verbose = 0;
+    snapmla_context *ctx = cli_context(&verbose, NULL, 0);
+    code = ctx ? bench(ctx, &o, &json) : CLI_FAILED;
+    if (json.f && code == CLI_OK) {
+        if (!json_finish(&json))
+            code = CLI_FAILED;
+    } else if (json.f) {
+        json_abandon(&json);
+        fprintf(stderr, "snapmla: '%s' not written: the run did not finish\n", o.json);
+    }
+    if (ctx)
+        snapmla_context_destroy(ctx);
     return code;
 }
 
 const cli_command cli_bench = {
     "bench", "time decode calls on the GPU (TB/s, TFLOP/s)",
-    "usage: snapmla bench SPEC... [--shapes BxS,...] [--replays N] [--csv FILE]\n\n"
+    "usage: snapmla bench SPEC... [--shapes SHAPE,...] [--replays N] [--csv FILE] [--json FILE]\n\n"
     "Times every mla_decode variant of the specs on the GPU: whole calls (split +\n"
     "combine) captured in a CUDA graph, median of N replays timed with CUDA events\n"
     "after two warm-up replays; the cache is filled through the append kernel of\n"
@@ -229,10 +520,17 @@ const cli_command cli_bench = {
     "shape: microseconds, achieved TB/s (cache bytes read + q + out) next to the\n"
     "device's copy bandwidth measured in the same run, TFLOP/s next to the\n"
     "tensor-core peaks (bf16, fp8) measured in the same run on Hopper, FlashMLA\n"
-    "BF16's time for the shapes it was measured on, and the ratio to the first\n"
-    "variant (list the BF16 spec first for FP8/BF16 ratios).\n"
-    "  --shapes   batch x cache length list (default 128x4096,128x16384,1x65536)\n"
+    "BF16's time for the uniform shapes it was measured on, and the ratio to the\n"
+    "first variant (list the BF16 spec first for FP8/BF16 ratios). docs/bench.md\n"
+    "has the details and the file formats.\n"
+    "  --shapes   shapes, comma-separated, at most 16 (default 128x4096,128x16384,1x65536):\n"
+    "             BATCHxSEQLEN   every request has SEQLEN tokens of cache\n"
+    "             BATCHxSEQLEN~  ragged: lengths drawn uniformly in 1..2*SEQLEN-1\n"
+    "                            (fixed seed: the same batch every run); TB/s and\n"
+    "                            TFLOP/s count the drawn lengths\n"
     "  --replays  timed replays per shape, 3..64 (default 10)\n"
-    "  --csv      also write the numbers as CSV\n",
+    "  --csv      also write the rows as CSV\n"
+    "  --json     also write the rows and the measured ceilings as JSON; the file\n"
+    "             appears only when the run completes\n",
     run_bench,
 };

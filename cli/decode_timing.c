@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "decode_graph.h"
 #include "decode_problem.h"
+#include "error.h"
 
 static int check(const snapmla_error *err, snapmla_status s)
 {
@@ -78,6 +79,13 @@ static int fill_cache(snapmla_context *ctx, const snapmla_variant *v, CUdevicept
     return ok;
 }
 
+/* Pages a request of len tokens takes; one for an empty request, as the
+ * block table needs a row of at least one entry. */
+static int64_t pages_for(int32_t len, int page_size)
+{
+    return len > page_size ? ((int64_t)len + page_size - 1) / page_size : 1;
+}
+
 void cli_decode_problem_free(cli_decode_problem *p)
 {
     if (!p->ctx)
@@ -87,60 +95,96 @@ void cli_decode_problem_free(cli_decode_problem *p)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i)
         if (*all[i])
             d->cuMemFree(*all[i]);
+    free(p->lens);
     memset(p, 0, sizeof *p);
 }
 
-/* Random block table (pages scattered, as in a real pool), lengths and Q. */
+/* Random block table (pages scattered, as in a real pool), lengths and Q.
+ * Request b's pages are the next ones of one shuffled list; the rest of its
+ * table row (past its length) holds page 0, valid but never read. */
 static int upload_inputs(cli_decode_problem *p, snapmla_error *err)
 {
     const snapmla_driver *d = &p->ctx->driver;
-    int32_t *table = malloc((size_t)p->pages * 4), *lens = malloc((size_t)p->batch * 4);
+    size_t entries = (size_t)p->batch * p->table_stride;
+    int32_t *order = malloc((size_t)p->pages * 4), *table = calloc(entries, 4);
     uint16_t *q = malloc(p->q_bytes);
-    int ok = table && lens && q;
+    int ok = order && table && q;
+    if (!ok)
+        check(err, snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory for the block table and Q "
+                                "of %dx%d", p->batch, p->seqlen));
     if (ok) {
         snapmla_rng r = {99};
         for (int64_t i = 0; i < p->pages; ++i)
-            table[i] = (int32_t)i;
+            order[i] = (int32_t)i;
         for (int64_t i = p->pages - 1; i > 0; --i) {
             int64_t j = (int64_t)snapmla_rng_below(&r, (uint64_t)i + 1);
-            int32_t t = table[i];
-            table[i] = table[j];
-            table[j] = t;
+            int32_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
         }
+        int64_t next = 0;
         for (int b = 0; b < p->batch; ++b)
-            lens[b] = p->seqlen;
+            for (int64_t k = 0, n = pages_for(p->lens[b], p->page_size); k < n; ++k)
+                table[(size_t)b * p->table_stride + k] = order[next++];
         for (size_t i = 0; i < p->q_bytes / 2; ++i)
             q[i] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
-        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->table, table, (size_t)p->pages * 4), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->seqlens, lens, (size_t)p->batch * 4), err)) &&
+        ok = check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->table, table, entries * 4), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->seqlens, p->lens, (size_t)p->batch * 4), err)) &&
              check(err, SNAPMLA_CU(d, cuMemcpyHtoD(p->q, q, p->q_bytes), err));
     }
+    free(order);
     free(table);
-    free(lens);
     free(q);
     return ok;
 }
 
-int cli_decode_problem_make(snapmla_context *ctx, const snapmla_variant *v, int batch,
-                            int seqlen, cli_decode_problem *p, snapmla_error *err)
+/* Ragged lengths for seqlen >= 1, the same in every run. */
+static void ragged_lens(int batch, int seqlen, int32_t *lens)
+{
+    snapmla_rng r = {0x5eed};
+    for (int b = 0; b < batch; ++b)
+        lens[b] = 1 + (int32_t)snapmla_rng_below(&r, 2 * (uint64_t)seqlen - 1);
+}
+
+static int make(snapmla_context *ctx, const snapmla_variant *v, int batch, int seqlen,
+                int ragged, cli_decode_problem *p, snapmla_error *err)
 {
     const snapmla_driver *d = &ctx->driver;
     memset(p, 0, sizeof *p);
     p->ctx = ctx;
     p->batch = batch;
     p->seqlen = seqlen;
+    p->ragged = ragged = ragged && seqlen >= 1;
+    p->lens = malloc((size_t)batch * sizeof *p->lens);
+    if (!p->lens) {
+        check(err, snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory for %d cache lengths", batch));
+        cli_decode_problem_free(p);
+        return 0;
+    }
+    if (ragged)
+        ragged_lens(batch, seqlen, p->lens);
+    else
+        for (int b = 0; b < batch; ++b)
+            p->lens[b] = seqlen;
     p->rows = v->q_heads * v->q_len;
     p->width = v->latent_dim + v->rope_dim;
     p->latent_dim = v->latent_dim;
     p->page_size = v->page_size;
-    p->pages_each = (seqlen + v->page_size - 1) / v->page_size;
-    p->pages = (int64_t)batch * (p->pages_each ? p->pages_each : 1);
+    p->table_stride = 1;
+    for (int b = 0; b < batch; ++b) {
+        int64_t n = pages_for(p->lens[b], p->page_size);
+        p->tokens += p->lens[b];
+        p->pages += n;
+        if (n > p->table_stride)
+            p->table_stride = (int)n;
+    }
     p->page_bytes = snapmla_cache_page_bytes(v);
     p->q_bytes = (size_t)batch * p->rows * p->width * 2;
     p->out_bytes = (size_t)batch * p->rows * v->latent_dim * 2;
+    size_t table_bytes = (size_t)batch * p->table_stride * 4;
     int ok = check(err, SNAPMLA_CU(d, cuMemAlloc(&p->cache, (size_t)p->pages * p->page_bytes), err)) &&
              check(err, SNAPMLA_CU(d, cuMemAlloc(&p->q, p->q_bytes), err)) &&
-             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->table, (size_t)p->pages * 4), err)) &&
+             check(err, SNAPMLA_CU(d, cuMemAlloc(&p->table, table_bytes), err)) &&
              check(err, SNAPMLA_CU(d, cuMemAlloc(&p->seqlens, (size_t)batch * 4), err)) &&
              check(err, SNAPMLA_CU(d, cuMemAlloc(&p->out, p->out_bytes), err)) &&
              check(err, SNAPMLA_CU(d, cuMemAlloc(&p->lse, (size_t)batch * p->rows * 4), err)) &&
@@ -148,6 +192,18 @@ int cli_decode_problem_make(snapmla_context *ctx, const snapmla_variant *v, int 
     if (!ok)
         cli_decode_problem_free(p);
     return ok;
+}
+
+int cli_decode_problem_make(snapmla_context *ctx, const snapmla_variant *v, int batch,
+                            int seqlen, cli_decode_problem *p, snapmla_error *err)
+{
+    return make(ctx, v, batch, seqlen, 0, p, err);
+}
+
+int cli_decode_problem_make_ragged(snapmla_context *ctx, const snapmla_variant *v, int batch,
+                                   int seqlen, cli_decode_problem *p, snapmla_error *err)
+{
+    return make(ctx, v, batch, seqlen, 1, p, err);
 }
 
 static int by_value(const void *a, const void *b)
@@ -213,7 +269,7 @@ int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int rep
     snapmla_decode_args a = {
         .batch = p->batch, .q = (void *)(uintptr_t)p->q, .kv_cache = (void *)(uintptr_t)p->cache,
         .num_pages = p->pages, .block_table = (void *)(uintptr_t)p->table,
-        .block_table_stride = p->pages_each ? p->pages_each : 1,
+        .block_table_stride = p->table_stride,
         .cache_seqlens = (void *)(uintptr_t)p->seqlens,
         .softmax_scale = 1.f / sqrtf((float)p->width), .out = (void *)(uintptr_t)p->out,
         .lse = (void *)(uintptr_t)p->lse, .workspace = (void *)(uintptr_t)workspace,
@@ -223,7 +279,7 @@ int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int rep
     d->cuMemFree(workspace);
     if (res->us <= 0)
         return 0;
-    double tokens = (double)p->batch * p->seqlen;
+    double tokens = (double)p->tokens;   /* each request's own length, ragged or not */
     double bytes = tokens * (double)p->page_bytes / p->page_size + (double)p->q_bytes + (double)p->out_bytes;
     res->tbps = bytes / (res->us * 1e-6) / 1e12;
     res->tflops = 2.0 * p->rows * tokens * (p->width + p->latent_dim) / (res->us * 1e-6) / 1e12;

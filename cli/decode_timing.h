@@ -10,9 +10,13 @@
  * count (they share the cache layout). */
 typedef struct cli_decode_problem {
     snapmla_context *ctx;
-    int batch, seqlen;
-    int rows, width, latent_dim, page_size, pages_each;
-    int64_t pages;
+    int batch, seqlen;   /* seqlen: every request's length, or the mean of ragged ones */
+    int ragged;
+    int32_t *lens;       /* [batch] the cache lengths on the host; owned */
+    int64_t tokens;      /* sum of lens: what TB/s and TFLOP/s count */
+    int rows, width, latent_dim, page_size;
+    int table_stride;    /* block-table row: the pages of the longest request */
+    int64_t pages;       /* each request gets the pages its length needs */
     size_t page_bytes, q_bytes, out_bytes;
     CUdeviceptr q, cache, table, seqlens, out, lse;
 } cli_decode_problem;
@@ -26,6 +30,11 @@ typedef struct cli_decode_timing {
  * everything freed. */
 int cli_decode_problem_make(snapmla_context *ctx, const snapmla_variant *v, int batch,
                             int seqlen, cli_decode_problem *p, snapmla_error *err);
+/* The same for a ragged batch: lengths drawn uniformly in [1, 2*seqlen-1]
+ * (mean seqlen) from a fixed seed, so every run and every variant sees the
+ * same batch; each request gets the pages its own length needs. */
+int cli_decode_problem_make_ragged(snapmla_context *ctx, const snapmla_variant *v, int batch,
+                                   int seqlen, cli_decode_problem *p, snapmla_error *err);
 void cli_decode_problem_free(cli_decode_problem *p);
 
 /* Median of `replays` (3..64) timed graph replays of one decode call, after

@@ -65,12 +65,44 @@ expect "corrupt entry rebuilt" 0 "corrupt.*rebuilding" -- "$snapmla" build specs
 expect "verify clean again" 0 "0 corrupt" -- "$snapmla" cache verify
 expect "no temp files left" 0 "^0$" -- bash -c "find '$work/cache' -name '*.tmp*' | wc -l"
 
+# bench: bad arguments are refused before any GPU work, naming the value.
+shape_rule="allowed: BATCHxSEQLEN \\(uniform\\) or BATCHxSEQLEN~ \\(ragged: lengths drawn in 1\\.\\.2\\*SEQLEN-1\\), batch 1\\.\\.65535, SEQLEN 1\\.\\.4194304"
+expect "bench bad shape" 2 "^snapmla bench: --shapes: '0x5' is not a shape; $shape_rule" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 128x4096~,0x5
+expect "bench misplaced ragged mark" 2 "^snapmla bench: --shapes: '128~x4096' is not a shape; " -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 128~x4096
+expect "bench two ragged marks" 2 "^snapmla bench: --shapes: '8x100~~' is not a shape; " -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~~
+expect "bench ragged seqlen too long" 2 "^snapmla bench: --shapes: '1x4194305~' is not a shape; " -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 1x4194305~
+expect "bench trailing comma" 2 "^snapmla bench: --shapes: '' is not a shape; " -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100,
+expect "bench repeated ragged shape" 2 "^snapmla bench: --shapes: 8x100~ is given twice$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~,8x100,8x100~
+expect "bench over 16 shapes" 2 "^snapmla bench: --shapes: more than 16 shapes$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 1x1,1x2,1x3,1x4,1x5,1x6,1x7,1x8,1x9,1x10,1x11,1x12,1x13,1x14,1x15,1x16,1x17
+expect "bench shapes without value" 2 "^snapmla bench: --shapes needs a value$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes
+expect "bench json without value" 2 "^snapmla bench: --json needs a value$" -- "$snapmla" bench specs/deepseek_v3.yaml --json
+expect "bench json names a directory" 2 "^snapmla bench: --json: '$work/' is not a file name; allowed: the path of the JSON file to write$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work/"
+expect "bench json empty" 2 "^snapmla bench: --json: '' is not a file name" -- "$snapmla" bench specs/deepseek_v3.yaml --json ""
+expect "bench json and csv one file" 2 "^snapmla bench: --csv and --json both name '$work/b.out'; give each its own file$" -- "$snapmla" bench specs/deepseek_v3.yaml --csv "$work/b.out" --json "$work/b.out"
+expect "bench bad replays" 2 "^snapmla bench: --replays: '2' is not allowed; allowed: 3\\.\\.64$" -- "$snapmla" bench specs/deepseek_v3.yaml --replays 2
+expect "bench unknown option" 2 "^snapmla bench: unknown option '--ragged'$" -- "$snapmla" bench specs/deepseek_v3.yaml --ragged
+expect "bench json in a missing folder" 2 "^snapmla: cannot write '$work/nope/b.json': No such file or directory$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work/nope/b.json"
+expect "bench json onto a folder" 2 "^snapmla: cannot write '$work': Is a directory$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work"
+
 # run: on a GPU it checks one decode step; without one it says so and still compiles.
+# bench: on a GPU a small uniform + ragged run with CSV and JSON; without one
+# it fails and leaves no JSON behind.
 if [[ -e /dev/nvidiactl ]]; then
     expect "run on the GPU" 0 "PASS" -- "$snapmla" run specs/deepseek_v3.yaml
+    expect "bench ragged on the GPU" 0 "^\\| [^|]+ \\| 4 \\| 300~ \\| [0-9.]+ \\| [0-9.]+ \\|.* \\| - \\| - \\|" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100,4x300~ --replays 3 --csv "$work/b.csv" --json "$work/b.json"
+    expect "bench CSV header" 0 "^variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,flashmla_us$" -- head -n 1 "$work/b.csv"
+    expect "bench CSV uniform row" 0 "^[^,]+,2,100,0,200,[0-9.]+," -- sed -n 2p "$work/b.csv"
+    expect "bench CSV ragged row" 0 "^[^,]+,4,300,1,[0-9]+,[0-9.]+,.*,0$" -- sed -n 3p "$work/b.csv"
+    expect "bench JSON rows" 0 "\"batch\": 4, \"seqlen\": 300, \"ragged\": true, \"tokens\": [0-9]+, .*\"flashmla_us\": null" -- cat "$work/b.json"
+    expect "bench no JSON temporary left" 1 "" -- test -e "$work/b.json.tmp"
+    if command -v python3 >/dev/null; then
+        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ceilings"]["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"]' "$work/b.json"
+    fi
 else
     expect "run without GPU" 0 "no CUDA (driver|GPU).*compiled" -- "$snapmla" run specs/deepseek_v3.yaml
     expect "bench without GPU" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml
+    expect "bench without GPU leaves no JSON" 1 "^snapmla: '$work/b.json' not written: the run did not finish$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~ --json "$work/b.json"
+    expect "bench without GPU: no JSON file" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'b.json*' | wc -l"
 fi
 
 expect "cache clear" 0 "removed [0-9]+ files?" -- "$snapmla" cache clear
