@@ -12,7 +12,7 @@
 
 /* Query row r as the kernel sees it. BF16 as given, except that the FP8
  * path (target.compute fp8) quantizes the latent part to e4m3 with one scale
- * per row (amax / 448), in the kernel's own float operations: that rounding
+ * per row (amax / 448 rounded up to a power of two), in the kernel's own float operations: that rounding
  * is part of the function it computes, so the reference does it too and the
  * check is left with P's e4m3 rounding alone (docs/fidelity.md). */
 static void load_query(const snapmla_problem *p, size_t row, double *q)
@@ -26,7 +26,7 @@ static void load_query(const snapmla_problem *p, size_t row, double *q)
     float amax = 0.f;
     for (int c = 0; c < L; ++c)
         amax = fmaxf(amax, fabsf((float)q[c]));
-    float scale = snapmla_fp8_group_scale(amax, 0), inv = 1.f / scale;
+    float scale = snapmla_fp8_group_scale(amax, 1), inv = 1.f / scale;
     for (int c = 0; c < L; ++c)
         q[c] = (double)snapmla_e4m3_to_f32(snapmla_f32_to_e4m3((float)q[c] * inv)) * scale;
 }

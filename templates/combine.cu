@@ -2,7 +2,7 @@
 //
 // Schedule. Grid (ROWS, batch); one CTA per query row of a request. Thread 0..k
 // read the k partial LSEs, one warp folds them into weights in smem, then all
-// threads sweep the LATENT columns: out[c] = sum_s w_s * o_s[c].
+// threads sweep the LATENT columns, two each: out[c] = sum_s w_s * o_s[c].
 // skip_single: requests the split kernel finished alone (one split) were
 // written directly and are left untouched.
 
@@ -53,13 +53,22 @@ snapmla_combine(const CombineParams p)
 
     const long long out_row = (long long)b * ROWS + row;
     const bool empty = total_lse == -inf_f32();
-    for (int c = tid; c < LATENT; c += THREADS) {
-        float o = 0.f;
-        if (!empty)
-            for (int s = 0; s < k; ++s)
-                if (weight[s] != 0.f)
-                    o += weight[s] * p.o_part[(part0 + (long long)s * ROWS) * LATENT + c];
-        p.out[out_row * LATENT + c] = f32_to_bf16(o);
+    // Two columns per thread; the splits' loads are independent of the sums
+    // (a zero weight is a select, not a branch), so eight are in flight at once.
+    for (int c = 2 * tid; c < LATENT; c += 2 * THREADS) {
+        float2 o = make_float2(0.f, 0.f);
+        if (!empty) {
+            const float *col = p.o_part + part0 * LATENT + c;
+#pragma unroll 8
+            for (int s = 0; s < k; ++s) {
+                const float2 x = *(const float2 *)(col + (long long)s * ROWS * LATENT);
+                const float w = weight[s];
+                o.x += w != 0.f ? w * x.x : 0.f;
+                o.y += w != 0.f ? w * x.y : 0.f;
+            }
+        }
+        p.out[out_row * LATENT + c] = f32_to_bf16(o.x);   // out is only 2-byte aligned
+        p.out[out_row * LATENT + c + 1] = f32_to_bf16(o.y);
     }
     if (tid == 0)
         p.lse[out_row] = empty ? inf_f32() : total_lse;

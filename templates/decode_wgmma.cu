@@ -6,18 +6,20 @@
 // the tiles t = w, w+2, ... (their scores and softmax) and the output
 // channels [w LATENT/2, (w+1) LATENT/2) of every tile.
 //
-//   prologue  Q latent -> e4m3 with one scale per row (amax / 448), Q RoPE
-//             kept BF16, both into swizzled smem (K-major, as wgmma reads it);
+//   prologue  Q latent -> e4m3 with one scale q_s per row (amax / 448 rounded
+//             up to a power of two), Q RoPE / q_s in BF16 (exact: q_s is a
+//             power of two), both into swizzled smem (K-major, as wgmma reads it);
 //             cp.async KV tiles 0..STAGES-1 (raw e4m3 latent, BF16 RoPE, fp32
 //             per-token scales) straight into swizzled smem; each ring slot
 //             has an mbarrier that the copies arrive on
 //   own tile t (WG w)
 //     QK      S = Q K^T over the whole latent         wgmma m64n64k32 e4m3
-//             S *= q_scale[row] * k_scale[token]      (per-token K scale on columns)
-//             S += Q_rope K_rope^T                    wgmma m64n64k16 bf16
+//             S *= k_scale[token]                     (per-token K scale on columns)
+//             S += (Q_rope / q_s) K_rope^T            wgmma m64n64k16 bf16
+//             so S is the score / q_s: q_s joins the softmax's per-row scale
 //     chain   wait for tile t-1's row state (max m, P factor r, row sum l)
 //             from the other warpgroup (named barrier, by tile parity)
-//     softmax m' = max(m, rowmax S), P = exp2(scale_log2 (S - m')), l chained
+//     softmax m' = max(m, rowmax S), P = exp2(row_scale_log2 (S - m')), l chained
 //     P'      P * v_scale[token] (scale fusion: V's per-token scale lies along
 //             the reduction, so it goes into P), times a per-row r that keeps
 //             the largest P' in [28, 448] (so O's factor is mostly 1), to e4m3
@@ -148,8 +150,8 @@ __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
     return m[0];
 }
 
-// The CTA's 64 query rows: latent -> e4m3 with one scale per row, RoPE as
-// BF16, into swizzled smem. Four threads per row, each holding its quarter
+// The CTA's 64 query rows: latent -> e4m3 with one power-of-two scale per
+// row, RoPE divided by it (exactly) as BF16, into swizzled smem. Four threads per row, each holding its quarter
 // of the row in registers between the amax and the conversion; rows past
 // ROWS are zeros.
 __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row0,
@@ -170,7 +172,9 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
             amax = fmaxf(amax, fmaxf(fabsf(bf16_lo(w[k])), fabsf(bf16_hi(w[k]))));
     }
     amax = quad_max(amax);   // the row's four threads are one quad
-    const float scale = fp8_scale(amax, false), inv = 1.f / scale;
+    // A power of two costs e4m3 no precision (its relative step is the same
+    // across the normal range) and makes RoPE / scale exact.
+    const float scale = fp8_scale(amax, true), inv = 1.f / scale;
     if (part == 0)
         q_scale[r] = scale;
 #pragma unroll
@@ -183,7 +187,12 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
     }
     for (int piece = part; piece < ROPE_CHUNKS; piece += 4) {
         const uint4 x = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
-        *(uint4 *)(q_rope + rope_offset(r, piece * 16)) = x;
+        const unsigned w[4] = {x.x, x.y, x.z, x.w};
+        unsigned y[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            y[k] = (unsigned)f32_to_bf16(bf16_lo(w[k]) * inv) | ((unsigned)f32_to_bf16(bf16_hi(w[k]) * inv) << 16);
+        *(uint4 *)(q_rope + rope_offset(r, piece * 16)) = make_uint4(y[0], y[1], y[2], y[3]);
     }
 }
 
@@ -412,18 +421,19 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
 
     // This thread's two rows of the score tile: 16*warp + lane/4, and + 8.
     const int my_row[2] = {16 * warp + lane / 4, 16 * warp + lane / 4 + 8};
-    float q_scale_of[2];
+    // exp2 of (score - max) scaled: softmax scale, log2 e and the row's q_s
+    // (S holds score / q_s)
+    float row_scale_log2[2];
     int visible_end[2];   // first token each row may not see
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-        q_scale_of[h] = q_scale[my_row[h]];
+        row_scale_log2[h] = p.softmax_scale * 1.4426950408889634f * q_scale[my_row[h]];
         visible_end[h] = t_end;
         if (CAUSAL)
             visible_end[h] = min(t_end, n - Q_LEN + (row0 + my_row[h]) / Q_HEADS + 1);
     }
-    const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
     // The row state after the last tile seen (chained through both
-    // warpgroups' tiles): max of the unscaled scores, P's e4m3 factor, row sum.
+    // warpgroups' tiles): max of S (score / q_s), P's e4m3 factor, row sum.
     float row_max[2] = {-inf_f32(), -inf_f32()};
     float row_r[2] = {1.f, 1.f};
     float row_sum[2] = {0.f, 0.f};
@@ -516,7 +526,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         wait_products();   // the QK product and this warpgroup's last PV
         fence_registers(s);
 
-        // Per-token K scale on the columns, per-row Q scale on the rows.
+        // Per-token K scale on the columns (the row's q_s is in row_scale_log2).
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
@@ -526,7 +536,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         }
 #pragma unroll
         for (int i = 0; i < 32; ++i)
-            s[i] *= q_scale_of[(i / 2) % 2] * token_scale[2 * (i / 4) + i % 2];
+            s[i] *= token_scale[2 * (i / 4) + i % 2];
 
         // ---- the RoPE part, BF16 ----
         wgmma_fence();
@@ -563,21 +573,21 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         // ---- critical section: the row state of tile t-1 in, tile t's out ----
         if (t > 0)
             take_state(t - 1);
-        // online softmax (scores unscaled; exp2 of scale_log2 * (s - m))
+        // online softmax (exp2 of row_scale_log2 * (s - m))
         float alpha[2], m_scaled[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             const float m_new = fmaxf(row_max[h], tile_max[h]);
-            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * scale_log2);
+            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * row_scale_log2[h]);
             row_max[h] = m_new;
             // a row that sees nothing: P = exp2(-inf) = 0
-            m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * scale_log2;
+            m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * row_scale_log2[h];
         }
         float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
             const int h = (i / 2) % 2;
-            const float e = fast_exp2(fmaf(s[i], scale_log2, -m_scaled[h]));
+            const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -m_scaled[h]));
             part_sum[2 * h + (i / 4) % 2] += e;
             s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale
         }
@@ -674,7 +684,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
             if (row >= ROWS)
                 continue;
             const float l = row_sum[h];
-            const float lse = l > 0.f ? row_max[h] * p.softmax_scale + logf(l) : 0.f;
+            const float lse = l > 0.f ? row_max[h] * q_scale[my_row[h]] * p.softmax_scale + logf(l) : 0.f;
             if (direct)
                 p.lse[(long long)b * ROWS + row] = l > 0.f ? lse : inf_f32();
             else

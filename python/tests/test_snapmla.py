@@ -45,10 +45,13 @@ def dequantize(dec, cache, pages, slots):
 
 def quantize_q_like_fp8_kernel(q, L):
     """The FP8 path's Q: latent part to e4m3 with one scale per row (amax /
-    448), in the kernel's float32 operations; RoPE part as given."""
+    448 rounded up to a power of two), in the kernel's float32 operations;
+    RoPE part as given (the kernel divides it by the scale, exactly)."""
     x = q.float()
     amax = x[..., :L].abs().amax(-1, keepdim=True)
     scale = torch.where(amax > 0, amax / 448.0, torch.ones_like(amax))
+    mant, expo = torch.frexp(scale)   # scale = mant 2^expo, mant in [0.5, 1)
+    scale = torch.ldexp(torch.ones_like(scale), torch.where(mant == 0.5, expo - 1, expo))
     inv = 1.0 / scale
     codes = (x[..., :L] * inv).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
     latent = codes.double() * scale.double()
