@@ -214,8 +214,7 @@ __device__ __forceinline__ void store_output_pair(const DecodeParams &p, int b, 
         p.out[at + 1] = f32_to_bf16(x1);
     } else {
         float *dst = p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c;
-        dst[0] = x0;
-        dst[1] = x1;
+        *(float2 *)dst = make_float2(x0, x1);   // c is even: 8-byte aligned
     }
 }
 
