@@ -132,8 +132,8 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     static const char *const mma_parts[] = {"prelude.cuh", "decode_common.cuh", "decode_mma.cu",
                                             "combine.cu", NULL};
     /* "@wgmma": the generated wgmma wrappers (gen/emit_wgmma.c) */
-    static const char *const wgmma_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh",
-                                              "@wgmma", "decode_wgmma.cu", "combine.cu", NULL};
+    static const char *const wgmma_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
+                                              "decode_plan.cu", "decode_wgmma.cu", "combine.cu", NULL};
     const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts
                                     : v->engine == SNAPMLA_ENGINE_WGMMA ? wgmma_parts
                                     : simt_parts;

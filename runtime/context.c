@@ -296,6 +296,9 @@ static snapmla_status load_module(const snapmla_driver *d, snapmla_kernel *k,
                                           main_function_name(k->variant.kernel)), err);
     if (s == SNAPMLA_OK && k->variant.kernel == SNAPMLA_KERNEL_MLA_DECODE)
         s = SNAPMLA_CU(d, cuModuleGetFunction(&k->combine_function, k->module, "snapmla_combine"), err);
+    if (s == SNAPMLA_OK && k->variant.kernel == SNAPMLA_KERNEL_MLA_DECODE &&
+        k->variant.engine == SNAPMLA_ENGINE_WGMMA)
+        s = SNAPMLA_CU(d, cuModuleGetFunction(&k->plan_function, k->module, "snapmla_decode_plan"), err);
     if (s == SNAPMLA_OK && k->variant.smem_bytes > 48 * 1024)
         s = SNAPMLA_CU(d, cuFuncSetAttribute(k->main_function,
                                              CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

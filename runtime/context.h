@@ -17,6 +17,7 @@ struct snapmla_kernel {
     CUmodule module;
     CUfunction main_function;     /* decode split, combine or append */
     CUfunction combine_function;  /* decode only: its split-KV merge */
+    CUfunction plan_function;     /* wgmma decode only: its work plan (persistent grid) */
     int sm_count;
     int ctas_per_sm;              /* decode: resident CTAs per SM (occupancy) */
     snapmla_context *owner;

@@ -10,15 +10,15 @@
 #include "error.h"
 #include "resources.h"
 
-/* Mirrors DecodeParams in templates/decode_simt.cu. */
+/* Mirrors DecodeParams in templates/decode_common.cuh. */
 typedef struct decode_params {
-    uint64_t q, cache, block_table, seqlens, out, lse, o_part, lse_part, split_counts;
+    uint64_t q, cache, block_table, seqlens, out, lse, o_part, lse_part, split_counts, plan;
     int64_t page_stride, num_pages;
     int32_t block_table_stride, batch, num_splits;
     float softmax_scale;
 } decode_params;
-_Static_assert(sizeof(decode_params) == 104, "DecodeParams layout");
-_Static_assert(offsetof(decode_params, softmax_scale) == 100, "DecodeParams layout");
+_Static_assert(sizeof(decode_params) == 112, "DecodeParams layout");
+_Static_assert(offsetof(decode_params, softmax_scale) == 108, "DecodeParams layout");
 
 /* Mirrors KvMaps in templates/decode_wgmma.cu: the cache's latent and RoPE
  * planes as TMA tensor maps, the wgmma kernel's second parameter. */
@@ -75,7 +75,7 @@ static int row_blocks(const snapmla_variant *v)
 }
 
 typedef struct workspace_layout {
-    size_t split_counts, lse_part, o_part, total;
+    size_t split_counts, plan, lse_part, o_part, total;
 } workspace_layout;
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
@@ -86,7 +86,11 @@ static workspace_layout layout_workspace(const snapmla_variant *v, int batch)
     size_t parts = (size_t)batch * (size_t)v->max_splits * rows;
     workspace_layout w;
     w.split_counts = 0;
-    w.lse_part = round_up((size_t)batch * 4, 256);
+    /* the Hopper engine's work order: queue head and item count, then an
+     * item of 16 bytes per row block of each request */
+    w.plan = round_up((size_t)batch * 4, 256);
+    size_t plan_bytes = v->engine == SNAPMLA_ENGINE_WGMMA ? 16 + (size_t)batch * (size_t)row_blocks(v) * 16 : 0;
+    w.lse_part = w.plan + round_up(plan_bytes, 256);
     w.o_part = w.lse_part + round_up(parts * 4, 256);
     w.total = w.o_part + parts * (size_t)v->latent_dim * 4;
     return w;
@@ -127,6 +131,16 @@ static snapmla_status launch2(const snapmla_kernel *k, CUfunction function, unsi
         d, d->cuLaunchKernel(function, grid_x, grid_y, grid_z, (unsigned)k->variant.threads, 1, 1,
                              shared, (CUstream)stream, arguments, NULL),
         what, err);
+}
+
+/* The Hopper decode's work plan: one CTA of 1024 threads (decode_plan.cu). */
+static snapmla_status launch_plan(const snapmla_kernel *k, void *params, void *stream, snapmla_error *err)
+{
+    const snapmla_driver *d = &k->owner->driver;
+    void *arguments[] = {params};
+    return snapmla_driver_check(d, d->cuLaunchKernel(k->plan_function, 1, 1, 1, 1024, 1, 1, 0,
+                                                     (CUstream)stream, arguments, NULL),
+                                "launching the decode plan kernel", err);
 }
 
 /* One plane of the paged cache as a 3-D byte tensor (bytes of a token's row,
@@ -219,24 +233,39 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
                             w.total);
 
     int splits = launch_splits(kernel, a->batch, a->num_splits);
+    /* Hopper, policy auto, and row blocks enough to fill the GPU: a
+     * persistent grid taking them longest first (templates/decode_plan.cu) */
+    int grid_ctas = kernel->sm_count * kernel->ctas_per_sm;
+    int persistent = v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
+                     v->split_policy == SNAPMLA_SPLIT_AUTO && (long)a->batch * row_blocks(v) >= grid_ctas;
+    if (persistent)
+        splits = 1;
     uint64_t ws = ADDRESS(a->workspace);
     decode_params p = {
         .q = ADDRESS(a->q), .cache = ADDRESS(a->kv_cache), .block_table = ADDRESS(a->block_table),
         .seqlens = ADDRESS(a->cache_seqlens), .out = ADDRESS(a->out), .lse = ADDRESS(a->lse),
         .o_part = ws + w.o_part, .lse_part = ws + w.lse_part, .split_counts = ws + w.split_counts,
         .page_stride = page_stride, .num_pages = a->num_pages,
-        .block_table_stride = a->block_table_stride, .batch = a->batch, .num_splits = splits,
-        .softmax_scale = a->softmax_scale,
+        .plan = persistent ? ws + w.plan : 0, .block_table_stride = a->block_table_stride,
+        .batch = a->batch, .num_splits = splits, .softmax_scale = a->softmax_scale,
     };
     kv_maps maps;
     s = encode_kv_maps(kernel, p.cache, page_stride, a->num_pages, &maps, err);
     if (s != SNAPMLA_OK)
         return s;
-    /* the wgmma kernel takes the maps as a second parameter */
-    s = launch2(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
-                (unsigned)a->batch, (unsigned)v->smem_bytes, &p,
-                v->engine == SNAPMLA_ENGINE_WGMMA ? &maps : NULL, stream,
-                "launching the decode kernel", err);
+    if (persistent) {
+        /* plan, then one CTA per SM slot taking its items; the wgmma kernel
+         * takes the maps as a second parameter */
+        s = launch_plan(kernel, &p, stream, err);
+        if (s == SNAPMLA_OK)
+            s = launch2(kernel, kernel->main_function, (unsigned)grid_ctas, 1, 1,
+                        (unsigned)v->smem_bytes, &p, &maps, stream, "launching the decode kernel", err);
+    } else {
+        s = launch2(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
+                    (unsigned)a->batch, (unsigned)v->smem_bytes, &p,
+                    v->engine == SNAPMLA_ENGINE_WGMMA ? &maps : NULL, stream,
+                    "launching the decode kernel", err);
+    }
     if (s != SNAPMLA_OK || splits == 1)
         return s == SNAPMLA_OK ? snapmla_ok(err) : s;
     combine_params c = {

@@ -19,6 +19,8 @@ struct DecodeParams {
     float *o_part;              // [batch, num_splits, ROWS, LATENT]
     float *lse_part;            // [batch, num_splits, ROWS]
     int *split_counts;          // [batch]
+    int *plan;                  // Hopper, persistent: queue head, item count, int4 items
+                                // (decode_plan.cu); null: one CTA per (row block, split, request)
     long long page_stride;      // bytes
     long long num_pages;
     int block_table_stride;

@@ -217,22 +217,22 @@ __device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
 }
 
 // One warpgroup starts the copy of KV tile `tile` into ring slot
-// tile % STAGES; each thread's copies arrive on the slot's mbarrier when they
+// (base + tile) % STAGES; each thread's copies arrive on the slot's mbarrier when they
 // land. Two threads per token on alternate 16-byte chunks; tokens past the
 // range are zero-filled (codes and scale). Nothing past the last tile.
 __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRange &r, unsigned char *ring,
-                                               unsigned long long *full, int tile, int page)
+                                               unsigned long long *full, int base, int tile, int page)
 {
     static_assert(TOKEN_CHUNKS % 2 == 0, "two threads per token");
     if (tile >= r.tiles)
         return;
-    unsigned char *k_lat = ring + (tile % STAGES) * STAGE_BYTES;
+    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
     unsigned char *k_rope = k_lat + KV_TILE * LATENT;
     float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
     const int wt = threadIdx.x % 128, j = wt / 2, part = wt % 2;
     const int t = r.t_begin + tile * KV_TILE + j;
     const bool valid = page >= 0;
-    const unsigned char *base = p.cache + (valid ? (long long)page * p.page_stride : 0);
+    const unsigned char *page_at = p.cache + (valid ? (long long)page * p.page_stride : 0);
     const long long slot = valid ? t % PAGE_SIZE : 0;
     const int size = valid ? 16 : 0;
     // Latent chunk c = part + 2 i: 128-channel block i / 4, chunk (part + 2 i) % 8
@@ -241,35 +241,35 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
 #pragma unroll
     for (int k = 0; k < 4; ++k)
         lat_at[k] = swizzled<128>(j, (part + 2 * k) * 16);
-    const unsigned char *src = base + slot * LATENT + part * 16;
+    const unsigned char *src = page_at + slot * LATENT + part * 16;
 #pragma unroll
     for (int i = 0; i < LAT_CHUNKS / 2; ++i)
         cp_async_16(k_lat + lat_at[i % 4] + (i / 4) * LAT_BLOCK_BYTES, src + 32 * i, size);
-    const unsigned char *rope_src = base + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW;
+    const unsigned char *rope_src = page_at + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW;
 #pragma unroll
     for (int i = 0; i < ROPE_CHUNKS / 2; ++i) {
         const int byte = (part + 2 * i) * 16;
         cp_async_16(k_rope + rope_offset(j, byte), rope_src + byte, size);
     }
     if (part == 0)
-        cp_async_4(k_scale + j, base + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4, valid ? 4 : 0);
-    cp_async_arrive(full + tile % STAGES);
+        cp_async_4(k_scale + j, page_at + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4, valid ? 4 : 0);
+    cp_async_arrive(full + (base + tile) % STAGES);
 }
 
-// One thread starts the copy of KV tile `tile` into ring slot tile % STAGES
-// by TMA: the pieces up to the range's end, each a box per 128-channel latent
+// One thread starts the copy of KV tile `tile` into ring slot
+// (base + tile) % STAGES by TMA: the pieces up to the range's end, each a box per 128-channel latent
 // block and per RoPE swizzle block, and its scales. Rows past the range's end
 // hold whatever the page or the slot held before (see clear_tail).
 __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
-                                               unsigned char *ring, unsigned long long *full, int tile,
-                                               const TileWhere &w)
+                                               unsigned char *ring, unsigned long long *full, int base,
+                                               int tile, const TileWhere &w)
 {
     if (tile >= r.tiles)
         return;
-    unsigned char *k_lat = ring + (tile % STAGES) * STAGE_BYTES;
+    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
     unsigned char *k_rope = k_lat + KV_TILE * LATENT;
     float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
-    unsigned long long *bar = full + tile % STAGES;
+    unsigned long long *bar = full + (base + tile) % STAGES;
     const int t0 = r.t_begin + tile * KV_TILE;
     const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
     mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LATENT + ROPE_ROW + 4));
@@ -291,15 +291,17 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
     }
 }
 
-// The copier threads of a warpgroup start the copy of tile `tile`.
+// The copier threads of a warpgroup start the copy of tile `tile` of the
+// range, the CTA's tile base + tile: ring slot and mbarrier phase run on
+// across the CTA's work items.
 __device__ __forceinline__ void issue_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
-                                           unsigned char *ring, unsigned long long *full, int tile,
-                                           const TileWhere &w)
+                                           unsigned char *ring, unsigned long long *full, int base,
+                                           int tile, const TileWhere &w)
 {
     if constexpr (KV_TMA)
-        issue_tma_tile(p, maps, r, ring, full, tile, w);
+        issue_tma_tile(p, maps, r, ring, full, base, tile, w);
     else
-        issue_fp8_tile(p, r, ring, full, tile, w.page[0]);
+        issue_fp8_tile(p, r, ring, full, base, tile, w.page[0]);
 }
 
 // TMA copies whole boxes, so the rows of a range's last tile past its end
@@ -374,45 +376,64 @@ __device__ __forceinline__ void store_p(unsigned char *pbuf, const unsigned (&pa
             *(unsigned *)(base + (i % 2) * P_SBO + (2 * kc + i / 2) * P_LBO) = pa[kc][i];
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS, 1)
-snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
+// Shared memory, 1024-aligned for the 128-byte swizzle.
+struct SmemLayout {
+    unsigned char *q_lat;              // [LATENT/128][64][128] e4m3
+    unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
+    float *q_scale;                    // [64]
+    unsigned char *ring;               // [STAGES][STAGE_BYTES]
+    unsigned char *p_all;              // [P_BUFFERS][P_BYTES]: P' by tile % 3
+    float *state_all;                  // [STATE_SLOTS][4][64]: by tile % 3
+    unsigned long long *full, *used;   // per ring slot: copies landed; both warpgroups read it
+};
+
+__device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
 {
-    extern __shared__ __align__(16) unsigned char smem_raw[];
     // The 128-byte swizzle repeats every 1024 bytes: align the layout to it.
     unsigned char *smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
-    unsigned char *q_lat = smem;                                // [LATENT/128][64][128] e4m3
-    unsigned char *q_rope = q_lat + 64 * LATENT;                // [ROPE_BLOCKS][64][ROPE_SW] bf16
-    float *q_scale = (float *)(q_rope + 64 * ROPE_ROW);         // [64]
-    unsigned char *ring = smem + Q_BYTES;                       // [STAGES][STAGE_BYTES]
-    unsigned char *p_all = ring + STAGES * STAGE_BYTES;         // [P_BUFFERS][P_BYTES]: P' by tile % 3
-    float *state_all = (float *)(p_all + P_BUFFERS * P_BYTES);  // [STATE_SLOTS][4][64]: by tile % 3
-    // per ring slot: the copies landed (full); both warpgroups are done reading it (used)
-    unsigned long long *full = (unsigned long long *)(state_all + STATE_SLOTS * STATE_FLOATS);
-    unsigned long long *used = full + STAGES;
-    check_smem_layout(smem_raw, used + STAGES);
+    SmemLayout m;
+    m.q_lat = smem;
+    m.q_rope = m.q_lat + 64 * LATENT;
+    m.q_scale = (float *)(m.q_rope + 64 * ROPE_ROW);
+    m.ring = smem + Q_BYTES;
+    m.p_all = m.ring + STAGES * STAGE_BYTES;
+    m.state_all = (float *)(m.p_all + P_BUFFERS * P_BYTES);
+    m.full = (unsigned long long *)(m.state_all + STATE_SLOTS * STATE_FLOATS);
+    m.used = m.full + STAGES;
+    check_smem_layout(smem_raw, m.used + STAGES);
+    return m;
+}
 
-    const int b = blockIdx.z, split = blockIdx.y, row0 = blockIdx.x * Q_TILE;
+// One work item of the plan (templates/decode_plan.cu): the tiles
+// [item.z, item.w) of request item.x, row block item.y & 0xffff, piece
+// item.y >> 16 of `splits`. `base`: the tiles this CTA ran before, which
+// places this item's tiles in the ring and the mbarriers' phases.
+__device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps &maps, const SmemLayout &m,
+                                            int4 item, int splits, int base)
+{
+    unsigned char *q_lat = m.q_lat, *q_rope = m.q_rope, *ring = m.ring, *p_all = m.p_all;
+    float *q_scale = m.q_scale, *state_all = m.state_all;
+    unsigned long long *full = m.full, *used = m.used;
+    const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
     const int tid = threadIdx.x, wg = tid / 128;
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
-    const KvRange range = kv_range(p, b, split);
-    if (split >= range.splits)
-        return;
+    KvRange range;
+    range.n = p.seqlens[b];
+    range.splits = splits;
+    range.t_begin = item.z * KV_TILE;
+    range.t_end = min(range.n, item.w * KV_TILE);
+    range.tiles = item.w - item.z;
+    range.table = p.block_table + (long long)b * p.block_table_stride;
     const int n = range.n, t_end = range.t_end, tiles = range.tiles;
+    auto slot = [&](int u) { return (base + u) % STAGES; };
+    auto phase = [&](int u) { return (unsigned)((base + u) / STAGES) & 1u; };
 
-    if (tid == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbarrier_init(full + s, KV_TMA ? 1 : 128);   // one arrival per copier thread
-            mbarrier_init(used + s, 256);   // one per thread of both
-        }
-        fence_mbarrier_init();
-    }
-    __syncthreads();
     // this warpgroup's next copy: tile STAGES (WG1) or STAGES + 1 (WG0), then every other
     TileWhere next{};
     if (is_copier_thread()) {
         for (int k = 0; k < STAGES; ++k)
             if (copier_of(k) == wg)
-                issue_tile(p, maps, range, ring, full, k, locate_tile(range, k));
+                issue_tile(p, maps, range, ring, full, base, k, locate_tile(range, k));
         next = locate_tile(range, STAGES + 1 - wg);
     }
     load_q_fp8(p, b, row0, q_lat, q_rope, q_scale);
@@ -486,8 +507,8 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
                     o[mb][i] *= f[2 * (i / 4) + i % 2];
         }
         unsigned a[MBLOCKS][2][4];
-        load_vt_fragments(ring + (u % STAGES) * STAGE_BYTES, a, wg, warp, lane);
-        mbarrier_arrive(used + u % STAGES);
+        load_vt_fragments(ring + slot(u) * STAGE_BYTES, a, wg, warp, lane);
+        mbarrier_arrive(used + slot(u));
         const unsigned char *pbuf = p_all + (u % P_BUFFERS) * P_BYTES;
         wgmma_fence();
 #pragma unroll
@@ -503,11 +524,11 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     // softmax of t, publish P' and the state); then the products of tiles
     // t-1 and t into this warpgroup's channels, and the copies into t-1's slot.
     for (int t = wg; t < tiles; t += 2) {
-        const unsigned char *k_lat = ring + (t % STAGES) * STAGE_BYTES;
+        const unsigned char *k_lat = ring + slot(t) * STAGE_BYTES;
         const unsigned char *k_rope = k_lat + KV_TILE * LATENT;
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
         const int t0 = range.t_begin + t * KV_TILE;
-        mbarrier_wait(full + t % STAGES, (t / STAGES) & 1);
+        mbarrier_wait(full + slot(t), phase(t));
         fence_async_smem();
 
         // ---- S = Q K^T, latent part (e4m3) ----
@@ -550,7 +571,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         wgmma_wait<0>();
         fence_registers(s);
         if (KV_TMA && t0 + KV_TILE > t_end)
-            clear_tail(ring + (t % STAGES) * STAGE_BYTES, t_end - t0);
+            clear_tail(ring + slot(t) * STAGE_BYTES, t_end - t0);
 
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
 #pragma unroll
@@ -642,8 +663,8 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         if (t > 0) {
             product(t - 1);
             if (t - 1 + STAGES < tiles && is_copier_thread()) {   // once the owner has read it too
-                mbarrier_wait(used + (t - 1) % STAGES, ((t - 1) / STAGES) & 1);
-                issue_tile(p, maps, range, ring, full, t - 1 + STAGES, next);
+                mbarrier_wait(used + slot(t - 1), phase(t - 1));
+                issue_tile(p, maps, range, ring, full, base, t - 1 + STAGES, next);
                 next = locate_tile(range, t + 1 + STAGES);
             }
             wait_products();   // before O's next rescale
@@ -690,6 +711,55 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
             else
                 p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? lse : -inf_f32();
         }
+    }
+}
+
+// Two launch shapes. Persistent (p.plan set, batches with at least as many
+// row blocks as CTAs fit on the GPU): one CTA per SM slot takes whole row
+// blocks from the plan's queue, longest first, until none is left. Split
+// grid (otherwise): one CTA per (row block, split, request), the split plan
+// from the request's length (kv_range). The ring's mbarriers are set up once.
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
+{
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ int item_index;
+    const SmemLayout m = carve_smem(smem_raw);
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbarrier_init(m.full + s, KV_TMA ? 1 : 128);   // one arrival per copier thread
+            mbarrier_init(m.used + s, 256);                // one per thread of both
+        }
+        fence_mbarrier_init();
+    }
+    const int4 *items = (const int4 *)(p.plan + 4);
+    for (int round = 0, base = 0;; ++round) {
+        // Nothing is in flight here (each item ends with its products
+        // retired); saying so keeps ptxas from serializing every wgmma.
+        wgmma_wait<0>();
+        int4 item = make_int4(0, 0, 0, 0);
+        int splits = 1;
+        bool have;
+        if (p.plan == nullptr) {   // split grid: this CTA's one item
+            const KvRange r = kv_range(p, blockIdx.z, blockIdx.y);
+            const int first = r.t_begin / KV_TILE;
+            have = round == 0 && (int)blockIdx.y < r.splits;
+            item = make_int4(blockIdx.z, blockIdx.x | blockIdx.y << 16, first, first + r.tiles);
+            splits = r.splits;
+        } else {                   // persistent: the queue's next item
+            if (threadIdx.x == 0)
+                item_index = atomicAdd(p.plan, 1);
+            __syncthreads();
+            have = item_index < p.plan[1];
+            if (have)
+                item = items[item_index];
+        }
+        // (a barrier's result, so ptxas sees the exit as uniform; it also
+        // orders the mbarrier setup and item_index's reads before reuse)
+        if (!__syncthreads_or(have))
+            break;
+        decode_item(p, maps, m, item, splits, base);
+        base += item.w - item.z;
     }
 }
 

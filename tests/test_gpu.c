@@ -162,6 +162,43 @@ START_TEST(decode_graph_replay_with_changing_lengths)
 }
 END_TEST
 
+/* The Hopper path's persistent launch: a batch with more row blocks (160
+ * requests x 2 of 64 heads) than the GPU holds CTAs (132 on an H100), so
+ * whole row blocks are taken from the device-side queue, longest first.
+ * Ragged lengths with the page edges and empty requests; replayed from a
+ * CUDA graph with new lengths (the plan kernel resets the queue). */
+START_TEST(decode_persistent_large_batch)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n",
+                                        "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n"
+                                        "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\n"
+                                        "target: {compute: fp8}\n", &spec);
+    enum { BATCH = 160 };
+    static int32_t lens[3][BATCH];
+    uint64_t state = base_seed | 1;
+    for (int r = 0; r < 3; ++r)
+        for (int b = 0; b < BATCH; ++b) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            static const int32_t edges[] = {0, 1, 63, 64, 65};
+            lens[r][b] = b % 8 == 0 ? edges[(b / 8) % 5] : (int32_t)((state >> 33) % 300);
+        }
+    for (int b = 0; b < BATCH; ++b)   /* the first call's lengths hold every round's */
+        for (int r = 1; r < 3; ++r)
+            lens[0][b] = lens[0][b] > lens[r][b] ? lens[0][b] : lens[r][b];
+    const int32_t *rounds[] = {lens[1], lens[2]};
+    snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = base_seed + 123,
+                                  .graph_rounds = rounds, .graph_round_count = 2};
+    snapmla_check_report report;
+    snapmla_error err;
+    ck_assert_msg(snapmla_check_decode(ctx, kernel, &check, &report, &err) == SNAPMLA_OK, "%s",
+                  err.message);
+    printf("  persistent: %s\n", report.summary);
+    ck_assert_msg(report.passed, "%s", report.summary);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
 static const char *const append_cases[] = {
     "model: {latent_dim: 512, rope_dim: 64}\n",
     "model: {latent_dim: 512, rope_dim: 64}\ncache: {page_size: 16, rope_layout: planar}\n",
@@ -245,6 +282,7 @@ int main(void)
     tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
     tcase_add_loop_test(tc, decode_long_context_single_request, 0, 2);
     tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0, 2);
+    tcase_add_test(tc, decode_persistent_large_batch);
     tcase_add_loop_test(tc, append_is_bit_exact, 0,
                         (int)(sizeof append_cases / sizeof append_cases[0]));
     tcase_add_test(tc, combine_matches_reference);
