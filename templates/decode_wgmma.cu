@@ -1,17 +1,20 @@
 // ---- mla_decode, Hopper FP8 path (wgmma e4m3, sm_90a) ----------------------
 //
-// Schedule ("seesaw"). Grid (row blocks of 64, splits, batch); 256 threads:
-// two warpgroups WG0, WG1. A CTA owns 64 query rows (q_heads x q_len, padded)
-// of one request and a contiguous range of its 64-token KV tiles. WG w owns
+// Schedule ("seesaw"). 256 threads: two warpgroups WG0, WG1. A work item is
+// 64 query rows (q_heads x q_len, padded) of one request and a contiguous
+// range of its 64-token KV tiles: one per CTA of the split grid (row blocks,
+// splits, batch), or taken from the plan's queue by a persistent CTA (one
+// per SM, decode_plan.cu; batches that fill the GPU). WG w owns
 // the tiles t = w, w+2, ... (their scores and softmax) and the output
 // channels [w LATENT/2, (w+1) LATENT/2) of every tile.
 //
 //   prologue  Q latent -> e4m3 with one scale q_s per row (amax / 448 rounded
 //             up to a power of two), Q RoPE / q_s in BF16 (exact: q_s is a
 //             power of two), both into swizzled smem (K-major, as wgmma reads it);
-//             cp.async KV tiles 0..STAGES-1 (raw e4m3 latent, BF16 RoPE, fp32
-//             per-token scales) straight into swizzled smem; each ring slot
-//             has an mbarrier that the copies arrive on
+//             KV tiles 0..STAGES-1 (raw e4m3 latent, BF16 RoPE, fp32
+//             per-token scales) straight into swizzled smem by TMA (one
+//             thread; cp.async for pages under 16 tokens); each ring slot
+//             has an mbarrier the copies complete on
 //   own tile t (WG w)
 //     QK      S = Q K^T over the whole latent         wgmma m64n64k32 e4m3
 //             S *= k_scale[token]                     (per-token K scale on columns)
@@ -35,8 +38,9 @@
 //   "used" mbarrier), so the copies run STAGES - 1 or so tiles ahead.
 //   epilogue  one split: out = O / (r l) (BF16), lse; several: fp32 partials
 //
-// Tokens past the range are zero-filled (codes and scales) and their scores
-// set to -inf; rows past ROWS are zeros and are not stored.
+// Tokens past the range get zero codes and scales (cp.async zero-fills them;
+// after a TMA copy the owner zeroes them, clear_tail) and -inf scores; rows
+// past ROWS are zeros and are not stored.
 
 namespace snapmla {
 
