@@ -2,7 +2,8 @@
 //
 // Schedule. Grid (ROWS, batch); one CTA per query row of a request. Thread 0..k
 // read the k partial LSEs, one warp folds them into weights in smem, then all
-// threads sweep the LATENT columns, two each: out[c] = sum_s w_s * o_s[c].
+// threads sweep the LATENT columns, four each (in groups over the splits
+// when the CTA has threads to spare): out[c] = sum_s w_s * o_s[c].
 // skip_single: requests the split kernel finished alone (one split) were
 // written directly and are left untouched.
 
@@ -53,22 +54,56 @@ snapmla_combine(const CombineParams p)
 
     const long long out_row = (long long)b * ROWS + row;
     const bool empty = total_lse == -inf_f32();
-    // Two columns per thread; the splits' loads are independent of the sums
-    // (a zero weight is a select, not a branch), so eight are in flight at once.
-    for (int c = 2 * tid; c < LATENT; c += 2 * THREADS) {
-        float2 o = make_float2(0.f, 0.f);
-        if (!empty) {
-            const float *col = p.o_part + part0 * LATENT + c;
+    // Four columns per thread (one 16-byte load per split). When the row
+    // needs at most half the CTA, GROUPS thread groups take every GROUPS-th
+    // split and add up through smem: fewer serial loads per thread. The loads
+    // do not wait on the sums (a zero weight is a select, not a branch), so
+    // eight are in flight at once.
+    static_assert(LATENT % 4 == 0, "16-byte columns");
+    constexpr int COLS4 = LATENT / 4;
+    constexpr int GROUPS = THREADS >= 2 * COLS4 ? THREADS / COLS4 : 1;
+    const float4 *row_part = (const float4 *)(p.o_part + part0 * LATENT);
+    auto sweep = [&](int first_split, int c4) {
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (empty)
+            return o;
 #pragma unroll 8
-            for (int s = 0; s < k; ++s) {
-                const float2 x = *(const float2 *)(col + (long long)s * ROWS * LATENT);
-                const float w = weight[s];
-                o.x += w != 0.f ? w * x.x : 0.f;
-                o.y += w != 0.f ? w * x.y : 0.f;
-            }
+        for (int s = first_split; s < k; s += GROUPS) {
+            const float4 x = row_part[(long long)s * ROWS * COLS4 + c4];
+            const float w = weight[s];
+            o.x += w != 0.f ? w * x.x : 0.f;
+            o.y += w != 0.f ? w * x.y : 0.f;
+            o.z += w != 0.f ? w * x.z : 0.f;
+            o.w += w != 0.f ? w * x.w : 0.f;
         }
-        p.out[out_row * LATENT + c] = f32_to_bf16(o.x);   // out is only 2-byte aligned
-        p.out[out_row * LATENT + c + 1] = f32_to_bf16(o.y);
+        return o;
+    };
+    auto store = [&](int c4, float4 o) {
+        const long long at = out_row * LATENT + 4 * c4;
+        p.out[at] = f32_to_bf16(o.x);   // out is only 2-byte aligned
+        p.out[at + 1] = f32_to_bf16(o.y);
+        p.out[at + 2] = f32_to_bf16(o.z);
+        p.out[at + 3] = f32_to_bf16(o.w);
+    };
+    if constexpr (GROUPS > 1) {
+        __shared__ float4 group_sum[GROUPS > 1 ? GROUPS - 1 : 1][COLS4];
+        const int group = tid / COLS4, c4 = tid % COLS4;
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (group < GROUPS)
+            o = sweep(group, c4);
+        if (group > 0 && group < GROUPS)
+            group_sum[group - 1][c4] = o;
+        __syncthreads();
+        if (group == 0) {
+            for (int g = 0; g < GROUPS - 1; ++g) {
+                const float4 x = group_sum[g][c4];
+                o.x += x.x, o.y += x.y, o.z += x.z, o.w += x.w;
+            }
+            store(c4, o);
+        }
+    } else {
+        for (int c4 = tid; c4 < COLS4; c4 += THREADS)
+            store(c4, sweep(0, c4));
     }
     if (tid == 0)
         p.lse[out_row] = empty ? inf_f32() : total_lse;
