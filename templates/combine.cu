@@ -32,20 +32,30 @@ snapmla_combine(const CombineParams p)
     const long long part0 = (long long)b * p.num_splits * ROWS + row;   // split 0's row
 
     if (tid < 32) {
+        // each lane's partial LSEs, read once (all loads in flight together)
+        constexpr int PER_LANE = (MAX_SPLITS + 31) / 32;
+        float l[PER_LANE];
+#pragma unroll
+        for (int j = 0; j < PER_LANE; ++j) {
+            const int s = tid + 32 * j;
+            l[j] = s < k ? p.lse_part[part0 + (long long)s * ROWS] : -inf_f32();
+        }
         float m = -inf_f32();
-        for (int s = tid; s < k; s += 32)
-            m = fmaxf(m, p.lse_part[part0 + (long long)s * ROWS]);
+#pragma unroll
+        for (int j = 0; j < PER_LANE; ++j)
+            m = fmaxf(m, l[j]);
         m = warp_max(m);
         float sum = 0.f;
-        for (int s = tid; s < k; s += 32) {
-            float l = p.lse_part[part0 + (long long)s * ROWS];
-            sum += l == -inf_f32() ? 0.f : __expf(l - m);
-        }
+#pragma unroll
+        for (int j = 0; j < PER_LANE; ++j)
+            sum += l[j] == -inf_f32() ? 0.f : __expf(l[j] - m);
         sum = warp_sum(sum);
-        float lse = m == -inf_f32() ? -inf_f32() : m + logf(sum);
-        for (int s = tid; s < k; s += 32) {
-            float l = p.lse_part[part0 + (long long)s * ROWS];
-            weight[s] = lse == -inf_f32() || l == -inf_f32() ? 0.f : __expf(l - lse);
+        const float lse = m == -inf_f32() ? -inf_f32() : m + logf(sum);
+#pragma unroll
+        for (int j = 0; j < PER_LANE; ++j) {
+            const int s = tid + 32 * j;
+            if (s < k)
+                weight[s] = lse == -inf_f32() || l[j] == -inf_f32() ? 0.f : __expf(l[j] - lse);
         }
         if (tid == 0)
             total_lse = lse;
@@ -58,7 +68,7 @@ snapmla_combine(const CombineParams p)
     // needs at most half the CTA, GROUPS thread groups take every GROUPS-th
     // split and add up through smem: fewer serial loads per thread. The loads
     // do not wait on the sums (a zero weight is a select, not a branch), so
-    // eight are in flight at once.
+    // sixteen are in flight at once.
     static_assert(LATENT % 4 == 0, "16-byte columns");
     constexpr int COLS4 = LATENT / 4;
     constexpr int GROUPS = THREADS >= 2 * COLS4 ? THREADS / COLS4 : 1;
@@ -67,7 +77,7 @@ snapmla_combine(const CombineParams p)
         float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
         if (empty)
             return o;
-#pragma unroll 8
+#pragma unroll 16
         for (int s = first_split; s < k; s += GROUPS) {
             const float4 x = row_part[(long long)s * ROWS * COLS4 + c4];
             const float w = weight[s];
