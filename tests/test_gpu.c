@@ -69,6 +69,10 @@ static const char *const decode_cases[] = {
     "cache: {format: fp8_per_token, page_size: 1}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
     "model: {latent_dim: 512, rope_dim: 128, q_heads: 64}\n"
     "cache: {format: fp8_per_token, page_size: 64}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    /* MiniCPM3 dims through TMA: 64-byte RoPE rows (64-byte swizzle), four
+     * page pieces per tile */
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 1}\n"
+    "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
 };
 enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
 
