@@ -103,6 +103,49 @@ START_TEST(emit_rejects_fp8_compute_off_wgmma)
 }
 END_TEST
 
+/* The Hopper path brings KV tiles in by TMA when pages hold 16+ tokens and
+ * by cp.async below that; both shapes, and the plan kernel of its
+ * persistent launch, are in the source and compile through NVRTC (the
+ * 64-byte RoPE rows of MiniCPM3's dims included). */
+START_TEST(wgmma_copy_path_follows_the_page_size)
+{
+    static const struct { int page, latent, rope; const char *tma; } cases[] = {
+        {1, 512, 64, "false"}, {16, 256, 32, "true"}, {32, 512, 64, "true"},
+        {64, 512, 128, "true"}, {128, 512, 64, "true"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {
+        char yaml[512], expected[64];
+        snprintf(yaml, sizeof yaml,
+                 "kernel: mla_decode\nmodel: {latent_dim: %d, rope_dim: %d, q_heads: 16}\n"
+                 "cache: {format: fp8_per_token, page_size: %d}\ntile: {engine: wgmma}\n"
+                 "target: {compute: fp8}\n", cases[c].latent, cases[c].rope, cases[c].page);
+        snapmla_spec *spec = parse(yaml);
+        size_t length;
+        char *source = emit(&spec->variants[0], &length);
+        snprintf(expected, sizeof expected, "constexpr bool KV_TMA = %s;", cases[c].tma);
+        ck_assert_msg(strstr(source, expected) != NULL, "page %d: no '%s'", cases[c].page, expected);
+        ck_assert_ptr_nonnull(strstr(source, "snapmla_decode_plan"));
+        snapmla_error err;
+        unsigned char *cubin = NULL;
+        size_t size = 0;
+        ck_assert_msg(snapmla_jit_compile(source, spec->variants[0].name, spec->variants[0].arch,
+                                          &cubin, &size, &err) == SNAPMLA_OK,
+                      "%s: %s", spec->variants[0].name, err.message);
+        free(cubin);
+        free(source);
+        snapmla_spec_free(spec);
+    }
+    /* the other engines have neither */
+    snapmla_spec *spec = parse(decode_yaml);
+    size_t length;
+    char *source = emit(&spec->variants[0], &length);
+    ck_assert_ptr_null(strstr(source, "KV_TMA"));
+    ck_assert_ptr_null(strstr(source, "snapmla_decode_plan"));
+    free(source);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
 /* The tensor-core peak probe that `snapmla bench` times compiles for
  * sm_90a and holds both kernels. */
 START_TEST(peak_probe_compiles)
@@ -202,6 +245,7 @@ int main(void)
     tcase_add_test(tc, emit_fills_every_hole_and_names_the_variant);
     tcase_add_test(tc, emit_differs_when_a_field_differs);
     tcase_add_test(tc, emit_rejects_fp8_compute_off_wgmma);
+    tcase_add_test(tc, wgmma_copy_path_follows_the_page_size);
     tcase_add_test(tc, peak_probe_compiles);
     tcase_add_test(tc, cache_key_covers_source_and_arch);
     tcase_add_test(tc, nvrtc_reports_its_log);
