@@ -298,7 +298,7 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
 // The copier threads of a warpgroup start the copy of tile `tile` of the
 // range, the CTA's tile base + tile: ring slot and mbarrier phase run on
 // across the CTA's work items.
-__device__ __forceinline__ void issue_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+__device__ __forceinline__ void issue_kv_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
                                            unsigned char *ring, unsigned long long *full, int base,
                                            int tile, const TileWhere &w)
 {
@@ -437,7 +437,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     if (is_copier_thread()) {
         for (int k = 0; k < STAGES; ++k)
             if (copier_of(k) == wg)
-                issue_tile(p, maps, range, ring, full, base, k, locate_tile(range, k));
+                issue_kv_tile(p, maps, range, ring, full, base, k, locate_tile(range, k));
         next = locate_tile(range, STAGES + 1 - wg);
     }
     load_q_fp8(p, b, row0, q_lat, q_rope, q_scale);
@@ -668,7 +668,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             product(t - 1);
             if (t - 1 + STAGES < tiles && is_copier_thread()) {   // once the owner has read it too
                 mbarrier_wait(used + slot(t - 1), phase(t - 1));
-                issue_tile(p, maps, range, ring, full, base, t - 1 + STAGES, next);
+                issue_kv_tile(p, maps, range, ring, full, base, t - 1 + STAGES, next);
                 next = locate_tile(range, t + 1 + STAGES);
             }
             wait_products();   // before O's next rescale
