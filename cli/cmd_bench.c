@@ -14,7 +14,10 @@
 #include "cli.h"
 #include "context.h"
 #include "decode_timing.h"
+#include "error.h"
+#include "fileio.h"
 #include "mma_peak.h"
+#include "strbuf.h"
 
 enum { MAX_SHAPES = 16, MAX_SPECS = 8 };
 
@@ -179,30 +182,36 @@ static int parse_options(int argc, char **argv, bench_options *o)
 
 /* ---- JSON output ----------------------------------------------------------- */
 
-/* Written to PATH.tmp as the rows come and renamed to PATH once complete;
- * on any failure the temporary file is removed, so PATH never holds half a
- * run. */
+/* Built in memory as the rows come and written once the run is complete,
+ * atomically (snapmla_write_file_atomic), so PATH never holds half a run. */
 typedef struct json_out {
     const char *path;
-    char tmp[4096];
-    FILE *f;
+    snapmla_strbuf text;
+    int open;
     int rows;
 } json_out;
 
-/* Opened before the GPU work, so a path that cannot be written fails at once. */
+/* Checked before the GPU work, so a path that cannot be written fails at
+ * once: not a folder, in a folder that exists and takes new files. */
 static int json_open(json_out *j, const char *path)
 {
     struct stat st;
+    char folder[4096];
     memset(j, 0, sizeof *j);
     j->path = path;
-    if (strlen(path) + sizeof ".tmp" > sizeof j->tmp)
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (strlen(path) + sizeof ".tmp" > sizeof folder)
         errno = ENAMETOOLONG;
     else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         errno = EISDIR;
     else {
-        snprintf(j->tmp, sizeof j->tmp, "%s.tmp", path);
-        if ((j->f = fopen(j->tmp, "w")))
-            return 1;
+        if (!slash)
+            snprintf(folder, sizeof folder, ".");
+        else
+            snprintf(folder, sizeof folder, "%.*s", n ? (int)n : 1, path);   /* "/x": "/" */
+        if (access(folder, W_OK | X_OK) == 0)
+            return j->open = 1;
     }
     fprintf(stderr, "snapmla: cannot write '%s': %s\n", path, strerror(errno));
     return 0;
@@ -210,96 +219,84 @@ static int json_open(json_out *j, const char *path)
 
 static void json_abandon(json_out *j)
 {
-    if (!j->f)
-        return;
-    fclose(j->f);
-    remove(j->tmp);
-    j->f = NULL;
+    snapmla_strbuf_free(&j->text);
+    j->open = 0;
 }
 
-/* Flushes, syncs and renames; reports and removes the temporary file on failure. */
+/* Closes the document and writes the file; reports a failure. */
 static int json_finish(json_out *j)
 {
-    fputs(j->rows ? "\n  ]\n}\n" : "]\n}\n", j->f);
-    errno = 0;
-    int ok = fflush(j->f) == 0 && !ferror(j->f) && fsync(fileno(j->f)) == 0;
-    int error = errno ? errno : EIO;
-    if (fclose(j->f) != 0 && ok) {
-        ok = 0;
-        error = errno;
-    }
-    j->f = NULL;
-    if (!ok) {
-        fprintf(stderr, "snapmla: cannot write '%s': %s\n", j->path, strerror(error));
-    } else if (rename(j->tmp, j->path) != 0) {
-        fprintf(stderr, "snapmla: cannot rename '%s' to '%s': %s\n", j->tmp, j->path, strerror(errno));
-        ok = 0;
-    }
-    if (!ok)
-        remove(j->tmp);
-    return ok;
+    snapmla_strbuf_puts(&j->text, j->rows ? "\n  ]\n}\n" : "]\n}\n");
+    snapmla_error err;
+    snapmla_status s = j->text.failed
+                           ? snapmla_fail(&err, SNAPMLA_ERR_NOMEM, "cannot write '%s': out of memory", j->path)
+                           : snapmla_write_file_atomic(j->path, j->text.data, j->text.length, &err);
+    if (s != SNAPMLA_OK)
+        fprintf(stderr, "snapmla: %s\n", err.message);
+    json_abandon(j);
+    return s == SNAPMLA_OK;
 }
 
-static void json_string(FILE *f, const char *s)
+static void json_string(snapmla_strbuf *f, const char *s)
 {
-    fputc('"', f);
+    snapmla_strbuf_puts(f, "\"");
     for (; *s; ++s) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
+            snapmla_strbuf_printf(f, "\\%c", c);
         else if (c == '\n')
-            fputs("\\n", f);
+            snapmla_strbuf_puts(f, "\\n");
         else if (c == '\t')
-            fputs("\\t", f);
+            snapmla_strbuf_puts(f, "\\t");
         else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
+            snapmla_strbuf_printf(f, "\\u%04x", c);
         else
-            fputc(c, f);   /* UTF-8 passes through */
+            snapmla_strbuf_append(f, (const char *)&c, 1);   /* UTF-8 passes through */
     }
-    fputc('"', f);
+    snapmla_strbuf_puts(f, "\"");
 }
 
 /* JSON has no NaN or infinity: those are written as null. */
-static void json_number(FILE *f, double x, int decimals)
+static void json_number(snapmla_strbuf *f, double x, int decimals)
 {
     if (isfinite(x))
-        fprintf(f, "%.*f", decimals, x);
+        snapmla_strbuf_printf(f, "%.*f", decimals, x);
     else
-        fputs("null", f);
+        snapmla_strbuf_puts(f, "null");
 }
 
 static void json_begin(json_out *j, const char *device, int replays, double copy,
                        const cli_mma_ceilings *mma)
 {
-    FILE *f = j->f;
-    fputs("{\n  \"device\": ", f);
+    snapmla_strbuf *f = &j->text;
+    snapmla_strbuf_puts(f, "{\n  \"device\": ");
     json_string(f, device);
-    fprintf(f, ",\n  \"replays\": %d,\n  \"ceilings\": {\"copy_tbps\": ", replays);
+    snapmla_strbuf_printf(f, ",\n  \"replays\": %d,\n  \"ceilings\": {\"copy_tbps\": ", replays);
     json_number(f, copy > 0 ? copy : NAN, 3);
-    fputs(", \"bf16_tflops\": ", f);
+    snapmla_strbuf_puts(f, ", \"bf16_tflops\": ");
     json_number(f, mma->measured ? mma->bf16_tflops : NAN, 1);
-    fputs(", \"fp8_tflops\": ", f);
+    snapmla_strbuf_puts(f, ", \"fp8_tflops\": ");
     json_number(f, mma->measured ? mma->fp8_tflops : NAN, 1);
-    fputs("},\n  \"rows\": [", f);
+    snapmla_strbuf_puts(f, "},\n  \"rows\": [");
 }
 
 static void json_row(json_out *j, const bench_row *r)
 {
-    FILE *f = j->f;
-    fputs(j->rows++ ? ",\n    {\"variant\": " : "\n    {\"variant\": ", f);
+    snapmla_strbuf *f = &j->text;
+    snapmla_strbuf_puts(f, j->rows++ ? ",\n    {\"variant\": " : "\n    {\"variant\": ");
     json_string(f, r->variant);
-    fprintf(f, ", \"batch\": %d, \"seqlen\": %d, \"ragged\": %s, \"tokens\": %lld, \"us\": ",
-            r->sh.batch, r->sh.seqlen, r->sh.ragged ? "true" : "false", (long long)r->tokens);
+    snapmla_strbuf_printf(f, ", \"batch\": %d, \"seqlen\": %d, \"ragged\": %s, \"tokens\": %lld, \"us\": ",
+                          r->sh.batch, r->sh.seqlen, r->sh.ragged ? "true" : "false", (long long)r->tokens);
     json_number(f, r->t.us, 2);
-    fputs(", \"tbps\": ", f);
+    snapmla_strbuf_puts(f, ", \"tbps\": ");
     json_number(f, r->t.tbps, 4);
-    fputs(", \"copy_fraction\": ", f);
+    snapmla_strbuf_puts(f, ", \"copy_fraction\": ");
     json_number(f, r->copy_fraction, 4);
-    fputs(", \"tflops\": ", f);
+    snapmla_strbuf_puts(f, ", \"tflops\": ");
     json_number(f, r->t.tflops, 2);
-    fputs(", \"flashmla_us\": ", f);
+    snapmla_strbuf_puts(f, ", \"flashmla_us\": ");
     json_number(f, r->flashmla_us > 0 ? r->flashmla_us : NAN, 0);
-    fputc('}', f);
+    snapmla_strbuf_puts(f, "}");
 }
 
 /* ---- timing ---------------------------------------------------------------- */
@@ -427,7 +424,7 @@ static int bench_spec(snapmla_context *ctx, const bench_options *o, const char *
     return code;
 }
 
-/* The ceilings, then every spec; the JSON file is left open for the caller. */
+/* The ceilings, then every spec; the JSON document is left for the caller to finish. */
 static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
 {
     snapmla_error err;
@@ -437,7 +434,7 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
         int code = cli_report(&err);
         return code == CLI_USAGE ? CLI_FAILED : code;
     }
-    bench_out out = {.json = json->f ? json : NULL};
+    bench_out out = {.json = json->open ? json : NULL};
     out.csv = o->csv ? fopen(o->csv, "w") : NULL;
     if (o->csv && !out.csv) {
         fprintf(stderr, "snapmla: cannot write '%s': %s\n", o->csv, strerror(errno));
@@ -498,10 +495,10 @@ static int run_bench(int argc, char **argv)
     int verbose = 0;
     snapmla_context *ctx = cli_context(&verbose, NULL, 0);
     code = ctx ? bench(ctx, &o, &json) : CLI_FAILED;
-    if (json.f && code == CLI_OK) {
+    if (json.open && code == CLI_OK) {
         if (!json_finish(&json))
             code = CLI_FAILED;
-    } else if (json.f) {
+    } else if (json.open) {
         json_abandon(&json);
         fprintf(stderr, "snapmla: '%s' not written: the run did not finish\n", o.json);
     }
