@@ -120,27 +120,18 @@ static int launch_splits(const snapmla_kernel *k, int batch, int requested)
     return (int)(want < 1 ? 1 : want > v->max_splits ? v->max_splits : want);
 }
 
-/* Launches with one parameter struct, or two (second not NULL). */
-static snapmla_status launch2(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
-                              unsigned grid_y, unsigned grid_z, unsigned shared, void *params,
-                              void *params2, void *stream, const char *what, snapmla_error *err)
+/* Launches `threads` per CTA with one parameter struct, or two (second
+ * not NULL). */
+static snapmla_status launch_with(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
+                                  unsigned grid_y, unsigned grid_z, unsigned threads, unsigned shared,
+                                  void *params, void *params2, void *stream, const char *what,
+                                  snapmla_error *err)
 {
     const snapmla_driver *d = &k->owner->driver;
     void *arguments[] = {params, params2};
-    return snapmla_driver_check(
-        d, d->cuLaunchKernel(function, grid_x, grid_y, grid_z, (unsigned)k->variant.threads, 1, 1,
-                             shared, (CUstream)stream, arguments, NULL),
-        what, err);
-}
-
-/* The Hopper decode's work plan: one CTA of 1024 threads (decode_plan.cu). */
-static snapmla_status launch_plan(const snapmla_kernel *k, void *params, void *stream, snapmla_error *err)
-{
-    const snapmla_driver *d = &k->owner->driver;
-    void *arguments[] = {params};
-    return snapmla_driver_check(d, d->cuLaunchKernel(k->plan_function, 1, 1, 1, 1024, 1, 1, 0,
+    return snapmla_driver_check(d, d->cuLaunchKernel(function, grid_x, grid_y, grid_z, threads, 1, 1, shared,
                                                      (CUstream)stream, arguments, NULL),
-                                "launching the decode plan kernel", err);
+                                what, err);
 }
 
 /* One plane of the paged cache as a 3-D byte tensor (bytes of a token's row,
@@ -187,11 +178,13 @@ static snapmla_status encode_kv_maps(const snapmla_kernel *k, uint64_t cache, in
                         rope_bytes, rope_bytes < 128 ? rope_bytes : 128, page_stride, num_pages, err);
 }
 
+/* The variant's threads per CTA, one parameter struct. */
 static snapmla_status launch(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
                              unsigned grid_y, unsigned grid_z, unsigned shared, void *params,
                              void *stream, const char *what, snapmla_error *err)
 {
-    return launch2(k, function, grid_x, grid_y, grid_z, shared, params, NULL, stream, what, err);
+    return launch_with(k, function, grid_x, grid_y, grid_z, (unsigned)k->variant.threads, shared, params,
+                       NULL, stream, what, err);
 }
 
 snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args *a,
@@ -233,13 +226,12 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
                             w.total);
 
     int splits = launch_splits(kernel, a->batch, a->num_splits);
-    /* Hopper, policy auto, and row blocks enough to fill the GPU: a
-     * persistent grid taking them longest first (templates/decode_plan.cu) */
+    /* Hopper, policy auto, and row blocks enough to fill the GPU (so
+     * launch_splits gave 1): a persistent grid taking them longest first
+     * (templates/decode_plan.cu) */
     int grid_ctas = kernel->sm_count * kernel->ctas_per_sm;
     int persistent = v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
                      v->split_policy == SNAPMLA_SPLIT_AUTO && (long)a->batch * row_blocks(v) >= grid_ctas;
-    if (persistent)
-        splits = 1;
     uint64_t ws = ADDRESS(a->workspace);
     decode_params p = {
         .q = ADDRESS(a->q), .cache = ADDRESS(a->kv_cache), .block_table = ADDRESS(a->block_table),
@@ -256,15 +248,17 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
     if (persistent) {
         /* plan, then one CTA per SM slot taking its items; the wgmma kernel
          * takes the maps as a second parameter */
-        s = launch_plan(kernel, &p, stream, err);
+        s = launch_with(kernel, kernel->plan_function, 1, 1, 1, 1024, 0, &p, NULL, stream,
+                        "launching the decode plan kernel", err);   /* PLAN_THREADS */
         if (s == SNAPMLA_OK)
-            s = launch2(kernel, kernel->main_function, (unsigned)grid_ctas, 1, 1,
-                        (unsigned)v->smem_bytes, &p, &maps, stream, "launching the decode kernel", err);
+            s = launch_with(kernel, kernel->main_function, (unsigned)grid_ctas, 1, 1,
+                            (unsigned)v->threads, (unsigned)v->smem_bytes, &p, &maps, stream,
+                            "launching the decode kernel", err);
     } else {
-        s = launch2(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
-                    (unsigned)a->batch, (unsigned)v->smem_bytes, &p,
-                    v->engine == SNAPMLA_ENGINE_WGMMA ? &maps : NULL, stream,
-                    "launching the decode kernel", err);
+        s = launch_with(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
+                        (unsigned)a->batch, (unsigned)v->threads, (unsigned)v->smem_bytes, &p,
+                        v->engine == SNAPMLA_ENGINE_WGMMA ? &maps : NULL, stream,
+                        "launching the decode kernel", err);
     }
     if (s != SNAPMLA_OK || splits == 1)
         return s == SNAPMLA_OK ? snapmla_ok(err) : s;
