@@ -38,26 +38,13 @@ snapmla_decode_plan(const DecodeParams p)
     // PLAN_KEYS - 1 - t.
     static_assert(PLAN_KEYS == PLAN_THREADS, "one key per thread");
     const int key = PLAN_KEYS - 1 - tid, count = next_at[key];
-    int incl = count;
-#pragma unroll
-    for (int d = 1; d < 32; d *= 2) {
-        const int v = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d)
-            incl += v;
-    }
+    const int incl = warp_inclusive_sum(count);
     if (lane == 31)
         warp_total[warp] = incl;
     __syncthreads();
     if (warp == 0) {
         const int w = warp_total[lane];
-        int winc = w;
-#pragma unroll
-        for (int d = 1; d < 32; d *= 2) {
-            const int v = __shfl_up_sync(0xffffffffu, winc, d);
-            if (lane >= d)
-                winc += v;
-        }
-        warp_total[lane] = winc - w;   // exclusive, per warp
+        warp_total[lane] = warp_inclusive_sum(w) - w;   // exclusive, per warp
     }
     __syncthreads();
     next_at[key] = warp_total[warp] + incl - count;

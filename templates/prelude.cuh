@@ -131,6 +131,19 @@ __device__ __forceinline__ float warp_sum(float v)
     return v;
 }
 
+// Sum of v over lanes 0..lane of the warp (inclusive prefix sum).
+__device__ __forceinline__ int warp_inclusive_sum(int v)
+{
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+        const int u = __shfl_up_sync(0xffffffffu, v, d);
+        if (lane >= d)
+            v += u;
+    }
+    return v;
+}
+
 __device__ __forceinline__ unsigned smem_address(const void *p)
 {
     return (unsigned)__cvta_generic_to_shared(p);
