@@ -91,17 +91,24 @@ static snapmla_kernel *kernel_for(const char *head, const char *body, snapmla_sp
     return kernel;
 }
 
+/* Runs one GPU check and asserts it passed; the report line is printed
+ * under `label`. */
+static void expect_check(snapmla_kernel *kernel, const snapmla_decode_check *check, const char *label)
+{
+    snapmla_check_report report;
+    snapmla_error err;
+    ck_assert_msg(snapmla_check_decode(ctx, kernel, check, &report, &err) == SNAPMLA_OK, "%s",
+                  err.message);
+    printf("  %s: %s\n", label, report.summary);
+    ck_assert_msg(report.passed, "%s", report.summary);
+}
+
 static void expect_decode(snapmla_kernel *kernel, const int32_t *seqlens, int batch,
                           int num_splits, uint64_t seed)
 {
     snapmla_decode_check check = {.batch = batch, .seqlens = seqlens, .num_splits = num_splits,
                                   .seed = seed};
-    snapmla_check_report report;
-    snapmla_error err;
-    ck_assert_msg(snapmla_check_decode(ctx, kernel, &check, &report, &err) == SNAPMLA_OK, "%s",
-                  err.message);
-    printf("  %s: %s\n", snapmla_kernel_variant(kernel)->name, report.summary);
-    ck_assert_msg(report.passed, "%s", report.summary);
+    expect_check(kernel, &check, snapmla_kernel_variant(kernel)->name);
 }
 
 START_TEST(decode_matches_reference)
@@ -156,12 +163,7 @@ START_TEST(decode_graph_replay_with_changing_lengths)
     const int32_t *rounds[] = {round1, round2, round3};
     snapmla_decode_check check = {.batch = 5, .seqlens = most, .seed = base_seed + 99,
                                   .graph_rounds = rounds, .graph_round_count = 3};
-    snapmla_check_report report;
-    snapmla_error err;
-    ck_assert_msg(snapmla_check_decode(ctx, kernel, &check, &report, &err) == SNAPMLA_OK, "%s",
-                  err.message);
-    printf("  graph: %s\n", report.summary);
-    ck_assert_msg(report.passed, "%s", report.summary);
+    expect_check(kernel, &check, "graph");
     snapmla_spec_free(spec);
 }
 END_TEST
@@ -193,12 +195,7 @@ START_TEST(decode_persistent_large_batch)
     const int32_t *rounds[] = {lens[1], lens[2]};
     snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = base_seed + 123,
                                   .graph_rounds = rounds, .graph_round_count = 2};
-    snapmla_check_report report;
-    snapmla_error err;
-    ck_assert_msg(snapmla_check_decode(ctx, kernel, &check, &report, &err) == SNAPMLA_OK, "%s",
-                  err.message);
-    printf("  persistent: %s\n", report.summary);
-    ck_assert_msg(report.passed, "%s", report.summary);
+    expect_check(kernel, &check, "persistent");
     snapmla_spec_free(spec);
 }
 END_TEST
