@@ -21,6 +21,6 @@ if [[ $what == test || $what == all ]]; then
     build/tests/test_gpu 2>&1 | tee "$out/test_gpu.log" | grep -E "FAIL|wgmma|^[0-9]+%|Checks" | tail -40
 fi
 if [[ $what == bench || $what == all ]]; then
-    build/snapmla bench specs/deepseek_v3_fp8_hopper.yaml specs/deepseek_v3_mma.yaml specs/deepseek_v3_tp_mma.yaml \
+    build/snapmla bench specs/deepseek_v3_fp8_hopper.yaml specs/deepseek_v3_bf16_hopper.yaml specs/deepseek_v3_mma.yaml specs/deepseek_v3_tp_mma.yaml \
         --shapes 128x4096,128x16384,1x65536 --csv "$out/bench.csv" 2>&1 | tee "$out/bench.log"
 fi

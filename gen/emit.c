@@ -132,8 +132,13 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     static const char *const mma_parts[] = {"prelude.cuh", "decode_common.cuh", "decode_mma.cu",
                                             "combine.cu", NULL};
     /* "@wgmma": the generated wgmma wrappers (gen/emit_wgmma.c) */
-    static const char *const wgmma_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
-                                              "decode_plan.cu", "decode_wgmma.cu", "combine.cu", NULL};
+    static const char *const wgmma_fp8_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
+                                                  "decode_plan.cu", "wgmma_decode.cuh", "decode_wgmma_fp8.cu",
+                                                  "decode_wgmma_kernel.cu", "combine.cu", NULL};
+    static const char *const wgmma_bf16_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
+                                                   "decode_plan.cu", "wgmma_decode.cuh", "decode_wgmma_bf16.cu",
+                                                   "decode_wgmma_kernel.cu", "combine.cu", NULL};
+    const char *const *wgmma_parts = v->compute == SNAPMLA_COMPUTE_FP8 ? wgmma_fp8_parts : wgmma_bf16_parts;
     const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts
                                     : v->engine == SNAPMLA_ENGINE_WGMMA ? wgmma_parts
                                     : simt_parts;

@@ -1,7 +1,8 @@
 /* Code generation, PTX part: the warpgroup MMA wrappers a wgmma variant
  * needs, one per shape. Written by code because an m64nN wrapper names N/2
  * accumulator registers in its asm operand list; the templates then call
- * them by name (wgmma_qk_fp8, wgmma_qk_bf16, wgmma_pvt_fp8). */
+ * them by name (FP8: wgmma_qk_fp8, wgmma_qk_bf16, wgmma_pvt_fp8; BF16:
+ * wgmma_qk_bf16, wgmma_pv_bf16_rs, wgmma_pv_bf16_ss). */
 #include "emit_wgmma.h"
 
 #include <string.h>
@@ -48,16 +49,27 @@ void snapmla_emit_wgmma_wrappers(snapmla_strbuf *out, const snapmla_variant *v)
     char shape[96];
     snapmla_strbuf_puts(out, "// ---- wgmma wrappers of this variant (gen/emit_wgmma.c) ---------------------\n"
                              "namespace snapmla {\n\n");
-    snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", v->kv_tile);
-    wrapper(out, "wgmma_qk_fp8", "scores, latent part: e4m3 Q (smem) x e4m3 K (smem), K-major both",
-            v->kv_tile, shape, 0, ", 1, 1");
     snprintf(shape, sizeof shape, "m64n%dk16.f32.bf16.bf16", v->kv_tile);
-    wrapper(out, "wgmma_qk_bf16", "scores, RoPE part: BF16 Q (smem) x BF16 K (smem), K-major both",
-            v->kv_tile, shape, 0, ", 1, 1, 0, 0");
-    snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", v->q_tile);
-    wrapper(out, "wgmma_pvt_fp8",
-            "output, transposed: e4m3 V^T (registers) x e4m3 P' (smem, tokens contiguous)",
-            v->q_tile, shape, 1, ", 1, 1");
+    wrapper(out, "wgmma_qk_bf16", "scores (the RoPE part on the FP8 path): BF16 Q (smem) x BF16 K (smem), "
+            "K-major both", v->kv_tile, shape, 0, ", 1, 1, 0, 0");
+    if (v->compute == SNAPMLA_COMPUTE_FP8) {
+        snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", v->kv_tile);
+        wrapper(out, "wgmma_qk_fp8", "scores, latent part: e4m3 Q (smem) x e4m3 K (smem), K-major both",
+                v->kv_tile, shape, 0, ", 1, 1");
+        snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", v->q_tile);
+        wrapper(out, "wgmma_pvt_fp8",
+                "output, transposed: e4m3 V^T (registers) x e4m3 P' (smem, tokens contiguous)",
+                v->q_tile, shape, 1, ", 1, 1");
+    } else {
+        /* O = P V over a warpgroup's half of the latent; V is the K tile read
+         * MN-major (the last immediate transposes B) */
+        int half = v->latent_dim / 2;
+        snprintf(shape, sizeof shape, "m64n%dk16.f32.bf16.bf16", half);
+        wrapper(out, "wgmma_pv_bf16_rs", "output: BF16 P (registers) x BF16 V (smem, MN-major)", half, shape,
+                1, ", 1, 1, 1");
+        wrapper(out, "wgmma_pv_bf16_ss", "output: BF16 P (smem, K-major) x BF16 V (smem, MN-major)", half,
+                shape, 0, ", 1, 1, 0, 1");
+    }
     snapmla_strbuf_puts(out, "}  // namespace snapmla\n\n");
 }
 

@@ -21,8 +21,16 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int width = v->latent_dim + v->rope_dim;
     /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
     int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
+    if (v->engine == SNAPMLA_ENGINE_WGMMA && v->compute == SNAPMLA_COMPUTE_BF16) {
+        /* templates/decode_wgmma_bf16.cu: 1024-aligned BF16 Q and KV tiles
+         * (STAGES of them), one tile's BF16 P and row state (3 floats per
+         * query row), two mbarriers per ring slot. */
+        int row = 2 * (v->latent_dim + v->rope_dim);
+        return 1024 + round_up_1024(v->q_tile * row) + v->stages * round_up_1024(v->kv_tile * row) +
+               2 * v->q_tile * v->kv_tile + 3 * v->q_tile * 4 + v->stages * 16;
+    }
     if (v->engine == SNAPMLA_ENGINE_WGMMA) {
-        /* templates/decode_wgmma.cu: 1024-aligned regions for the 128-byte
+        /* templates/decode_wgmma_fp8.cu: 1024-aligned regions for the 128-byte
          * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles,
          * three tiles' e4m3 P' and row state (4 floats per query row), two
          * mbarriers per ring slot. */

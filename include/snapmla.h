@@ -74,7 +74,7 @@ typedef enum snapmla_compute {
 typedef enum snapmla_engine {
     SNAPMLA_ENGINE_SIMT,      /* fp32 CUDA cores, any tile */
     SNAPMLA_ENGINE_MMA_SYNC,  /* BF16 tensor cores (mma.sync), sm_80+ */
-    SNAPMLA_ENGINE_WGMMA      /* Hopper warpgroup MMA (wgmma), sm_90a: FP8 */
+    SNAPMLA_ENGINE_WGMMA      /* Hopper warpgroup MMA (wgmma), sm_90a: FP8 and BF16 */
 } snapmla_engine;
 
 typedef enum snapmla_split_policy {

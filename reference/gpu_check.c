@@ -74,19 +74,26 @@ static void worst_of(comparison *worst, const comparison *c)
     worst->lse_bound_ratio = fmax(worst->lse_bound_ratio, c->lse_bound_ratio);
 }
 
-/* The tensor-core engine is judged against the unrounded reference (its P
- * is BF16), the FP8 path too (its Q and P are e4m3), the others against the
- * BF16-rounded one; see gpu_check.h. */
+/* The tensor-core engines' BF16 products (mma_sync, wgmma with compute
+ * bf16) round P to BF16 before PV. */
+static int p_in_bf16(const snapmla_variant *v)
+{
+    return v->engine != SNAPMLA_ENGINE_SIMT && v->compute == SNAPMLA_COMPUTE_BF16;
+}
+
+/* Those are judged against the unrounded reference, the FP8 path too (its
+ * Q and P are e4m3), the SIMT engine against the BF16-rounded one; see
+ * gpu_check.h. */
 static int unrounded(const snapmla_variant *v)
 {
-    return v->engine == SNAPMLA_ENGINE_MMA_SYNC || v->compute == SNAPMLA_COMPUTE_FP8;
+    return p_in_bf16(v) || v->compute == SNAPMLA_COMPUTE_FP8;
 }
 
 static double tolerance_of(const snapmla_variant *v)
 {
     if (v->compute == SNAPMLA_COMPUTE_FP8)
         return SNAPMLA_CHECK_REL_L2_FP8;
-    return v->engine == SNAPMLA_ENGINE_MMA_SYNC ? SNAPMLA_CHECK_REL_L2_BF16_P : SNAPMLA_CHECK_REL_L2;
+    return p_in_bf16(v) ? SNAPMLA_CHECK_REL_L2_BF16_P : SNAPMLA_CHECK_REL_L2;
 }
 
 static double lse_tolerance_of(const snapmla_variant *v)

@@ -16,7 +16,8 @@
  * wrong token, row or split is far above). The LSE is fp32 throughout. */
 #define SNAPMLA_CHECK_REL_L2 1e-3
 #define SNAPMLA_CHECK_LSE_ABS 1e-4
-/* The tensor-core engine rounds P to BF16 before the PV product (2^-9
+/* The tensor-core engines' BF16 products (tile.engine mma_sync, and wgmma
+ * with target.compute bf16) round P to BF16 before the PV product (2^-9
  * relative per weight, about 1e-3 on the output, up to 2.6e-3 measured with
  * a handful of tokens where nothing averages out) on top of the output's
  * own rounding: it is judged against the unrounded reference, at 5e-3. */

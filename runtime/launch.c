@@ -20,8 +20,8 @@ typedef struct decode_params {
 _Static_assert(sizeof(decode_params) == 112, "DecodeParams layout");
 _Static_assert(offsetof(decode_params, softmax_scale) == 108, "DecodeParams layout");
 
-/* Mirrors KvMaps in templates/decode_wgmma.cu: the cache's latent and RoPE
- * planes as TMA tensor maps, the wgmma kernel's second parameter. */
+/* Mirrors KvMaps in templates/wgmma_decode.cuh: the cache's latent and RoPE
+ * rows as TMA tensor maps, the wgmma kernel's second parameter. */
 typedef struct kv_maps {
     CUtensorMap latent, rope;
 } kv_maps;
@@ -134,21 +134,24 @@ static snapmla_status launch_with(const snapmla_kernel *k, CUfunction function, 
                                 what, err);
 }
 
-/* One plane of the paged cache as a 3-D byte tensor (bytes of a token's row,
- * slot in the page, page), read in boxes of `box_bytes` x min(page, tile)
- * tokens, swizzled as wgmma reads them (box_bytes 128 or 64 bytes wide). */
+/* One part of every token of the paged cache (its latent or its RoPE) as a
+ * 3-D byte tensor (the part's `row_bytes`, slot in the page, page; tokens
+ * `token_stride` bytes apart), read in boxes of `box_bytes` x min(page,
+ * tile) tokens, swizzled as wgmma reads them (box_bytes 128, 64 or 32). */
 static snapmla_status encode_plane(const snapmla_kernel *k, CUtensorMap *map, uint64_t base,
-                                   int row_bytes, int box_bytes, int64_t page_stride,
+                                   int row_bytes, int token_stride, int box_bytes, int64_t page_stride,
                                    int64_t num_pages, snapmla_error *err)
 {
     const snapmla_variant *v = &k->variant;
     const snapmla_driver *d = &k->owner->driver;
     cuuint64_t dims[3] = {(cuuint64_t)row_bytes, (cuuint64_t)v->page_size, (cuuint64_t)num_pages};
-    cuuint64_t strides[2] = {(cuuint64_t)row_bytes, (cuuint64_t)page_stride};
+    cuuint64_t strides[2] = {(cuuint64_t)token_stride, (cuuint64_t)page_stride};
     cuuint32_t box[3] = {(cuuint32_t)box_bytes,
                          (cuuint32_t)(v->page_size < v->kv_tile ? v->page_size : v->kv_tile), 1};
     cuuint32_t element_strides[3] = {1, 1, 1};
-    CUtensorMapSwizzle swizzle = box_bytes == 128 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+    CUtensorMapSwizzle swizzle = box_bytes == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                                 : box_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                                   : CU_TENSOR_MAP_SWIZZLE_32B;
     return SNAPMLA_CU(d, cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, (void *)(uintptr_t)base,
                                                 dims, strides, box, element_strides,
                                                 CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
@@ -157,8 +160,10 @@ static snapmla_status encode_plane(const snapmla_kernel *k, CUtensorMap *map, ui
                       err);
 }
 
-/* The tensor maps of a TMA variant's cache planes (fp8_per_token: latent
- * e4m3 rows, then RoPE BF16 rows, per page); zeros for other variants. */
+/* The tensor maps of a TMA variant's latent and RoPE rows
+ * (docs/cache-formats.md): fp8_per_token, an e4m3 latent plane then a BF16
+ * RoPE plane per page; bf16, whole tokens (interleaved) or a latent plane
+ * then a RoPE plane (planar). Zeros for other variants. */
 static snapmla_status encode_kv_maps(const snapmla_kernel *k, uint64_t cache, int64_t page_stride,
                                      int64_t num_pages, kv_maps *maps, snapmla_error *err)
 {
@@ -170,12 +175,16 @@ static snapmla_status encode_kv_maps(const snapmla_kernel *k, uint64_t cache, in
     REQUIRE(num_pages <= INT32_MAX, "num_pages must be at most 2^31 - 1 (pages are int32 in block_table)");
     REQUIRE(page_stride < ((int64_t)1 << 40), "page_stride must be under 2^40 bytes (a TMA stride)");
     int rope_bytes = 2 * v->rope_dim;
-    snapmla_status s = encode_plane(k, &maps->latent, cache, v->latent_dim, 128, page_stride,
-                                    num_pages, err);
+    int latent_bytes = v->cache_format == SNAPMLA_FORMAT_BF16 ? 2 * v->latent_dim : v->latent_dim;
+    int interleaved = v->cache_format == SNAPMLA_FORMAT_BF16 && v->rope_layout == SNAPMLA_ROPE_INTERLEAVED;
+    int token_bytes = latent_bytes + rope_bytes;
+    uint64_t rope_at = interleaved ? (uint64_t)latent_bytes : (uint64_t)v->page_size * (uint64_t)latent_bytes;
+    snapmla_status s = encode_plane(k, &maps->latent, cache, latent_bytes, interleaved ? token_bytes : latent_bytes,
+                                    128, page_stride, num_pages, err);
     if (s != SNAPMLA_OK)
         return s;
-    return encode_plane(k, &maps->rope, cache + (uint64_t)v->page_size * (uint64_t)v->latent_dim,
-                        rope_bytes, rope_bytes < 128 ? rope_bytes : 128, page_stride, num_pages, err);
+    return encode_plane(k, &maps->rope, cache + rope_at, rope_bytes, interleaved ? token_bytes : rope_bytes,
+                        rope_bytes < 128 ? rope_bytes : 128, page_stride, num_pages, err);
 }
 
 /* The variant's threads per CTA, one parameter struct. */

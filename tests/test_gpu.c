@@ -73,6 +73,21 @@ static const char *const decode_cases[] = {
      * page pieces per tile */
     "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 1}\n"
     "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
+     * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
+     * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off) */
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 1, q_len: 1}\ntile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\ncache: {page_size: 16}\n"
+    "tile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\n"
+    "cache: {page_size: 128, rope_layout: planar}\ntile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 3, q_len: 4}\ncache: {page_size: 32}\n"
+    "tile: {engine: wgmma}\nsplit: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2, causal: false}\n"
+    "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma, stages: 4}\n",
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 128, q_len: 1}\ncache: {page_size: 64}\n"
+    "tile: {engine: wgmma, stages: 3}\n",
 };
 enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
 
@@ -130,10 +145,17 @@ START_TEST(decode_matches_reference)
 }
 END_TEST
 
-/* The default engine and the Hopper FP8 path, for the long and graph tests. */
+/* The default engine and the Hopper FP8 and BF16 paths, for the long and
+ * graph tests. */
 static const char *const engine_bodies[] = {
     "",
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "tile: {engine: wgmma}\n",
+};
+/* The Hopper paths, for the persistent-launch test. */
+static const char *const hopper_bodies[] = {
+    "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "tile: {engine: wgmma}\n",
 };
 
 START_TEST(decode_long_context_single_request)
@@ -176,10 +198,9 @@ END_TEST
 START_TEST(decode_persistent_large_batch)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n",
-                                        "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n"
-                                        "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\n"
-                                        "target: {compute: fp8}\n", &spec);
+    char body[512];
+    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n%s", hopper_bodies[_i]);
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
     enum { BATCH = 160 };
     static int32_t lens[3][BATCH];
     uint64_t state = base_seed | 1;
@@ -281,9 +302,12 @@ int main(void)
     TCase *tc = tcase_create("gpu");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
-    tcase_add_loop_test(tc, decode_long_context_single_request, 0, 2);
-    tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0, 2);
-    tcase_add_test(tc, decode_persistent_large_batch);
+    tcase_add_loop_test(tc, decode_long_context_single_request, 0,
+                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
+    tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0,
+                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
+    tcase_add_loop_test(tc, decode_persistent_large_batch, 0,
+                        (int)(sizeof hopper_bodies / sizeof hopper_bodies[0]));
     tcase_add_loop_test(tc, append_is_bit_exact, 0,
                         (int)(sizeof append_cases / sizeof append_cases[0]));
     tcase_add_test(tc, combine_matches_reference);

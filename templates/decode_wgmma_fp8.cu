@@ -1,5 +1,8 @@
 // ---- mla_decode, Hopper FP8 path (wgmma e4m3, sm_90a) ----------------------
 //
+// (The tile ring, TMA copies and shared helpers: wgmma_decode.cuh; the
+// kernel entry that runs decode_item: decode_wgmma_kernel.cu.)
+//
 // Schedule ("seesaw"). 256 threads: two warpgroups WG0, WG1. A work item is
 // 64 query rows (q_heads x q_len, padded) of one request and a contiguous
 // range of its 64-token KV tiles: one per CTA of the split grid (row blocks,
@@ -44,18 +47,8 @@
 
 namespace snapmla {
 
-static_assert(Q_TILE == 64 && KV_TILE == 64 && THREADS == 256, "two warpgroups on 64 x 64");
-static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
 static_assert(FORMAT == FORMAT_FP8_PER_TOKEN, "the FP8 path reads the per-token cache");
-static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");
 
-constexpr int HALF = LATENT / 2;                      // output channels per warpgroup
-constexpr int LAT_BLOCK_BYTES = 64 * 128;             // 64 rows x 128 e4m3 channels
-constexpr int ROPE_ROW = ROPE * 2;                    // bytes of one row's RoPE
-constexpr int ROPE_SW = ROPE_ROW >= 128 ? 128 : ROPE_ROW;   // its swizzle width
-constexpr int ROPE_BLOCK_BYTES = 64 * ROPE_SW;
-constexpr int ROPE_BLOCKS = ROPE_ROW / ROPE_SW;
-constexpr int ROPE_MODE = ROPE_SW == 128 ? 1 : ROPE_SW == 64 ? 2 : 3;  // descriptor swizzle code
 // P' of one tile, e4m3, tokens contiguous per query row (the B operand of
 // O^T = V^T P'^T, K-major, no swizzle): core matrices of 8 rows x 16 bytes,
 // the next 16 k at +128, the next 8 rows at +512. Three buffers: tile t's
@@ -73,53 +66,12 @@ constexpr int STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;
 constexpr float P_LOW = 28.f, P_HIGH = 448.f;
 // O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels.
 constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
-__host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
 constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
-constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LATENT + ROPE_ROW) + KV_TILE * 4);
-constexpr int LAT_CHUNKS = LATENT / 16, ROPE_CHUNKS = ROPE_ROW / 16;
-constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
-// KV tiles come in by TMA when pages hold at least 16 tokens: one thread
-// issues a tile's boxes (per page piece: the latent's 128-channel blocks and
-// the RoPE rows through the tensor maps, with the 128/64-byte swizzle wgmma
-// reads; the scales as one bulk copy). Smaller pages: cp.async, 16 bytes per
-// instruction from every thread of a warpgroup.
-constexpr bool KV_TMA = {{kv_tma}};
-constexpr int BOX_ROWS = PAGE_SIZE < KV_TILE ? PAGE_SIZE : KV_TILE;   // a tile's tokens in one page
-constexpr int PIECES = KV_TMA ? KV_TILE / BOX_ROWS : 1;
-static_assert(!KV_TMA || (KV_TILE % BOX_ROWS == 0 && PAGE_SIZE % BOX_ROWS == 0 && BOX_ROWS >= 16),
-              "TMA boxes tile the KV tile and the page");
-// The cache's latent and RoPE planes as 3-D tensor maps (bytes x slot x
-// page), encoded by runtime/launch.c; a kernel parameter (__grid_constant__).
-struct alignas(64) TensorMap { unsigned long long opaque[16]; };
-struct KvMaps { TensorMap latent, rope; };
-
-// Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
-// tile parity); 3, 4 close each warpgroup's own P' writes.
-constexpr int BAR_STATE = 1, BAR_OWN = 3;
+constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;   // 16-byte cp.async chunks per token
 
 // The warpgroup that copies tile j in: the non-owner of tile j - STAGES,
 // which refills that slot; the prologue's tiles follow the same parity.
 __device__ __forceinline__ int copier_of(int j) { return (j + STAGES + 1) & 1; }
-
-// Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
-// the matching wgmma swizzle (128, 64 or 32 bytes): the row's 16-byte chunks
-// are XORed with its phase, so 8 consecutive rows hit different banks.
-template <int ROW_BYTES> __device__ __forceinline__ int swizzled(int row, int byte)
-{
-    constexpr int CHUNKS = ROW_BYTES / 16;
-    const int phase = (row * ROW_BYTES / 128) & (CHUNKS - 1);
-    return row * ROW_BYTES + (((byte >> 4) ^ phase) << 4) + (byte & 15);
-}
-
-__device__ __forceinline__ int latent_offset(int row, int channel)
-{
-    return (channel / 128) * LAT_BLOCK_BYTES + swizzled<128>(row, channel % 128);
-}
-
-__device__ __forceinline__ int rope_offset(int row, int byte)
-{
-    return (byte / ROPE_SW) * ROPE_BLOCK_BYTES + swizzled<ROPE_SW>(row, byte % ROPE_SW);
-}
 
 // Four floats -> four e4m3 codes, a in the lowest byte (RNE, saturating).
 __device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
@@ -130,29 +82,6 @@ __device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
     return (unsigned)lo | ((unsigned)hi << 16);
 }
 
-// 2^x in one MUFU op (denormal results flush to 0, -inf gives 0).
-__device__ __forceinline__ float fast_exp2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-// The largest of this thread's 16 scores of row half h (accumulator
-// elements i with (i / 2) % 2 == h), as a tree: 4 dependent steps, not 15.
-__device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
-{
-    float m[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-        m[j] = fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]);
-#pragma unroll
-    for (int w = 4; w > 0; w /= 2)
-#pragma unroll
-        for (int j = 0; j < w; ++j)
-            m[j] = fmaxf(m[j], m[j + w]);
-    return m[0];
-}
 
 // The CTA's 64 query rows: latent -> e4m3 with one power-of-two scale per
 // row, RoPE divided by it (exactly) as BF16, into swizzled smem. Four threads per row, each holding its quarter
@@ -200,25 +129,6 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
     }
 }
 
-// The threads that issue copies: one per warpgroup for TMA, all for cp.async.
-__device__ __forceinline__ bool is_copier_thread() { return !KV_TMA || threadIdx.x % 128 == 0; }
-
-// Where a KV tile lives, as its copier needs it: TMA, the page of each piece
-// of BOX_ROWS tokens; cp.async, the page of this thread's token (two threads
-// of a warpgroup per token). -1 past the range. Loaded one copy ahead, so the
-// block-table read never stalls the copies.
-struct TileWhere { int page[PIECES]; };
-
-__device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
-{
-    TileWhere w;
-#pragma unroll
-    for (int k = 0; k < PIECES; ++k) {
-        const int t = r.t_begin + tile * KV_TILE + (KV_TMA ? k * BOX_ROWS : (threadIdx.x % 128) / 2);
-        w.page[k] = tile < r.tiles && t < r.t_end ? r.table[t / PAGE_SIZE] : -1;
-    }
-    return w;
-}
 
 // One warpgroup starts the copy of KV tile `tile` into ring slot
 // (base + tile) % STAGES; each thread's copies arrive on the slot's mbarrier when they
@@ -231,7 +141,7 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
     if (tile >= r.tiles)
         return;
     unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
-    unsigned char *k_rope = k_lat + KV_TILE * LATENT;
+    unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
     float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
     const int wt = threadIdx.x % 128, j = wt / 2, part = wt % 2;
     const int t = r.t_begin + tile * KV_TILE + j;
@@ -260,40 +170,6 @@ __device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRa
     cp_async_arrive(full + (base + tile) % STAGES);
 }
 
-// One thread starts the copy of KV tile `tile` into ring slot
-// (base + tile) % STAGES by TMA: the pieces up to the range's end, each a box per 128-channel latent
-// block and per RoPE swizzle block, and its scales. Rows past the range's end
-// hold whatever the page or the slot held before (see clear_tail).
-__device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
-                                               unsigned char *ring, unsigned long long *full, int base,
-                                               int tile, const TileWhere &w)
-{
-    if (tile >= r.tiles)
-        return;
-    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
-    unsigned char *k_rope = k_lat + KV_TILE * LATENT;
-    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
-    unsigned long long *bar = full + (base + tile) % STAGES;
-    const int t0 = r.t_begin + tile * KV_TILE;
-    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
-    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LATENT + ROPE_ROW + 4));
-    const long long scale_plane = (long long)PAGE_SIZE * (LATENT + ROPE_ROW);
-#pragma unroll
-    for (int k = 0; k < PIECES; ++k) {
-        if (k >= pieces)
-            break;
-        const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
-#pragma unroll
-        for (int blk = 0; blk < LATENT / 128; ++blk)
-            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
-#pragma unroll
-        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
-            tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
-                        page, bar);
-        bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
-                  BOX_ROWS * 4, bar);
-    }
-}
 
 // The copier threads of a warpgroup start the copy of tile `tile` of the
 // range, the CTA's tile base + tile: ring slot and mbarrier phase run on
@@ -308,17 +184,6 @@ __device__ __forceinline__ void issue_kv_tile(const DecodeParams &p, const KvMap
         issue_fp8_tile(p, r, ring, full, base, tile, w.page[0]);
 }
 
-// TMA copies whole boxes, so the rows of a range's last tile past its end
-// hold other tokens or unused (possibly NaN) slots. Their scores are masked,
-// but their V codes meet P' = 0 in the tensor cores, and 0 x NaN is NaN:
-// the owner zeroes their latent after its QK (once per range).
-__device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
-{
-    for (int i = threadIdx.x % 128; i < (KV_TILE - valid) * LAT_CHUNKS; i += 128) {
-        const int row = valid + i / LAT_CHUNKS, c = i % LAT_CHUNKS;
-        *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_BYTES + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);
-    }
-}
 
 // Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
 // thread's O^T accumulators. The order is chosen so that a quad's four rows
@@ -529,7 +394,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // t-1 and t into this warpgroup's channels, and the copies into t-1's slot.
     for (int t = wg; t < tiles; t += 2) {
         const unsigned char *k_lat = ring + slot(t) * STAGE_BYTES;
-        const unsigned char *k_rope = k_lat + KV_TILE * LATENT;
+        const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
         const int t0 = range.t_begin + t * KV_TILE;
         mbarrier_wait(full + slot(t), phase(t));
@@ -542,7 +407,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             s[i] = 0.f;
         wgmma_fence();
 #pragma unroll
-        for (int kb = 0; kb < LATENT / 128; ++kb)
+        for (int kb = 0; kb < LAT_BLOCKS; ++kb)
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
                 wgmma_qk_fp8(s, smem_desc(q_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
@@ -715,55 +580,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             else
                 p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? lse : -inf_f32();
         }
-    }
-}
-
-// Two launch shapes. Persistent (p.plan set, batches with at least as many
-// row blocks as CTAs fit on the GPU): one CTA per SM slot takes whole row
-// blocks from the plan's queue, longest first, until none is left. Split
-// grid (otherwise): one CTA per (row block, split, request), the split plan
-// from the request's length (kv_range). The ring's mbarriers are set up once.
-extern "C" __global__ void __launch_bounds__(THREADS, 1)
-snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
-{
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    __shared__ int item_index;
-    const SmemLayout m = carve_smem(smem_raw);
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbarrier_init(m.full + s, KV_TMA ? 1 : 128);   // one arrival per copier thread
-            mbarrier_init(m.used + s, 256);                // one per thread of both
-        }
-        fence_mbarrier_init();
-    }
-    const int4 *items = (const int4 *)(p.plan + 4);
-    for (int round = 0, base = 0;; ++round) {
-        // Nothing is in flight here (each item ends with its products
-        // retired); saying so keeps ptxas from serializing every wgmma.
-        wgmma_wait<0>();
-        int4 item = make_int4(0, 0, 0, 0);
-        int splits = 1;
-        bool have;
-        if (p.plan == nullptr) {   // split grid: this CTA's one item
-            const KvRange r = kv_range(p, blockIdx.z, blockIdx.y);
-            const int first = r.t_begin / KV_TILE;
-            have = round == 0 && (int)blockIdx.y < r.splits;
-            item = make_int4(blockIdx.z, blockIdx.x | blockIdx.y << 16, first, first + r.tiles);
-            splits = r.splits;
-        } else {                   // persistent: the queue's next item
-            if (threadIdx.x == 0)
-                item_index = atomicAdd(p.plan, 1);
-            __syncthreads();
-            have = item_index < p.plan[1];
-            if (have)
-                item = items[item_index];
-        }
-        // (a barrier's result, so ptxas sees the exit as uniform; it also
-        // orders the mbarrier setup and item_index's reads before reuse)
-        if (!__syncthreads_or(have))
-            break;
-        decode_item(p, maps, m, item, splits, base);
-        base += item.w - item.z;
     }
 }
 

@@ -1,0 +1,350 @@
+// ---- mla_decode, Hopper BF16 path (wgmma bf16, sm_90a) ----------------------
+//
+// (The tile ring, TMA copies and shared helpers: wgmma_decode.cuh; the
+// kernel entry that runs decode_item: decode_wgmma_kernel.cu.)
+//
+// The FP8 path's seesaw on a BF16 cache. 256 threads: two warpgroups. WG w
+// owns the tiles t = w, w+2, ... (their scores and softmax) and the output
+// channels [w HALF, (w+1) HALF) of every tile. BF16 operands allow the
+// plain product shapes:
+//   QK   S = Q K^T                  wgmma m64n64k16, Q and K from smem (K-major)
+//   PV   O_w = O_w alpha + P V_w    wgmma m64nHALFk16, V read from the same
+//        smem tile MN-major (BF16 wgmma transposes B itself); P from
+//        registers for the own tile, from smem for the other warpgroup's
+// Shared memory: at 512 + 64, Q is 72 KB and a KV tile 72 KB, so two ring
+// slots and ONE P buffer and row-state slot fit. That fixes the order
+// within an own tile t:
+//   1. retire the own product of tile t-2; with two slots, tile t goes into
+//      t-2's slot as soon as the other warpgroup has read it too
+//   2. QK(t), scores masked; the rows of a range's last tile past its end
+//      zeroed (clear_tail)
+//   3. take tile t-1's row state (max, sum, O's factor) from the other
+//      warpgroup; rescale O and start O += P(t-1) V(t-1) with P(t-1) from
+//      the P buffer
+//   4. softmax of t (online, in registers) while that product runs
+//   5. retire it: the P buffer and tile t-1 are free on this side
+//   6. publish P(t) and the row state of t; rescale O and start
+//      O += P(t) V(t) from registers (retired at the next step 1)
+// Only steps 3-6 are on the chain between the warpgroups. With more than two
+// slots, the copy that refills tile t-2's slot waits for step 3 instead
+// (by then both warpgroups have read that tile), off the QK's path.
+//   epilogue  one split: out = O / l (BF16), lse; several: fp32 partials
+
+namespace snapmla {
+
+static_assert(FORMAT == FORMAT_BF16, "the BF16 path reads the BF16 cache");
+static_assert(KV_TMA, "the BF16 path copies its tiles by TMA (pages of 16 tokens or more)");
+
+constexpr int Q_BYTES = round_up_1024(64 * (LAT_ROW + ROPE_ROW));
+constexpr int P_BYTES = 64 * KV_TILE * 2;   // BF16 P of one tile, K-major, 128-byte swizzle
+// The row state after a tile, per query row: max (raw score), row sum, and
+// the factor O takes before that tile's product.
+constexpr int ST_MAX = 0, ST_SUM = 64, ST_FACTOR = 128, STATE_FLOATS = 192;
+constexpr int ACC = HALF / 2;   // O's fp32 accumulators per thread (64 rows x HALF)
+
+// Two floats -> packed BF16 (lo in the low half), round to nearest even.
+__device__ __forceinline__ unsigned bf16x2(float lo, float hi)
+{
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// The CTA's 64 query rows as BF16 into swizzled smem (K-major, as the QK
+// product reads them); rows past ROWS are zeros.
+__device__ __forceinline__ void load_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
+                                            unsigned char *q_rope)
+{
+    constexpr int ROW_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
+    for (int i = threadIdx.x; i < 64 * ROW_CHUNKS; i += THREADS) {
+        const int r = i / ROW_CHUNKS, c = i % ROW_CHUNKS;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row0 + r < ROWS)
+            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
+        if (c < LAT_CHUNKS)
+            *(uint4 *)(q_lat + latent_offset(r, 16 * c)) = v;
+        else
+            *(uint4 *)(q_rope + rope_offset(r, 16 * (c - LAT_CHUNKS))) = v;
+    }
+}
+
+// Shared memory, 1024-aligned for the 128-byte swizzle.
+struct SmemLayout {
+    unsigned char *q_lat;              // [LAT_BLOCKS][64][128] bf16
+    unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
+    unsigned char *ring;               // [STAGES][STAGE_BYTES]
+    unsigned char *p;                  // [64][128]: P of the last published tile
+    float *state;                      // [3][64]: its row state
+    unsigned long long *full, *used;   // per ring slot: copies landed; both warpgroups read it
+};
+
+__device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
+{
+    unsigned char *smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
+    SmemLayout m;
+    m.q_lat = smem;
+    m.q_rope = m.q_lat + 64 * LAT_ROW;
+    m.ring = smem + Q_BYTES;
+    m.p = m.ring + STAGES * STAGE_BYTES;
+    m.state = (float *)(m.p + P_BYTES);
+    m.full = (unsigned long long *)(m.state + STATE_FLOATS);
+    m.used = m.full + STAGES;
+    check_smem_layout(smem_raw, m.used + STAGES);
+    return m;
+}
+
+// One work item (see decode_wgmma_fp8.cu's decode_item for its fields).
+__device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps &maps, const SmemLayout &m,
+                                            int4 item, int splits, int base)
+{
+    unsigned char *ring = m.ring;
+    unsigned long long *full = m.full, *used = m.used;
+    const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
+    const int tid = threadIdx.x, wg = tid / 128;
+    const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
+    KvRange range;
+    range.n = p.seqlens[b];
+    range.splits = splits;
+    range.t_begin = item.z * KV_TILE;
+    range.t_end = min(range.n, item.w * KV_TILE);
+    range.tiles = item.w - item.z;
+    range.table = p.block_table + (long long)b * p.block_table_stride;
+    const int n = range.n, t_end = range.t_end, tiles = range.tiles;
+    auto slot = [&](int u) { return (base + u) % STAGES; };
+    auto phase = [&](int u) { return (unsigned)((base + u) / STAGES) & 1u; };
+    auto lat_of = [&](int u) { return ring + slot(u) * STAGE_BYTES; };
+
+    // The ring's first STAGES tiles; then each warpgroup's copier refills
+    // tile t-2's slot with tile t-2+STAGES at its own tile t.
+    const bool copier = tid % 128 == 0;
+    TileWhere next{};
+    if (copier) {
+        if (wg == 0)
+            for (int k = 0; k < STAGES; ++k)
+                issue_tma_tile(p, maps, range, ring, full, base, k, locate_tile(range, k));
+        next = locate_tile(range, STAGES + wg);
+    }
+    auto refill = [&](int t) {   // tile t-2's slot gets tile t-2+STAGES, once both have read t-2
+        const int j = t - 2 + STAGES;
+        if (copier && t >= 2 && j < tiles) {
+            mbarrier_wait(used + slot(t - 2), phase(t - 2));
+            issue_tma_tile(p, maps, range, ring, full, base, j, next);
+            next = locate_tile(range, j + 2);
+        }
+    };
+    load_q_bf16(p, b, row0, m.q_lat, m.q_rope);
+    fence_async_smem();
+    __syncthreads();
+
+    // This thread's two rows of the score tile and of O: 16*warp + lane/4, and + 8.
+    const int my_row[2] = {16 * warp + lane / 4, 16 * warp + lane / 4 + 8};
+    const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
+    int visible_end[2];   // first token each row may not see
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        visible_end[h] = t_end;
+        if (CAUSAL)
+            visible_end[h] = min(t_end, n - Q_LEN + (row0 + my_row[h]) / Q_HEADS + 1);
+    }
+    const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
+    // The row state after the last tile seen, chained through both
+    // warpgroups' tiles: max of the raw scores, row sum.
+    float row_max[2] = {-inf_f32(), -inf_f32()};
+    float row_sum[2] = {0.f, 0.f};
+    float o[ACC];   // O: rows my_row[(i / 2) % 2], channels wg HALF + 8 (i / 4) + 2 quad + i % 2
+#pragma unroll
+    for (int i = 0; i < ACC; ++i)
+        o[i] = 0.f;
+    float s[32];    // scores: the same rows, tokens 8 (i / 4) + 2 quad + i % 2
+#pragma unroll
+    for (int i = 0; i < 32; ++i)
+        s[i] = 0.f;
+    int own_pending = -1;   // the own tile whose product is in flight
+
+    auto wait_products = [&]() {
+        wgmma_wait<0>();
+        fence_registers(o);
+    };
+    // O *= f (per row), skipped by a warp whose rows all keep their factor 1.
+    auto rescale = [&](float f0, float f1) {
+        if (__any_sync(0xffffffffu, f0 != 1.f || f1 != 1.f)) {
+#pragma unroll
+            for (int i = 0; i < ACC; ++i)
+                o[i] *= (i / 2) % 2 ? f1 : f0;
+        }
+    };
+    // V(u) of this warpgroup's channels, MN-major: 64-channel blocks 8 KB
+    // apart (LBO), 8-token row groups 1 KB apart (SBO), 16 tokens per step.
+    auto v_desc = [&](int u, int kk) {
+        return smem_desc(lat_of(u) + (wg * HALF * 2 / 128) * LAT_BLOCK_BYTES + kk * 16 * 128, LAT_BLOCK_BYTES,
+                         1024, 1);
+    };
+
+    for (int t = wg; t < tiles; t += 2) {
+        // ---- 1. the own product of t-2 retires; tile t may need its slot ----
+        wait_products();
+        if (own_pending >= 0)
+            mbarrier_arrive(used + slot(own_pending));
+        own_pending = -1;
+        if (STAGES == 2)
+            refill(t);
+        const unsigned char *k_lat = lat_of(t);
+        const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+        const int t0 = range.t_begin + t * KV_TILE;
+        mbarrier_wait(full + slot(t), phase(t));
+
+        // ---- 2. S = Q K^T (latent, then RoPE) ----
+        wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < LAT_BLOCKS; ++kb)
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+                wgmma_qk_bf16(s, smem_desc(m.q_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
+                              smem_desc(k_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), kb + ks > 0);
+#pragma unroll
+        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+#pragma unroll
+            for (int ks = 0; ks < ROPE_SW / 32; ++ks)
+                wgmma_qk_bf16(s, smem_desc(m.q_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE),
+                              smem_desc(k_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_registers(s);
+        if (t0 + KV_TILE > t_end)
+            clear_tail(lat_of(t), t_end - t0);
+        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
+#pragma unroll
+            for (int i = 0; i < 32; ++i) {
+                const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
+                s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
+            }
+        }
+        float tile_max[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            tile_max[h] = quad_max(max_of_row(s, h));
+
+        // ---- 3. the other's tile t-1: its row state, O += P(t-1) V(t-1) ----
+        if (t > 0) {
+            named_barrier(BAR_STATE + (t - 1) % 2, 256);   // P(t-1) and its row state are out
+            mbarrier_wait(full + slot(t - 1), phase(t - 1));   // (done: its owner saw it) TMA's bytes for this side
+            float f[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                row_max[h] = m.state[ST_MAX + my_row[h]];
+                row_sum[h] = m.state[ST_SUM + my_row[h]];
+                f[h] = m.state[ST_FACTOR + my_row[h]];
+            }
+            if (STAGES > 2)
+                refill(t);
+            rescale(f[0], f[1]);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < KV_TILE / 16; ++kk)
+                wgmma_pv_bf16_ss(o, smem_desc(m.p + kk * 32, 16, 1024, 1), v_desc(t - 1, kk), 1);
+            wgmma_commit();
+        }
+
+        // ---- 4. online softmax of tile t (exp2 of scale_log2 (s - m)) ----
+        float alpha[2], m_scaled[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const float m_new = fmaxf(row_max[h], tile_max[h]);
+            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * scale_log2);
+            row_max[h] = m_new;
+            m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * scale_log2;   // a row that sees nothing: P = 0
+        }
+        float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
+        unsigned pa[KV_TILE / 16][4];               // P as the A fragments of the own product
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            const int h = (i / 2) % 2;
+            s[i] = fast_exp2(fmaf(s[i], scale_log2, -m_scaled[h]));
+            part_sum[2 * h + (i / 4) % 2] += s[i];
+        }
+#pragma unroll
+        for (int kk = 0; kk < KV_TILE / 16; ++kk)
+#pragma unroll
+            for (int r = 0; r < 4; ++r)   // r: (row half, 8-token half) = (r % 2, r / 2)
+                pa[kk][r] = bf16x2(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
+
+        // ---- 5. the other's product retires: the P buffer and tile t-1 are free here ----
+        wait_products();   // (also when nothing is in flight: ptxas then sees O free on every path)
+        if (t > 0)
+            mbarrier_arrive(used + slot(t - 1));
+
+        // ---- 6. publish P(t) and tile t's row state; O += P(t) V(t) ----
+#pragma unroll
+        for (int kk = 0; kk < KV_TILE / 16; ++kk)
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+                *(unsigned *)(m.p + swizzled<128>(my_row[r % 2], 32 * kk + 16 * (r / 2) + 4 * quad)) = pa[kk][r];
+        if (quad == 0) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                m.state[ST_MAX + my_row[h]] = row_max[h];
+                m.state[ST_SUM + my_row[h]] = row_sum[h];
+                m.state[ST_FACTOR + my_row[h]] = alpha[h];
+            }
+        }
+        fence_async_smem();
+        named_barrier_arrive(BAR_STATE + t % 2, 256);   // to the other warpgroup
+        if (t0 + KV_TILE > t_end)
+            named_barrier(BAR_OWN + wg, 128);   // the zeroed tail rows, to this warpgroup's product
+        rescale(alpha[0], alpha[1]);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KV_TILE / 16; ++kk)
+            wgmma_pv_bf16_rs(o, pa[kk], v_desc(t, kk), 1);
+        wgmma_commit();
+        own_pending = t;
+    }
+    wait_products();
+    if (own_pending >= 0)
+        mbarrier_arrive(used + slot(own_pending));
+    if (tiles > 0 && (tiles - 1) % 2 != wg) {   // the last tile is the other's
+        named_barrier(BAR_STATE + (tiles - 1) % 2, 256);
+        mbarrier_wait(full + slot(tiles - 1), phase(tiles - 1));
+        float f[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            row_max[h] = m.state[ST_MAX + my_row[h]];
+            row_sum[h] = m.state[ST_SUM + my_row[h]];
+            f[h] = m.state[ST_FACTOR + my_row[h]];
+        }
+        rescale(f[0], f[1]);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KV_TILE / 16; ++kk)
+            wgmma_pv_bf16_ss(o, smem_desc(m.p + kk * 32, 16, 1024, 1), v_desc(tiles - 1, kk), 1);
+        wgmma_commit();
+        wait_products();
+        mbarrier_arrive(used + slot(tiles - 1));
+    }
+
+    // ---- epilogue: O / l per query row, lse ----
+    const bool direct = range.splits == 1;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const int row = row0 + my_row[h];
+        if (row >= ROWS)
+            continue;
+        const float l = row_sum[h], inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+        for (int j = 0; j < ACC / 4; ++j)
+            store_output_pair(p, b, split, row, wg * HALF + 8 * j + 2 * quad, o[4 * j + 2 * h] * inv,
+                              o[4 * j + 2 * h + 1] * inv, direct);
+        if (wg == 0 && quad == 0) {
+            const float lse = l > 0.f ? row_max[h] * p.softmax_scale + logf(l) : 0.f;
+            if (direct)
+                p.lse[(long long)b * ROWS + row] = l > 0.f ? lse : inf_f32();
+            else
+                p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? lse : -inf_f32();
+        }
+    }
+}
+
+}  // namespace snapmla

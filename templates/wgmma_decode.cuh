@@ -1,0 +1,164 @@
+// ---- mla_decode on Hopper (wgmma, sm_90a): what the FP8 and BF16 paths share
+//
+// Both paths (decode_wgmma_fp8.cu, decode_wgmma_bf16.cu) run two warpgroups
+// on 64 query rows x 64-token KV tiles, out of a ring of KV tiles in
+// shared memory laid out as wgmma reads them: per tile, the latent as
+// 64-row blocks of 128 bytes (128 e4m3 or 64 BF16 channels) under the
+// 128-byte swizzle, the RoPE rows under the 128/64/32-byte swizzle, and for
+// the FP8 cache the tile's per-token scales. This file: that layout, the TMA
+// copies that fill it, and small math both softmaxes use. The kernel entry
+// is decode_wgmma_kernel.cu.
+
+namespace snapmla {
+
+static_assert(Q_TILE == 64 && KV_TILE == 64 && THREADS == 256, "two warpgroups on 64 x 64");
+static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
+static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");
+
+constexpr bool KV_FP8 = FORMAT == FORMAT_FP8_PER_TOKEN;   // else a BF16 cache
+constexpr int HALF = LATENT / 2;                          // output channels per warpgroup
+constexpr int LAT_ROW = KV_FP8 ? LATENT : 2 * LATENT;     // bytes of a token's latent
+constexpr int LAT_BLOCK_BYTES = 64 * 128;                 // 64 rows x 128 bytes
+constexpr int LAT_BLOCKS = LAT_ROW / 128;
+constexpr int ROPE_ROW = ROPE * 2;                        // bytes of one row's RoPE
+constexpr int ROPE_SW = ROPE_ROW >= 128 ? 128 : ROPE_ROW; // its swizzle width
+constexpr int ROPE_BLOCK_BYTES = 64 * ROPE_SW;
+constexpr int ROPE_BLOCKS = ROPE_ROW / ROPE_SW;
+constexpr int ROPE_MODE = ROPE_SW == 128 ? 1 : ROPE_SW == 64 ? 2 : 3;  // descriptor swizzle code
+constexpr int SCALE_BYTES = KV_FP8 ? 4 : 0;               // per token, after the RoPE rows
+__host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
+constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LAT_ROW + ROPE_ROW + SCALE_BYTES));
+constexpr int LAT_CHUNKS = LAT_ROW / 16, ROPE_CHUNKS = ROPE_ROW / 16;
+// KV tiles come in by TMA when pages hold at least 16 tokens: one thread
+// issues a tile's boxes (per page piece: the latent's 128-byte blocks and
+// the RoPE rows through the tensor maps, with the swizzle wgmma reads; the
+// FP8 scales as one bulk copy). Smaller pages (FP8 only): cp.async.
+constexpr bool KV_TMA = {{kv_tma}};
+constexpr int BOX_ROWS = PAGE_SIZE < KV_TILE ? PAGE_SIZE : KV_TILE;   // a tile's tokens in one page
+constexpr int PIECES = KV_TMA ? KV_TILE / BOX_ROWS : 1;
+static_assert(!KV_TMA || (KV_TILE % BOX_ROWS == 0 && PAGE_SIZE % BOX_ROWS == 0 && BOX_ROWS >= 16),
+              "TMA boxes tile the KV tile and the page");
+// The cache's latent and RoPE rows as 3-D tensor maps (bytes x slot x
+// page), encoded by runtime/launch.c; a kernel parameter (__grid_constant__).
+struct alignas(64) TensorMap { unsigned long long opaque[16]; };
+struct KvMaps { TensorMap latent, rope; };
+
+// Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
+// tile parity); 3, 4 close each warpgroup's own P writes.
+constexpr int BAR_STATE = 1, BAR_OWN = 3;
+
+// Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
+// the matching wgmma swizzle (128, 64 or 32 bytes): the row's 16-byte chunks
+// are XORed with its phase, so 8 consecutive rows hit different banks.
+template <int ROW_BYTES> __device__ __forceinline__ int swizzled(int row, int byte)
+{
+    constexpr int CHUNKS = ROW_BYTES / 16;
+    const int phase = (row * ROW_BYTES / 128) & (CHUNKS - 1);
+    return row * ROW_BYTES + (((byte >> 4) ^ phase) << 4) + (byte & 15);
+}
+
+// Byte `byte` of a row's latent / RoPE in a 64-row tile of the ring (or Q).
+__device__ __forceinline__ int latent_offset(int row, int byte)
+{
+    return (byte / 128) * LAT_BLOCK_BYTES + swizzled<128>(row, byte % 128);
+}
+
+__device__ __forceinline__ int rope_offset(int row, int byte)
+{
+    return (byte / ROPE_SW) * ROPE_BLOCK_BYTES + swizzled<ROPE_SW>(row, byte % ROPE_SW);
+}
+
+// 2^x in one MUFU op (denormal results flush to 0, -inf gives 0).
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// The largest of this thread's 16 scores of row half h (accumulator
+// elements i with (i / 2) % 2 == h), as a tree: 4 dependent steps, not 15.
+__device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
+{
+    float m[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+        m[j] = fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]);
+#pragma unroll
+    for (int w = 4; w > 0; w /= 2)
+#pragma unroll
+        for (int j = 0; j < w; ++j)
+            m[j] = fmaxf(m[j], m[j + w]);
+    return m[0];
+}
+
+// The threads that issue copies: one per warpgroup for TMA, all for cp.async.
+__device__ __forceinline__ bool is_copier_thread() { return !KV_TMA || threadIdx.x % 128 == 0; }
+
+// Where a KV tile lives, as its copier needs it: TMA, the page of each piece
+// of BOX_ROWS tokens; cp.async, the page of this thread's token (two threads
+// of a warpgroup per token). -1 past the range. Loaded one copy ahead, so the
+// block-table read never stalls the copies.
+struct TileWhere { int page[PIECES]; };
+
+__device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
+{
+    TileWhere w;
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        const int t = r.t_begin + tile * KV_TILE + (KV_TMA ? k * BOX_ROWS : (threadIdx.x % 128) / 2);
+        w.page[k] = tile < r.tiles && t < r.t_end ? r.table[t / PAGE_SIZE] : -1;
+    }
+    return w;
+}
+
+// One thread starts the copy of KV tile `tile` into ring slot
+// (base + tile) % STAGES by TMA: the pieces up to the range's end, each a
+// box per 128-byte latent block and per RoPE swizzle block, and (FP8) its
+// scales. Rows past the range's end hold whatever the page or the slot held
+// before (see clear_tail).
+__device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                               unsigned char *ring, unsigned long long *full, int base,
+                                               int tile, const TileWhere &w)
+{
+    if (tile >= r.tiles)
+        return;
+    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
+    unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
+    unsigned long long *bar = full + (base + tile) % STAGES;
+    const int t0 = r.t_begin + tile * KV_TILE;
+    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LAT_ROW + ROPE_ROW + SCALE_BYTES));
+    const long long scale_plane = (long long)PAGE_SIZE * (LAT_ROW + ROPE_ROW);
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        if (k >= pieces)
+            break;
+        const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
+#pragma unroll
+        for (int blk = 0; blk < LAT_BLOCKS; ++blk)
+            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
+#pragma unroll
+        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+            tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
+                        page, bar);
+        if (KV_FP8)
+            bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
+                      BOX_ROWS * 4, bar);
+    }
+}
+
+// TMA copies whole boxes, so the rows of a range's last tile past its end
+// hold other tokens or unused (possibly NaN) slots. Their scores are masked,
+// but their V rows meet P = 0 in the tensor cores, and 0 x NaN is NaN: the
+// owner zeroes their latent after its QK (once per range), before any PV.
+__device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
+{
+    for (int i = threadIdx.x % 128; i < (KV_TILE - valid) * LAT_CHUNKS; i += 128) {
+        const int row = valid + i / LAT_CHUNKS, c = i % LAT_CHUNKS;
+        *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_BYTES + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);
+    }
+}
+
+}  // namespace snapmla
