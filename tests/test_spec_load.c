@@ -92,9 +92,18 @@ static const bad_case bad_cases[] = {
      "t.yaml:3:45: tile.engine mma_sync puts 2 warps on each 16 query rows: tile.q_rows 32 needs "
      "tile.warps 4 (given 8)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
-     "tile: {engine: wgmma}\n",
-     "t.yaml:3:16: tile.engine wgmma generates the FP8 path in this version: it needs target.compute "
-     "fp8 and cache.format fp8_per_token (given bf16, bf16); BF16 products run on tile.engine mma_sync"},
+     "tile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+     "t.yaml:4:19: tile.engine wgmma generates two paths in this version: target.compute fp8 on "
+     "cache.format fp8_per_token, and target.compute bf16 on cache.format bf16 (given fp8 on bf16); "
+     "other pairs run on tile.engine mma_sync"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "cache: {page_size: 1}\ntile: {engine: wgmma}\n",
+     "t.yaml:4:16: the BF16 wgmma path copies KV tiles by TMA, one box per page piece: "
+     "cache.page_size must be 16 or more and divide or be a multiple of tile.kv_tokens 64 (given 1)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "tile: {engine: wgmma, stages: 3}\n",
+     "t.yaml:3:31: needs 304944 bytes of shared memory per CTA, over the 232448 that sm_90a allows: "
+     "lower tile.kv_tokens, tile.stages or tile.q_rows"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {arch: sm_89, compute: fp8}\n",
      "t.yaml:5:16: tile.engine wgmma needs Hopper's warpgroup MMA: target.arch must be sm_90a (given sm_89)"},
