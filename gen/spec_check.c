@@ -123,6 +123,12 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
     }
     if (v->engine == SNAPMLA_ENGINE_WGMMA)
         return 1;
+    if (v->split_policy == SNAPMLA_SPLIT_BALANCED) {
+        static const char *const f[] = {"split.policy", "tile.engine", NULL};
+        return failed(reason, size, fields, f,
+                      "split.policy balanced is planned on the device for the persistent Hopper "
+                      "launch: it needs tile.engine wgmma (given %s)", snapmla_engine_name(v->engine));
+    }
     if (v->compute == SNAPMLA_COMPUTE_FP8) {
         static const char *const f[] = {"target.compute", "tile.engine", NULL};
         return failed(reason, size, fields, f,

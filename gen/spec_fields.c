@@ -21,7 +21,7 @@ static const int warps[] = {4, 8, 16};
 static const char *const bools[] = {"false", "true"};
 static const char *const formats[] = {"bf16", "fp8_per_token", "fp8_per_tile128"};
 static const char *const layouts[] = {"interleaved", "planar"};
-static const char *const policies[] = {"auto", "fixed", "none"};
+static const char *const policies[] = {"auto", "fixed", "none", "balanced"};
 static const char *const archs[] = {"sm_80", "sm_89", "sm_90a"};
 static const char *const computes[] = {"bf16", "fp8"};
 static const char *const engines[] = {"simt", "mma_sync", "wgmma"};
@@ -50,7 +50,7 @@ const field_def snapmla_fields[] = {
     {"tile", "stages", RANGE(1, 4, 1), 2, KERNEL_BIT(D), 0, AT(stages)},
     {"tile", "warps", SET(warps), 8, ALL_KERNELS, 0, AT(warps)},
     {"tile", "engine", ENUM(engines, 3), SNAPMLA_ENGINE_SIMT, KERNEL_BIT(D), 0, AT(engine)},
-    {"split", "policy", ENUM(policies, 3), SNAPMLA_SPLIT_AUTO, KERNEL_BIT(D), 0, AT(split_policy)},
+    {"split", "policy", ENUM(policies, 4), SNAPMLA_SPLIT_AUTO, KERNEL_BIT(D), 0, AT(split_policy)},
     {"split", "max_splits", RANGE(1, 128, 1), 64, KERNEL_BIT(D) | KERNEL_BIT(C), 0, AT(max_splits)},
     {"split", "min_tokens", RANGE(16, 1048576, 1), 256, KERNEL_BIT(D), 0, AT(split_min_tokens)},
     {"target", "arch", ENUM(archs, 3), SNAPMLA_ARCH_SM90A, ALL_KERNELS, 0, AT(arch)},

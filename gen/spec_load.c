@@ -177,7 +177,7 @@ static int *field_slot(snapmla_variant *v, const field_def *f)
 static void name_variant(const spec_input *in, snapmla_variant *v)
 {
     char body[SNAPMLA_NAME_MAX - 56];   /* room for "NAME." */
-    static const char *const policies[] = {"auto", "fixed", "none"};
+    static const char *const policies[] = {"auto", "fixed", "none", "bal"};
     char layout = v->rope_layout == SNAPMLA_ROPE_PLANAR ? 'p' : 'i';
     switch (v->kernel) {
     case SNAPMLA_KERNEL_MLA_DECODE:

@@ -80,7 +80,9 @@ typedef enum snapmla_engine {
 typedef enum snapmla_split_policy {
     SNAPMLA_SPLIT_AUTO,   /* splits chosen at launch to fill the GPU */
     SNAPMLA_SPLIT_FIXED,  /* always max_splits (fewer for short requests) */
-    SNAPMLA_SPLIT_NONE    /* one CTA row-block per request, no combine */
+    SNAPMLA_SPLIT_NONE,   /* one CTA row-block per request, no combine */
+    SNAPMLA_SPLIT_BALANCED /* wgmma: a device-side plan splits long requests so every
+                              SM gets an even share of the batch's tiles (ragged batches) */
 } snapmla_split_policy;
 
 #define SNAPMLA_NAME_MAX 192

@@ -16,9 +16,10 @@ typedef struct decode_params {
     int64_t page_stride, num_pages;
     int32_t block_table_stride, batch, num_splits;
     float softmax_scale;
+    int32_t plan_ctas;
 } decode_params;
-_Static_assert(sizeof(decode_params) == 112, "DecodeParams layout");
-_Static_assert(offsetof(decode_params, softmax_scale) == 108, "DecodeParams layout");
+_Static_assert(sizeof(decode_params) == 120, "DecodeParams layout");
+_Static_assert(offsetof(decode_params, plan_ctas) == 112, "DecodeParams layout");
 
 /* Mirrors KvMaps in templates/wgmma_decode.cuh: the cache's latent and RoPE
  * rows as TMA tensor maps, the wgmma kernel's second parameter. */
@@ -87,9 +88,12 @@ static workspace_layout layout_workspace(const snapmla_variant *v, int batch)
     workspace_layout w;
     w.split_counts = 0;
     /* the Hopper engine's work order: queue head and item count, then an
-     * item of 16 bytes per row block of each request */
+     * item of 16 bytes per row block of each request (per piece of one,
+     * up to max_splits, when the plan balances) */
     w.plan = round_up((size_t)batch * 4, 256);
-    size_t plan_bytes = v->engine == SNAPMLA_ENGINE_WGMMA ? 16 + (size_t)batch * (size_t)row_blocks(v) * 16 : 0;
+    size_t pieces = v->split_policy == SNAPMLA_SPLIT_BALANCED ? (size_t)v->max_splits : 1;
+    size_t plan_bytes =
+        v->engine == SNAPMLA_ENGINE_WGMMA ? 16 + (size_t)batch * (size_t)row_blocks(v) * pieces * 16 : 0;
     w.lse_part = w.plan + round_up(plan_bytes, 256);
     w.o_part = w.lse_part + round_up(parts * 4, 256);
     w.total = w.o_part + parts * (size_t)v->latent_dim * 4;
@@ -235,12 +239,19 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
                             w.total);
 
     int splits = launch_splits(kernel, a->batch, a->num_splits);
-    /* Hopper, policy auto, and row blocks enough to fill the GPU (so
-     * launch_splits gave 1): a persistent grid taking them longest first
-     * (templates/decode_plan.cu) */
+    /* Hopper, and either policy auto with row blocks enough to fill the GPU
+     * (so launch_splits gave 1) or policy balanced: a persistent grid taking
+     * items longest first (templates/decode_plan.cu). Balanced: the plan
+     * splits long requests (up to max_splits) to even the tiles over the
+     * CTAs, so partials are laid out for max_splits and the combine runs. */
     int grid_ctas = kernel->sm_count * kernel->ctas_per_sm;
-    int persistent = v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
-                     v->split_policy == SNAPMLA_SPLIT_AUTO && (long)a->batch * row_blocks(v) >= grid_ctas;
+    int balanced = v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
+                   v->split_policy == SNAPMLA_SPLIT_BALANCED;
+    int persistent = balanced || (v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
+                                  v->split_policy == SNAPMLA_SPLIT_AUTO &&
+                                  (long)a->batch * row_blocks(v) >= grid_ctas);
+    if (balanced)
+        splits = v->max_splits;
     uint64_t ws = ADDRESS(a->workspace);
     decode_params p = {
         .q = ADDRESS(a->q), .cache = ADDRESS(a->kv_cache), .block_table = ADDRESS(a->block_table),
@@ -249,6 +260,7 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
         .page_stride = page_stride, .num_pages = a->num_pages,
         .plan = persistent ? ws + w.plan : 0, .block_table_stride = a->block_table_stride,
         .batch = a->batch, .num_splits = splits, .softmax_scale = a->softmax_scale,
+        .plan_ctas = balanced ? grid_ctas : 0,
     };
     kv_maps maps;
     s = encode_kv_maps(kernel, p.cache, page_stride, a->num_pages, &maps, err);

@@ -27,6 +27,8 @@ struct DecodeParams {
     int batch;
     int num_splits;             // splits allowed by this launch (grid.y)
     float softmax_scale;
+    int plan_ctas;              // persistent: the decode CTAs a balanced plan evens the
+                                // tiles over; 0: whole row blocks (decode_plan.cu)
 };
 
 constexpr int KV_STRIDE = WIDTH + 8;   // padded smem row (bank spread)

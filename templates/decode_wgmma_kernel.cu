@@ -43,8 +43,10 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
                 item_index = atomicAdd(p.plan, 1);
             __syncthreads();
             have = item_index < p.plan[1];
-            if (have)
+            if (have) {
                 item = items[item_index];
+                splits = p.split_counts[item.x];   // the plan's pieces of this request
+            }
         }
         // (a barrier's result, so ptxas sees the exit as uniform; it also
         // orders the mbarrier setup and item_index's reads before reuse)

@@ -88,6 +88,12 @@ static const char *const decode_cases[] = {
     "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma, stages: 4}\n",
     "model: {latent_dim: 256, rope_dim: 32, q_heads: 128, q_len: 1}\ncache: {page_size: 64}\n"
     "tile: {engine: wgmma, stages: 3}\n",
+    /* split.policy balanced: the device plan cuts long requests into pieces
+     * (partials + combine) next to whole short ones, on both Hopper paths */
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\ncache: {format: fp8_per_token}\n"
+    "tile: {engine: wgmma}\ntarget: {compute: fp8}\nsplit: {policy: balanced}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 1}\ntile: {engine: wgmma}\n"
+    "split: {policy: balanced, max_splits: 8, min_tokens: 128}\n",
 };
 enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
 
@@ -145,12 +151,14 @@ START_TEST(decode_matches_reference)
 }
 END_TEST
 
-/* The default engine and the Hopper FP8 and BF16 paths, for the long and
- * graph tests. */
+/* The default engine, the Hopper FP8 and BF16 paths and the balanced plan,
+ * for the long and graph tests. */
 static const char *const engine_bodies[] = {
     "",
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
     "tile: {engine: wgmma}\n",
+    "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n"
+    "split: {policy: balanced}\n",
 };
 /* The Hopper paths, for the persistent-launch test. */
 static const char *const hopper_bodies[] = {

@@ -101,6 +101,10 @@ static const bad_case bad_cases[] = {
      "t.yaml:4:16: the BF16 wgmma path copies KV tiles by TMA, one box per page piece: "
      "cache.page_size must be 16 or more and divide or be a multiple of tile.kv_tokens 64 (given 1)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "split: {policy: balanced}\n",
+     "t.yaml:3:17: split.policy balanced is planned on the device for the persistent Hopper launch: "
+     "it needs tile.engine wgmma (given simt)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "tile: {engine: wgmma, stages: 3}\n",
      "t.yaml:3:31: needs 304944 bytes of shared memory per CTA, over the 232448 that sm_90a allows: "
      "lower tile.kv_tokens, tile.stages or tile.q_rows"},
