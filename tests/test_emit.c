@@ -107,6 +107,50 @@ END_TEST
  * by cp.async below that; both shapes, and the plan kernel of its
  * persistent launch, are in the source and compile through NVRTC (the
  * 64-byte RoPE rows of MiniCPM3's dims included). */
+/* The wgmma engine's two paths take their own work item and products: FP8
+ * (e4m3 QK, V^T P'^T) on the per-token cache, BF16 (bf16 QK, P V with V
+ * transposed by the instruction, N = latent / 2) on a BF16 cache; both
+ * compile through NVRTC (MiniCPM3 dims: N = 128, 64-byte RoPE rows). */
+START_TEST(wgmma_paths_pick_their_products)
+{
+    static const struct { const char *yaml, *has[3], *lacks[2]; } cases[] = {
+        {"model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_token}\n"
+         "tile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+         {"m64n64k32.f32.e4m3.e4m3", "wgmma_pvt_fp8", "Hopper FP8 path"},
+         {"wgmma_pv_bf16_rs", "Hopper BF16 path"}},
+        {"model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma}\n",
+         {"m64n256k16.f32.bf16.bf16", "wgmma_pv_bf16_ss", "Hopper BF16 path"},
+         {"e4m3.e4m3", "Hopper FP8 path"}},
+        {"model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2}\n"
+         "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma, stages: 4}\n",
+         {"m64n128k16.f32.bf16.bf16", "wgmma_pv_bf16_rs", "Hopper BF16 path"},
+         {"e4m3.e4m3", "Hopper FP8 path"}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, "kernel: mla_decode\n%s", cases[c].yaml);
+        snapmla_spec *spec = parse(yaml);
+        size_t length;
+        char *source = emit(&spec->variants[0], &length);
+        for (int i = 0; i < 3; ++i)
+            ck_assert_msg(strstr(source, cases[c].has[i]) != NULL, "%s: no '%s'", spec->variants[0].name,
+                          cases[c].has[i]);
+        for (int i = 0; i < 2; ++i)
+            ck_assert_msg(strstr(source, cases[c].lacks[i]) == NULL, "%s: has '%s'", spec->variants[0].name,
+                          cases[c].lacks[i]);
+        snapmla_error err;
+        unsigned char *cubin = NULL;
+        size_t size = 0;
+        ck_assert_msg(snapmla_jit_compile(source, spec->variants[0].name, spec->variants[0].arch, &cubin,
+                                          &size, &err) == SNAPMLA_OK,
+                      "%s: %s", spec->variants[0].name, err.message);
+        free(cubin);
+        free(source);
+        snapmla_spec_free(spec);
+    }
+}
+END_TEST
+
 START_TEST(wgmma_copy_path_follows_the_page_size)
 {
     static const struct { int page, latent, rope; const char *tma; } cases[] = {
@@ -246,6 +290,7 @@ int main(void)
     tcase_add_test(tc, emit_differs_when_a_field_differs);
     tcase_add_test(tc, emit_rejects_fp8_compute_off_wgmma);
     tcase_add_test(tc, wgmma_copy_path_follows_the_page_size);
+    tcase_add_test(tc, wgmma_paths_pick_their_products);
     tcase_add_test(tc, peak_probe_compiles);
     tcase_add_test(tc, cache_key_covers_source_and_arch);
     tcase_add_test(tc, nvrtc_reports_its_log);
