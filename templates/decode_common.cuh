@@ -207,6 +207,19 @@ __device__ __forceinline__ void issue_tile(const DecodeParams &p, const KvRange 
     cp_async_commit();
 }
 
+// A row's LSE (log_max + log l, natural log): into lse when the request
+// used one split, else into this split's partial. A row that saw nothing
+// (l = 0): +inf as the final LSE, -inf (no mass) as a partial, so that the
+// combine gives it zero weight.
+__device__ __forceinline__ void store_lse(const DecodeParams &p, int b, int split, int row, float log_max,
+                                          float l, bool direct)
+{
+    if (direct)
+        p.lse[(long long)b * ROWS + row] = l > 0.f ? log_max + logf(l) : inf_f32();
+    else
+        p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? log_max + logf(l) : -inf_f32();
+}
+
 // Two neighbouring output columns of one row: BF16 straight into out when
 // the request used one split, else fp32 into this split's partial.
 __device__ __forceinline__ void store_output_pair(const DecodeParams &p, int b, int split, int row,

@@ -331,19 +331,13 @@ snapmla_decode_split(const DecodeParams p)
             continue;
         float l = row_sum[h];
         float inv = l > 0.f ? 1.f / l : 0.f;
-        long long row_index = (long long)b * ROWS + row;
 #pragma unroll
         for (int j = 0; j < O_TILES; ++j) {
             int c = half * HALF + j * 8 + 2 * (lane % 4);
             store_output_pair(p, b, split, row, c, o[j][2 * h] * inv, o[j][2 * h + 1] * inv, direct);
         }
-        if (half == 0 && lane % 4 == 0) {
-            if (direct)
-                p.lse[row_index] = l > 0.f ? row_max[h] + logf(l) : inf_f32();
-            else
-                p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] =
-                    l > 0.f ? row_max[h] + logf(l) : -inf_f32();
-        }
+        if (half == 0 && lane % 4 == 0)
+            store_lse(p, b, split, row, row_max[h], l, direct);
     }
 }
 

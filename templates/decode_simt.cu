@@ -162,14 +162,7 @@ snapmla_decode_split(const DecodeParams p)
         int row = row0 + r;
         if (row >= ROWS)
             continue;
-        float l = row_sum[r];
-        // A row that saw nothing: +inf as the final LSE, -inf (no mass) as a
-        // partial so that the combine gives it zero weight.
-        if (direct)
-            p.lse[(long long)b * ROWS + row] = l > 0.f ? row_max[r] + logf(l) : inf_f32();
-        else
-            p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] =
-                l > 0.f ? row_max[r] + logf(l) : -inf_f32();
+        store_lse(p, b, split, row, row_max[r], row_sum[r], direct);
     }
 }
 

@@ -105,14 +105,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
     const int tid = threadIdx.x, wg = tid / 128;
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
-    KvRange range;
-    range.n = p.seqlens[b];
-    range.splits = splits;
-    range.t_begin = item.z * KV_TILE;
-    range.t_end = min(range.n, item.w * KV_TILE);
-    range.tiles = item.w - item.z;
-    range.table = p.block_table + (long long)b * p.block_table_stride;
-    const int n = range.n, t_end = range.t_end, tiles = range.tiles;
+    const KvRange range = item_range(p, item, splits);
+    const int t_end = range.t_end, tiles = range.tiles;
     auto slot = [&](int u) { return (base + u) % STAGES; };
     auto phase = [&](int u) { return (unsigned)((base + u) / STAGES) & 1u; };
     auto lat_of = [&](int u) { return ring + slot(u) * STAGE_BYTES; };
@@ -142,14 +136,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // This thread's two rows of the score tile and of O: 16*warp + lane/4, and + 8.
     const int my_row[2] = {16 * warp + lane / 4, 16 * warp + lane / 4 + 8};
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
-    int visible_end[2];   // first token each row may not see
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        visible_end[h] = t_end;
-        if (CAUSAL)
-            visible_end[h] = min(t_end, n - Q_LEN + (row0 + my_row[h]) / Q_HEADS + 1);
-    }
-    const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
+    const int visible_end[2] = {visible_end_of(range, row0 + my_row[0]), visible_end_of(range, row0 + my_row[1])};
+    const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
     // The row state after the last tile seen, chained through both
     // warpgroups' tiles: max of the raw scores, row sum.
     float row_max[2] = {-inf_f32(), -inf_f32()};
@@ -325,13 +313,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         for (int j = 0; j < ACC / 4; ++j)
             store_output_pair(p, b, split, row, wg * HALF + 8 * j + 2 * quad, o[4 * j + 2 * h] * inv,
                               o[4 * j + 2 * h + 1] * inv, direct);
-        if (wg == 0 && quad == 0) {
-            const float lse = l > 0.f ? row_max[h] * p.softmax_scale + logf(l) : 0.f;
-            if (direct)
-                p.lse[(long long)b * ROWS + row] = l > 0.f ? lse : inf_f32();
-            else
-                p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? lse : -inf_f32();
-        }
+        if (wg == 0 && quad == 0)
+            store_lse(p, b, split, row, row_max[h] * p.softmax_scale, l, direct);
     }
 }
 

@@ -286,14 +286,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
     const int tid = threadIdx.x, wg = tid / 128;
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
-    KvRange range;
-    range.n = p.seqlens[b];
-    range.splits = splits;
-    range.t_begin = item.z * KV_TILE;
-    range.t_end = min(range.n, item.w * KV_TILE);
-    range.tiles = item.w - item.z;
-    range.table = p.block_table + (long long)b * p.block_table_stride;
-    const int n = range.n, t_end = range.t_end, tiles = range.tiles;
+    const KvRange range = item_range(p, item, splits);
+    const int t_end = range.t_end, tiles = range.tiles;
     auto slot = [&](int u) { return (base + u) % STAGES; };
     auto phase = [&](int u) { return (unsigned)((base + u) / STAGES) & 1u; };
 
@@ -314,14 +308,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // exp2 of (score - max) scaled: softmax scale, log2 e and the row's q_s
     // (S holds score / q_s)
     float row_scale_log2[2];
-    int visible_end[2];   // first token each row may not see
+    const int visible_end[2] = {visible_end_of(range, row0 + my_row[0]), visible_end_of(range, row0 + my_row[1])};
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < 2; ++h)
         row_scale_log2[h] = p.softmax_scale * 1.4426950408889634f * q_scale[my_row[h]];
-        visible_end[h] = t_end;
-        if (CAUSAL)
-            visible_end[h] = min(t_end, n - Q_LEN + (row0 + my_row[h]) / Q_HEADS + 1);
-    }
     // The row state after the last tile seen (chained through both
     // warpgroups' tiles): max of S (score / q_s), P's e4m3 factor, row sum.
     float row_max[2] = {-inf_f32(), -inf_f32()};
@@ -333,9 +323,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             o[mb][i] = 0.f;
-    // Tiles that end before this token need no mask (the causal edge of
-    // the earliest query token, or the range's end).
-    const int full_end = CAUSAL ? min(t_end, n - Q_LEN + 1) : t_end;
+    const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
 
     auto state_of = [&](int u) { return state_all + (u % STATE_SLOTS) * STATE_FLOATS; };
     // The other warpgroup's row state after its tile u (this thread's rows).
@@ -573,12 +561,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             const int row = row0 + my_row[h];
             if (row >= ROWS)
                 continue;
-            const float l = row_sum[h];
-            const float lse = l > 0.f ? row_max[h] * q_scale[my_row[h]] * p.softmax_scale + logf(l) : 0.f;
-            if (direct)
-                p.lse[(long long)b * ROWS + row] = l > 0.f ? lse : inf_f32();
-            else
-                p.lse_part[((long long)b * p.num_splits + split) * ROWS + row] = l > 0.f ? lse : -inf_f32();
+            store_lse(p, b, split, row, row_max[h] * q_scale[my_row[h]] * p.softmax_scale, row_sum[h], direct);
         }
     }
 }

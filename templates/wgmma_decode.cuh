@@ -92,6 +92,28 @@ __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
     return m[0];
 }
 
+// The KV range of a work item (decode_plan.cu's fields: request, row block
+// | piece << 16, first and end tile), a piece of `splits`.
+__device__ __forceinline__ KvRange item_range(const DecodeParams &p, int4 item, int splits)
+{
+    KvRange r;
+    r.n = p.seqlens[item.x];
+    r.splits = splits;
+    r.t_begin = item.z * KV_TILE;
+    r.t_end = min(r.n, item.w * KV_TILE);
+    r.tiles = item.w - item.z;
+    r.table = p.block_table + (long long)item.x * p.block_table_stride;
+    return r;
+}
+
+// The first token query row `row` (of the request's ROWS) may not see: the
+// range's end, or its causal edge. Row 0 has the earliest edge, so tiles
+// that end before visible_end_of(r, 0) need no mask.
+__device__ __forceinline__ int visible_end_of(const KvRange &r, int row)
+{
+    return CAUSAL ? min(r.t_end, r.n - Q_LEN + row / Q_HEADS + 1) : r.t_end;
+}
+
 // The threads that issue copies: one per warpgroup for TMA, all for cp.async.
 __device__ __forceinline__ bool is_copier_thread() { return !KV_TMA || threadIdx.x % 128 == 0; }
 
