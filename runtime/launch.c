@@ -245,10 +245,9 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
      * splits long requests (up to max_splits) to even the tiles over the
      * CTAs, so partials are laid out for max_splits and the combine runs. */
     int grid_ctas = kernel->sm_count * kernel->ctas_per_sm;
-    int balanced = v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
-                   v->split_policy == SNAPMLA_SPLIT_BALANCED;
-    int persistent = balanced || (v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0 &&
-                                  v->split_policy == SNAPMLA_SPLIT_AUTO &&
+    int planned = v->engine == SNAPMLA_ENGINE_WGMMA && a->num_splits == 0;   /* the policy decides */
+    int balanced = planned && v->split_policy == SNAPMLA_SPLIT_BALANCED;
+    int persistent = balanced || (planned && v->split_policy == SNAPMLA_SPLIT_AUTO &&
                                   (long)a->batch * row_blocks(v) >= grid_ctas);
     if (balanced)
         splits = v->max_splits;

@@ -50,6 +50,7 @@ snapmla_decode_plan(const DecodeParams p)
     __shared__ int warp_total[PLAN_THREADS / 32];
     __shared__ unsigned long long all_tiles, all_pieces;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    auto tiles_of = [&](int b) { return (p.seqlens[b] + KV_TILE - 1) / KV_TILE; };
     next_at[tid] = 0;
     if (tid == 0)
         all_tiles = all_pieces = 0;
@@ -62,21 +63,20 @@ snapmla_decode_plan(const DecodeParams p)
         const long long slots = max(1, p.plan_ctas / ROW_BLOCKS);
         unsigned long long mine = 0;
         for (int b = tid; b < p.batch; b += PLAN_THREADS)
-            mine += (p.seqlens[b] + KV_TILE - 1) / KV_TILE;
+            mine += tiles_of(b);
         atomicAdd(&all_tiles, mine);
         __syncthreads();
         share = (int)max(1ll, ((long long)all_tiles + slots - 1) / slots);
         unsigned long long count = 0;
         for (int b = tid; b < p.batch; b += PLAN_THREADS)
-            count += pieces_of((p.seqlens[b] + KV_TILE - 1) / KV_TILE, share);
+            count += pieces_of(tiles_of(b), share);
         atomicAdd(&all_pieces, count);
         __syncthreads();
         if ((long long)all_pieces > slots)
             share = (int)(((long long)share * (long long)all_pieces + slots - 1) / slots);
     }
     for (int b = tid; b < p.batch; b += PLAN_THREADS) {
-        const int tiles = (p.seqlens[b] + KV_TILE - 1) / KV_TILE, each = piece_tiles(tiles, share);
-        const int pieces = max(1, (tiles + each - 1) / each);
+        const int tiles = tiles_of(b), each = piece_tiles(tiles, share), pieces = pieces_of(tiles, share);
         for (int k = 0; k < pieces; ++k)
             atomicAdd(&next_at[size_key(min(each, tiles - k * each))], ROW_BLOCKS);
         p.split_counts[b] = pieces;
@@ -107,8 +107,7 @@ snapmla_decode_plan(const DecodeParams p)
     // Each request's pieces to their places, a piece's row blocks side by side.
     int4 *items = (int4 *)(p.plan + 4);
     for (int b = tid; b < p.batch; b += PLAN_THREADS) {
-        const int tiles = (p.seqlens[b] + KV_TILE - 1) / KV_TILE, each = piece_tiles(tiles, share);
-        const int pieces = max(1, (tiles + each - 1) / each);
+        const int tiles = tiles_of(b), each = piece_tiles(tiles, share), pieces = pieces_of(tiles, share);
         for (int k = 0; k < pieces; ++k) {
             const int first = k * each, end = min(tiles, first + each);
             const int at = atomicAdd(&next_at[size_key(end - first)], ROW_BLOCKS);
