@@ -179,6 +179,22 @@ START_TEST(decode_long_context_single_request)
 }
 END_TEST
 
+/* The longest context the issue asks for: one request of 2^20 tokens (16384
+ * tiles of 64, split as the plan chooses) next to an empty one, two query
+ * tokens of 2 heads (causal), against the float64 reference. */
+START_TEST(decode_million_token_context)
+{
+    snapmla_spec *spec;
+    char body[512];
+    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 2, q_len: 2}\n%s",
+             engine_bodies[_i]);
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
+    const int32_t lens[] = {1 << 20, 0};
+    expect_decode(kernel, lens, 2, 0, base_seed + 55);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
 START_TEST(decode_graph_replay_with_changing_lengths)
 {
     snapmla_spec *spec;
@@ -311,6 +327,8 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
     tcase_add_loop_test(tc, decode_long_context_single_request, 0,
+                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
+    tcase_add_loop_test(tc, decode_million_token_context, 0,
                         (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
     tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0,
                         (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
