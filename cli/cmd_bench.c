@@ -44,6 +44,7 @@ typedef struct bench_row {
     int64_t tokens;         /* sum of the cache lengths: what TB/s and TFLOP/s count */
     cli_decode_timing t;
     double copy_fraction;   /* t.tbps over the copy bandwidth measured in the run */
+    double mma_fraction;    /* t.tflops over the tensor-core peak of the variant's compute; NaN: no probe */
     double flashmla_us;     /* 0: no FlashMLA figure for this shape */
     int rows;               /* q_heads x q_len of the variant */
 } bench_row;
@@ -295,6 +296,8 @@ static void json_row(json_out *j, const bench_row *r)
     json_number(f, r->copy_fraction, 4);
     snapmla_strbuf_puts(f, ", \"tflops\": ");
     json_number(f, r->t.tflops, 2);
+    snapmla_strbuf_puts(f, ", \"mma_fraction\": ");
+    json_number(f, r->mma_fraction, 4);
     snapmla_strbuf_puts(f, ", \"flashmla_us\": ");
     json_number(f, r->flashmla_us > 0 ? r->flashmla_us : NAN, 0);
     snapmla_strbuf_puts(f, "}");
@@ -368,6 +371,7 @@ enum { MAX_FIRSTS = 256 };
 /* Where the rows go: the table on stdout, and the files asked for. */
 typedef struct bench_out {
     double copy;   /* TB/s */
+    cli_mma_ceilings mma;
     /* per shape and query rows, the first variant's time: what `vs first`
      * divides (FP8 against BF16 at the same heads, never across heads) */
     struct { int shape, rows; double us; } first[MAX_FIRSTS];
@@ -391,21 +395,25 @@ static double first_us(bench_out *out, int k, const bench_row *r)
 
 static void put_row(bench_out *out, int k, const bench_row *r)
 {
-    char sk[32], fm_us[32] = "-", vs_fm[32] = "-";
+    char sk[32], fm_us[32] = "-", vs_fm[32] = "-", mma[32] = "-", mma_csv[32] = "";
     snprintf(sk, sizeof sk, "%d%s", r->sh.seqlen, r->sh.ragged ? "~" : "");
     if (r->flashmla_us > 0) {
         snprintf(fm_us, sizeof fm_us, "%.0f", r->flashmla_us);
         snprintf(vs_fm, sizeof vs_fm, "%.2fx", r->flashmla_us / r->t.us);
     }
+    if (isfinite(r->mma_fraction)) {
+        snprintf(mma, sizeof mma, "%.1f%%", 100 * r->mma_fraction);
+        snprintf(mma_csv, sizeof mma_csv, "%.4f", r->mma_fraction);
+    }
     double first = first_us(out, k, r);
-    printf("| %s | %d | %s | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %.2fx |\n", r->variant,
-           r->sh.batch, sk, r->t.us, r->t.tbps, 100 * r->copy_fraction, r->t.tflops, fm_us, vs_fm,
+    printf("| %s | %d | %s | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %s | %.2fx |\n", r->variant,
+           r->sh.batch, sk, r->t.us, r->t.tbps, 100 * r->copy_fraction, r->t.tflops, mma, fm_us, vs_fm,
            first / r->t.us);
     fflush(stdout);
-    if (out->csv)
-        fprintf(out->csv, "%s,%d,%d,%d,%lld,%.2f,%.4f,%.4f,%.2f,%.0f\n", r->variant, r->sh.batch,
+    if (out->csv)   /* an empty mma_fraction: no tensor-core probe on this GPU */
+        fprintf(out->csv, "%s,%d,%d,%d,%lld,%.2f,%.4f,%.4f,%.2f,%s,%.0f\n", r->variant, r->sh.batch,
                 r->sh.seqlen, r->sh.ragged, (long long)r->tokens, r->t.us, r->t.tbps,
-                r->copy_fraction, r->t.tflops, r->flashmla_us);
+                r->copy_fraction, r->t.tflops, mma_csv, r->flashmla_us);
     if (out->json)
         json_row(out->json, r);
 }
@@ -434,6 +442,10 @@ static int bench_spec(snapmla_context *ctx, const bench_options *o, const char *
                 break;
             }
             r.copy_fraction = r.t.tbps / out->copy;
+            /* FP8 products against the e4m3 peak, every other engine against BF16's */
+            r.mma_fraction = !out->mma.measured ? NAN
+                             : r.t.tflops / (v->compute == SNAPMLA_COMPUTE_FP8 ? out->mma.fp8_tflops
+                                                                              : out->mma.bf16_tflops);
             r.flashmla_us = r.sh.ragged ? 0 : flashmla_us(v->q_heads, v->q_len, r.sh.batch, r.sh.seqlen);
             put_row(out, k, &r);
         }
@@ -470,6 +482,7 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
             fclose(out.csv);
         return failed;
     }
+    out.mma = mma;
     if (mma.measured)
         printf("tensor-core peak (back-to-back wgmma from shared memory), measured now: "
                "bf16 %.0f, fp8 %.0f TFLOP/s\n", mma.bf16_tflops, mma.fp8_tflops);
@@ -483,10 +496,10 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
                    "TB/s and TFLOP/s count the drawn lengths\n");
             break;
         }
-    printf("\n| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | FlashMLA BF16 us | vs FlashMLA | vs first |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("\n| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | %% MMA peak | FlashMLA BF16 us | vs FlashMLA | vs first |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     if (out.csv)
-        fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,flashmla_us\n");
+        fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us\n");
     if (out.json)
         json_begin(json, device, o->replays, out.copy, &mma);
     int code = CLI_OK;
@@ -533,11 +546,11 @@ const cli_command cli_bench = {
     "after two warm-up replays; the cache is filled through the append kernel of\n"
     "the same format with random data, pages scattered at random. Prints per\n"
     "shape: microseconds, achieved TB/s (cache bytes read + q + out) next to the\n"
-    "device's copy bandwidth measured in the same run, TFLOP/s next to the\n"
-    "tensor-core peaks (bf16, fp8) measured in the same run on Hopper, FlashMLA\n"
-    "BF16's time for the uniform shapes it was measured on, and the ratio to the\n"
-    "first variant with the same query heads x q_len (list the FP8 spec first for\n"
-    "BF16/FP8 ratios). docs/bench.md\n"
+    "device's copy bandwidth measured in the same run, TFLOP/s as a share of the\n"
+    "tensor-core peak (fp8 or bf16, the variant's compute) measured in the same\n"
+    "run on Hopper, FlashMLA BF16's time for the uniform shapes it was measured\n"
+    "on, and the ratio to the first variant with the same query heads x q_len\n"
+    "(list the FP8 spec first for BF16/FP8 ratios). docs/bench.md\n"
     "has the details and the file formats.\n"
     "  --shapes   shapes, comma-separated, at most 16 (default 128x4096,128x16384,1x65536):\n"
     "             BATCHxSEQLEN   every request has SEQLEN tokens of cache\n"

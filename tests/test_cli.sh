@@ -90,10 +90,10 @@ expect "bench json onto a folder" 2 "^snapmla: cannot write '$work': Is a direct
 if [[ -e /dev/nvidiactl ]]; then
     expect "run on the GPU" 0 "PASS" -- "$snapmla" run specs/deepseek_v3.yaml
     expect "bench ragged on the GPU" 0 "^\\| [^|]+ \\| 4 \\| 300~ \\| [0-9.]+ \\| [0-9.]+ \\|.* \\| - \\| - \\|" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100,4x300~ --replays 3 --csv "$work/b.csv" --json "$work/b.json"
-    expect "bench CSV header" 0 "^variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,flashmla_us$" -- head -n 1 "$work/b.csv"
+    expect "bench CSV header" 0 "^variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us$" -- head -n 1 "$work/b.csv"
     expect "bench CSV uniform row" 0 "^[^,]+,2,100,0,200,[0-9.]+," -- sed -n 2p "$work/b.csv"
     expect "bench CSV ragged row" 0 "^[^,]+,4,300,1,[0-9]+,[0-9.]+,.*,0$" -- sed -n 3p "$work/b.csv"
-    expect "bench JSON rows" 0 "\"batch\": 4, \"seqlen\": 300, \"ragged\": true, \"tokens\": [0-9]+, .*\"flashmla_us\": null" -- cat "$work/b.json"
+    expect "bench JSON rows" 0 "\"batch\": 4, \"seqlen\": 300, \"ragged\": true, \"tokens\": [0-9]+, .*\"mma_fraction\": ([0-9.]+|null), \"flashmla_us\": null" -- cat "$work/b.json"
     expect "bench no JSON temporary left" 1 "" -- test -e "$work/b.json.tmp"
     if command -v python3 >/dev/null; then
         expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ceilings"]["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"]' "$work/b.json"
