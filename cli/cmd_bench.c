@@ -475,17 +475,15 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     printf("device: %s\n", device);
     out.copy = copy_bandwidth(d, &err);
     printf("device copy bandwidth (read + write), measured now: %.2f TB/s\n", out.copy);
-    cli_mma_ceilings mma;
-    if (cli_mma_peak(d, &mma, &err) != SNAPMLA_OK) {
+    if (cli_mma_peak(d, &out.mma, &err) != SNAPMLA_OK) {
         int failed = cli_report(&err);
         if (out.csv)
             fclose(out.csv);
         return failed;
     }
-    out.mma = mma;
-    if (mma.measured)
+    if (out.mma.measured)
         printf("tensor-core peak (back-to-back wgmma from shared memory), measured now: "
-               "bf16 %.0f, fp8 %.0f TFLOP/s\n", mma.bf16_tflops, mma.fp8_tflops);
+               "bf16 %.0f, fp8 %.0f TFLOP/s\n", out.mma.bf16_tflops, out.mma.fp8_tflops);
     else
         printf("tensor-core peak: not measured (the probe needs a Hopper GPU)\n");
     printf("GEMM ceilings (8192^3 through torch on the lent H100, not this run): bf16 784, "
@@ -501,7 +499,7 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     if (out.csv)
         fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us\n");
     if (out.json)
-        json_begin(json, device, o->replays, out.copy, &mma);
+        json_begin(json, device, o->replays, out.copy, &out.mma);
     int code = CLI_OK;
     for (int s = 0; s < o->spec_count && code == CLI_OK; ++s)
         code = bench_spec(ctx, o, o->spec_paths[s], &out, &err);
