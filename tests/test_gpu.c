@@ -151,6 +151,15 @@ START_TEST(decode_matches_reference)
 }
 END_TEST
 
+/* A DeepSeek-dims (512 + 64) mla_decode kernel: `heads` completes the
+ * model line, `engine` (one of the bodies below) follows it. */
+static snapmla_kernel *deepseek_kernel(const char *heads, const char *engine, snapmla_spec **spec_out)
+{
+    char body[512];
+    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, %s}\n%s", heads, engine);
+    return kernel_for("kernel: mla_decode\n", body, spec_out);
+}
+
 /* The default engine, the Hopper FP8 and BF16 paths and the balanced plan,
  * for the long and graph tests. */
 static const char *const engine_bodies[] = {
@@ -169,10 +178,7 @@ static const char *const hopper_bodies[] = {
 START_TEST(decode_long_context_single_request)
 {
     snapmla_spec *spec;
-    char body[512];
-    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n%s",
-             engine_bodies[_i]);
-    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
+    snapmla_kernel *kernel = deepseek_kernel("q_heads: 128", engine_bodies[_i], &spec);
     const int32_t one[] = {20000 + 13};
     expect_decode(kernel, one, 1, 0, base_seed + 77);
     snapmla_spec_free(spec);
@@ -185,10 +191,7 @@ END_TEST
 START_TEST(decode_million_token_context)
 {
     snapmla_spec *spec;
-    char body[512];
-    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 2, q_len: 2}\n%s",
-             engine_bodies[_i]);
-    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
+    snapmla_kernel *kernel = deepseek_kernel("q_heads: 2, q_len: 2", engine_bodies[_i], &spec);
     const int32_t lens[] = {1 << 20, 0};
     expect_decode(kernel, lens, 2, 0, base_seed + 55);
     snapmla_spec_free(spec);
@@ -198,10 +201,7 @@ END_TEST
 START_TEST(decode_graph_replay_with_changing_lengths)
 {
     snapmla_spec *spec;
-    char body[512];
-    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n%s",
-             engine_bodies[_i]);
-    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
+    snapmla_kernel *kernel = deepseek_kernel("q_heads: 16, q_len: 2", engine_bodies[_i], &spec);
     const int32_t most[] = {5000, 300, 64, 1, 2049};
     const int32_t round1[] = {5000, 300, 64, 1, 2049};
     const int32_t round2[] = {4100, 2, 0, 1, 129};
@@ -222,9 +222,7 @@ END_TEST
 START_TEST(decode_persistent_large_batch)
 {
     snapmla_spec *spec;
-    char body[512];
-    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\n%s", hopper_bodies[_i]);
-    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", body, &spec);
+    snapmla_kernel *kernel = deepseek_kernel("q_heads: 128", hopper_bodies[_i], &spec);
     enum { BATCH = 160 };
     static int32_t lens[3][BATCH];
     uint64_t state = base_seed | 1;
