@@ -243,7 +243,9 @@ const snapmla_variant *snapmla_kernel_variant(const snapmla_kernel *kernel);
  * positions when causal).
  * out [batch, q_len, q_heads, latent] BF16; lse [batch, q_len, q_heads] fp32
  * (natural log; +inf for a row that sees no token, whose out is 0).
- * workspace: snapmla_decode_workspace_bytes(kernel, batch) bytes. */
+ * workspace: snapmla_decode_workspace_bytes(kernel, batch) bytes.
+ * q, kv_cache, out and workspace are 16-byte aligned (the kernels read and
+ * write them 16 bytes at a time); the others to their element size. */
 typedef struct snapmla_decode_args {
     int batch;
     const void *q;

@@ -214,12 +214,12 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
     REQUIRE(a->q && a->kv_cache && a->block_table && a->cache_seqlens && a->out && a->lse &&
                 a->workspace,
             "q, kv_cache, block_table, cache_seqlens, out, lse and workspace must not be NULL");
-    REQUIRE(ADDRESS(a->q) % 16 == 0 && ADDRESS(a->kv_cache) % 16 == 0,
-            "q and kv_cache must be 16-byte aligned");
-    REQUIRE(ADDRESS(a->out) % 2 == 0 && ADDRESS(a->lse) % 4 == 0 &&
+    REQUIRE(ADDRESS(a->q) % 16 == 0 && ADDRESS(a->kv_cache) % 16 == 0 && ADDRESS(a->out) % 16 == 0,
+            "q, kv_cache and out must be 16-byte aligned");
+    REQUIRE(ADDRESS(a->lse) % 4 == 0 &&
                 ADDRESS(a->workspace) % 16 == 0 && ADDRESS(a->block_table) % 4 == 0 &&
                 ADDRESS(a->cache_seqlens) % 4 == 0,
-            "out, lse, block_table and cache_seqlens must be aligned to their element size "
+            "lse, block_table and cache_seqlens must be aligned to their element size "
             "and workspace to 16 bytes");
     size_t page_bytes = snapmla_cache_page_bytes(v);
     int64_t page_stride = a->page_stride ? a->page_stride : (int64_t)page_bytes;

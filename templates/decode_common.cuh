@@ -221,18 +221,25 @@ __device__ __forceinline__ void store_lse(const DecodeParams &p, int b, int spli
 }
 
 // Two neighbouring output columns of one row: BF16 straight into out when
-// the request used one split, else fp32 into this split's partial.
+// the request used one split, else fp32 into this split's partial (c is
+// even: one 4-byte or 8-byte store; out is 16-byte aligned, launch.c).
 __device__ __forceinline__ void store_output_pair(const DecodeParams &p, int b, int split, int row,
                                                   int c, float x0, float x1, bool direct)
 {
     if (direct) {
         const long long at = ((long long)b * ROWS + row) * LATENT + c;
-        p.out[at] = f32_to_bf16(x0);
-        p.out[at + 1] = f32_to_bf16(x1);
+        *(unsigned *)(p.out + at) = (unsigned)f32_to_bf16(x0) | ((unsigned)f32_to_bf16(x1) << 16);
     } else {
         float *dst = p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c;
-        *(float2 *)dst = make_float2(x0, x1);   // c is even: 8-byte aligned
+        *(float2 *)dst = make_float2(x0, x1);
     }
+}
+
+// Four neighbouring columns (c a multiple of 4) of a split's fp32 partial:
+// one 16-byte store.
+__device__ __forceinline__ void store_partial_quad(const DecodeParams &p, int b, int split, int row, int c, float4 x)
+{
+    *(float4 *)(p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c) = x;
 }
 
 }  // namespace snapmla

@@ -31,7 +31,7 @@
 // the chain (measured: 3.0 us per tile at 128 heads against 1.5-1.9).
 // With more than two slots, the refill of t-2's slot waits for step 2
 // (both have read t-2 by then), off the QK's path.
-//   epilogue  one split: out = O / l (BF16), lse; several: fp32 partials
+//   epilogue  one split: out = O / l (BF16, staged in smem for 16-byte stores), lse; several: fp32 partials
 
 namespace snapmla {
 
@@ -45,31 +45,26 @@ constexpr int P_BYTES = 64 * KV_TILE * 2;   // BF16 P of one tile, K-major, 128-
 constexpr int ST_MAX = 0, ST_SUM = 64, ST_FACTOR = 128, STATE_FLOATS = 192;
 constexpr int ACC = HALF / 2;   // O's fp32 accumulators per thread (64 rows x HALF)
 
-// Two floats -> packed BF16 (lo in the low half), round to nearest even.
-__device__ __forceinline__ unsigned bf16x2(float lo, float hi)
-{
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
 // The CTA's 64 query rows as BF16 into swizzled smem (K-major, as the QK
-// product reads them); rows past ROWS are zeros.
+// product reads them), by 16-byte asynchronous copies, all in flight at
+// once; rows past ROWS are zero-filled.
 __device__ __forceinline__ void load_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
                                             unsigned char *q_rope)
 {
     constexpr int ROW_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
     for (int i = threadIdx.x; i < 64 * ROW_CHUNKS; i += THREADS) {
         const int r = i / ROW_CHUNKS, c = i % ROW_CHUNKS;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row0 + r < ROWS)
-            v = ((const uint4 *)(p.q + ((long long)b * ROWS + row0 + r) * WIDTH))[c];
-        if (c < LAT_CHUNKS)
-            *(uint4 *)(q_lat + latent_offset(r, 16 * c)) = v;
-        else
-            *(uint4 *)(q_rope + rope_offset(r, 16 * (c - LAT_CHUNKS))) = v;
+        const bool valid = row0 + r < ROWS;
+        const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH + 8 * c;
+        unsigned char *dst =
+            c < LAT_CHUNKS ? q_lat + latent_offset(r, 16 * c) : q_rope + rope_offset(r, 16 * (c - LAT_CHUNKS));
+        cp_async_16(dst, src, valid ? 16 : 0);
     }
+    cp_async_commit();
+    cp_async_wait<0>();
 }
+
+static_assert(OUT_STAGE_BYTES <= Q_BYTES, "the output stage fits in Q's smem");
 
 // Shared memory, 1024-aligned for the 128-byte swizzle.
 struct SmemLayout {
@@ -302,19 +297,30 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         other_tile(tiles - 1);
 
     // ---- epilogue: O / l per query row, lse ----
-    const bool direct = range.splits == 1;
+    const bool direct = range.splits == 1;   // the same for the whole CTA
+    if (direct)
+        __syncthreads();   // both warpgroups are past their last QK: Q's smem is free
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + my_row[h];
-        if (row >= ROWS)
-            continue;
         const float l = row_sum[h], inv = l > 0.f ? 1.f / l : 0.f;
+        if (direct) {   // rows past ROWS too: the copy-out skips them
 #pragma unroll
-        for (int j = 0; j < ACC / 4; ++j)
-            store_output_pair(p, b, split, row, wg * HALF + 8 * j + 2 * quad, o[4 * j + 2 * h] * inv,
-                              o[4 * j + 2 * h + 1] * inv, direct);
-        if (wg == 0 && quad == 0)
+            for (int j = 0; j < ACC / 4; ++j)
+                *(unsigned *)(m.q_lat + out_stage_offset(my_row[h], wg * HALF + 8 * j) + 4 * quad) =
+                    bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+        } else if (row < ROWS) {
+#pragma unroll
+            for (int j = 0; j < ACC / 4; ++j)
+                store_output_pair(p, b, split, row, wg * HALF + 8 * j + 2 * quad, o[4 * j + 2 * h] * inv,
+                                  o[4 * j + 2 * h + 1] * inv, false);
+        }
+        if (wg == 0 && quad == 0 && row < ROWS)
             store_lse(p, b, split, row, row_max[h] * p.softmax_scale, l, direct);
+    }
+    if (direct) {
+        __syncthreads();
+        copy_out_stage(p, b, row0, m.q_lat);
     }
 }
 

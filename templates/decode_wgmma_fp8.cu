@@ -39,7 +39,8 @@
 //   run while the other's softmax does. A tile's slot is refilled (tile
 //   t+STAGES) by its non-owner once both warpgroups have read it (the slot's
 //   "used" mbarrier), so the copies run STAGES - 1 or so tiles ahead.
-//   epilogue  one split: out = O / (r l) (BF16), lse; several: fp32 partials
+//   epilogue  one split: out = O / (r l) (BF16, staged in smem for 16-byte stores), lse;
+//             several: fp32 partials
 //
 // Tokens past the range get zero codes and scales (cp.async zero-fills them;
 // after a TMA copy the owner zeroes them, clear_tail) and -inf scores; rows
@@ -68,6 +69,7 @@ constexpr float P_LOW = 28.f, P_HIGH = 448.f;
 constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
 constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;   // 16-byte cp.async chunks per token
+static_assert(OUT_STAGE_BYTES <= Q_BYTES + STAGE_BYTES, "the output stage fits in Q's smem and a ring slot");
 
 // The warpgroup that copies tile j in: the non-owner of tile j - STAGES,
 // which refills that slot; the prologue's tiles follow the same parity.
@@ -536,33 +538,54 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     wait_products();
 
     // ---- epilogue: O / (r l) per query row (the final row state), lse ----
-    const bool direct = range.splits == 1;
+    const bool direct = range.splits == 1;   // the same for the whole CTA
     const float *final_state = state_of(tiles + STATE_SLOTS - 1);   // tile tiles-1's
+    if (wg == 0 && quad == 0) {   // (before the stage overwrites q_scale)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = row0 + my_row[h];
+            if (row < ROWS)
+                store_lse(p, b, split, row, row_max[h] * q_scale[my_row[h]] * p.softmax_scale, row_sum[h], direct);
+        }
+    }
+    // BF16 output through the stage (Q's smem and the ring's first slot,
+    // both free once both warpgroups' last products are done); partials
+    // straight out, 16 bytes per store.
+    unsigned char *stage = m.q_lat;
+    if (direct)
+        __syncthreads();
+    // where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
+    unsigned stage_at[2][GROUPS];
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+        for (int grp = 0; grp < GROUPS; ++grp)
+            stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
             const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (row >= ROWS)
+            if (!direct && row >= ROWS)
                 continue;
             const float l = tiles > 0 ? final_state[ST_SUM + n_row] : 0.f;
             const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
 #pragma unroll
             for (int grp = 0; grp < GROUPS; ++grp) {
-                const int c = channel_of(wg, warp, lane, 2 * grp, 0);
+                const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
                 const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
-                store_output_pair(p, b, split, row, c, lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, direct);
-                store_output_pair(p, b, split, row, c + 2, hi[4 * j + e] * inv, hi[4 * j + 2 + e] * inv, direct);
+                const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,
+                                             hi[4 * j + 2 + e] * inv);
+                if (direct)
+                    *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
+                        make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
+                else
+                    store_partial_quad(p, b, split, row, c, x);
             }
         }
-    if (wg == 0 && quad == 0) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = row0 + my_row[h];
-            if (row >= ROWS)
-                continue;
-            store_lse(p, b, split, row, row_max[h] * q_scale[my_row[h]] * p.softmax_scale, row_sum[h], direct);
-        }
+    if (direct) {
+        __syncthreads();
+        copy_out_stage(p, b, row0, stage);
     }
 }
 

@@ -76,6 +76,14 @@ __device__ __forceinline__ float fast_exp2(float x)
     return y;
 }
 
+// Two floats -> packed BF16 (lo in the low half), round to nearest even.
+__device__ __forceinline__ unsigned bf16x2(float lo, float hi)
+{
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
 // The largest of this thread's 16 scores of row half h (accumulator
 // elements i with (i / 2) % 2 == h), as a tree: 4 dependent steps, not 15.
 __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
@@ -181,6 +189,30 @@ __device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
         const int row = valid + i / LAT_CHUNKS, c = i % LAT_CHUNKS;
         *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_BYTES + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);
     }
+}
+
+// A work item's BF16 output leaves through smem (free after the last QK):
+// rows of LATENT channels, 16-byte chunks XORed with row % 8 so that the
+// fragment stores of a warp's rows spread over the banks; then 16-byte
+// stores, each warp writing 512 contiguous bytes of out (the 64 rows of a
+// row block are contiguous there).
+constexpr int OUT_STAGE_BYTES = 64 * LATENT * 2;
+
+// Byte of the stage where channel `channel` (even) of row `row` goes.
+__device__ __forceinline__ unsigned out_stage_offset(unsigned row, unsigned channel)
+{
+    return row * LATENT * 2 + (((channel / 8) ^ (row & 7)) << 4) + (channel % 8) * 2;
+}
+
+// The stage's rows that exist (row0 + row < ROWS) into out, by the CTA;
+// after a barrier that follows the stage's last write.
+__device__ __forceinline__ void copy_out_stage(const DecodeParams &p, int b, int row0, const unsigned char *stage)
+{
+    constexpr int CHUNKS = LATENT / 8;   // 16-byte chunks of a row
+    const int rows = min(64, ROWS - row0);
+    bf16_t *out = p.out + ((long long)b * ROWS + row0) * LATENT;
+    for (int i = threadIdx.x; i < rows * CHUNKS; i += THREADS)
+        *(uint4 *)(out + 8 * i) = *(const uint4 *)(stage + out_stage_offset(i / CHUNKS, 8 * (i % CHUNKS)));
 }
 
 }  // namespace snapmla

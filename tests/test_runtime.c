@@ -177,6 +177,7 @@ static void null_q(snapmla_decode_args *a) { a->q = NULL; }
 static void bad_batch(snapmla_decode_args *a) { a->batch = -1; }
 static void huge_batch(snapmla_decode_args *a) { a->batch = 70000; }
 static void misaligned_q(snapmla_decode_args *a) { a->q = (const char *)a->q + 2; }
+static void misaligned_out(snapmla_decode_args *a) { a->out = (char *)a->out + 8; }
 static void no_pages(snapmla_decode_args *a) { a->num_pages = 0; }
 static void small_stride(snapmla_decode_args *a) { a->page_stride = 64; }
 static void odd_stride(snapmla_decode_args *a) { a->page_stride += 8; }
@@ -190,7 +191,8 @@ static const decode_case decode_cases[] = {
      "snapmla_decode: q, kv_cache, block_table, cache_seqlens, out, lse and workspace must not be NULL"},
     {"negative batch", bad_batch, "snapmla_decode: batch must be in 0..65535"},
     {"huge batch", huge_batch, "snapmla_decode: batch must be in 0..65535"},
-    {"misaligned q", misaligned_q, "snapmla_decode: q and kv_cache must be 16-byte aligned"},
+    {"misaligned q", misaligned_q, "snapmla_decode: q, kv_cache and out must be 16-byte aligned"},
+    {"misaligned out", misaligned_out, "snapmla_decode: q, kv_cache and out must be 16-byte aligned"},
     {"no pages", no_pages, "snapmla_decode: num_pages must be at least 1"},
     {"small page stride", small_stride,
      "snapmla_decode: page_stride must be 0 or a multiple of 16 of at least the page size"},
