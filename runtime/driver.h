@@ -29,6 +29,7 @@
     X(cuOccupancyMaxActiveBlocksPerMultiprocessor,                \
       "cuOccupancyMaxActiveBlocksPerMultiprocessor")              \
     X(cuLaunchKernel, "cuLaunchKernel")                           \
+    X(cuLaunchKernelEx, "cuLaunchKernelEx")                       \
     X(cuMemAlloc, "cuMemAlloc_v2")                                \
     X(cuMemFree, "cuMemFree_v2")                                  \
     X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                            \

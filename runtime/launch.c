@@ -124,8 +124,27 @@ static int launch_splits(const snapmla_kernel *k, int batch, int requested)
     return (int)(want < 1 ? 1 : want > v->max_splits ? v->max_splits : want);
 }
 
+/* Whether `function` starts with griddepcontrol.wait (templates/prelude.cuh,
+ * wait_prior_grids): the wgmma decode kernel, its plan and every combine,
+ * when built for sm_90a. The SIMT and mma decode kernels do not wait, so
+ * they are launched plainly. */
+static int waits_for_prior_grids(const snapmla_kernel *k, CUfunction function)
+{
+    if (k->variant.arch != SNAPMLA_ARCH_SM90A)
+        return 0;
+    if (function == k->combine_function || function == k->plan_function)
+        return 1;
+    return function == k->main_function &&
+           (k->variant.kernel == SNAPMLA_KERNEL_MLA_COMBINE ||
+            (k->variant.kernel == SNAPMLA_KERNEL_MLA_DECODE && k->variant.engine == SNAPMLA_ENGINE_WGMMA));
+}
+
 /* Launches `threads` per CTA with one parameter struct, or two (second
- * not NULL). */
+ * not NULL). Hopper kernels go as programmatic dependent launches: their
+ * CTAs may start while the stream's previous kernel drains, and each waits
+ * (griddepcontrol.wait, templates/prelude.cuh) before its first global
+ * memory access; so the launch gap between kernels is hidden, in a CUDA
+ * graph too. */
 static snapmla_status launch_with(const snapmla_kernel *k, CUfunction function, unsigned grid_x,
                                   unsigned grid_y, unsigned grid_z, unsigned threads, unsigned shared,
                                   void *params, void *params2, void *stream, const char *what,
@@ -133,9 +152,15 @@ static snapmla_status launch_with(const snapmla_kernel *k, CUfunction function, 
 {
     const snapmla_driver *d = &k->owner->driver;
     void *arguments[] = {params, params2};
-    return snapmla_driver_check(d, d->cuLaunchKernel(function, grid_x, grid_y, grid_z, threads, 1, 1, shared,
-                                                     (CUstream)stream, arguments, NULL),
-                                what, err);
+    CUlaunchAttribute overlap = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
+    overlap.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig config = {
+        .gridDimX = grid_x, .gridDimY = grid_y, .gridDimZ = grid_z,
+        .blockDimX = threads, .blockDimY = 1, .blockDimZ = 1,
+        .sharedMemBytes = shared, .hStream = (CUstream)stream,
+        .attrs = &overlap, .numAttrs = waits_for_prior_grids(k, function) ? 1 : 0,
+    };
+    return snapmla_driver_check(d, d->cuLaunchKernelEx(&config, function, arguments, NULL), what, err);
 }
 
 /* One part of every token of the paged cache (its latent or its RoPE) as a

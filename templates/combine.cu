@@ -26,6 +26,7 @@ snapmla_combine(const CombineParams p)
     __shared__ float weight[MAX_SPLITS];
     __shared__ float total_lse;
     const int row = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
+    wait_prior_grids();   // the split kernel's partials
     const int k = min(max(p.split_counts[b], 1), p.num_splits);
     if (p.skip_single && k == 1)
         return;

@@ -50,6 +50,8 @@ snapmla_decode_plan(const DecodeParams p)
     __shared__ int warp_total[PLAN_THREADS / 32];
     __shared__ unsigned long long all_tiles, all_pieces;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    allow_dependent_launch();   // the decode CTAs set up meanwhile, then wait for the plan
+    wait_prior_grids();
     auto tiles_of = [&](int b) { return (p.seqlens[b] + KV_TILE - 1) / KV_TILE; };
     next_at[tid] = 0;
     if (tid == 0)

@@ -24,6 +24,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         }
         fence_mbarrier_init();
     }
+    wait_prior_grids();   // (the plan, the cache append, Q's producer)
     const int4 *items = (const int4 *)(p.plan + 4);
     for (int round = 0, base = 0;; ++round) {
         // Nothing is in flight here (each item ends with its products

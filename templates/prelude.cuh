@@ -106,6 +106,26 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// Programmatic dependent launch (sm_90+; runtime/launch.c launches the
+// kernels that call this with it): waits until the grids before this one in
+// the stream have finished and their writes are visible. Called before a
+// kernel's first global memory access; a no-op for a plain launch.
+__device__ __forceinline__ void wait_prior_grids()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Lets the next kernel in the stream start launching its CTAs now (they
+// wait in wait_prior_grids until this grid has finished).
+__device__ __forceinline__ void allow_dependent_launch()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // Traps when the launch gave less dynamic shared memory than this kernel's
 // layout ends at: a host-side size formula out of step with the template
 // fails loudly instead of corrupting memory.
