@@ -86,13 +86,14 @@ __device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
 
 
 // The CTA's 64 query rows: latent -> e4m3 with one power-of-two scale per
-// row, RoPE divided by it (exactly) as BF16, into swizzled smem. Four threads per row, each holding its quarter
-// of the row in registers between the amax and the conversion; rows past
-// ROWS are zeros.
+// row, RoPE divided by it (exactly) as BF16, into swizzled smem. Four
+// threads per row (a quad), each holding every fourth 8-channel chunk in
+// registers between the amax and the conversion, so that a quad's loads
+// are 64 contiguous bytes; rows past ROWS are zeros.
 __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row0,
                                            unsigned char *q_lat, unsigned char *q_rope, float *q_scale)
 {
-    constexpr int PART = LATENT / 4, VECS = PART / 8;   // latent channels, uint4s per thread
+    constexpr int VECS = LATENT / 32;   // 8-channel chunks per thread: part, part + 4, ...
     const int r = threadIdx.x / 4, part = threadIdx.x % 4;
     const bool valid = row0 + r < ROWS;
     const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH;
@@ -100,7 +101,7 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
     float amax = 0.f;
 #pragma unroll
     for (int i = 0; i < VECS; ++i) {
-        v[i] = valid ? *(const uint4 *)(src + part * PART + 8 * i) : make_uint4(0, 0, 0, 0);
+        v[i] = valid ? *(const uint4 *)(src + 8 * (part + 4 * i)) : make_uint4(0, 0, 0, 0);
         const unsigned w[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
 #pragma unroll
         for (int k = 0; k < 4; ++k)
@@ -118,7 +119,7 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
         uint2 codes;
         codes.x = e4m3x4(bf16_lo(x.x) * inv, bf16_hi(x.x) * inv, bf16_lo(x.y) * inv, bf16_hi(x.y) * inv);
         codes.y = e4m3x4(bf16_lo(x.z) * inv, bf16_hi(x.z) * inv, bf16_lo(x.w) * inv, bf16_hi(x.w) * inv);
-        *(uint2 *)(q_lat + latent_offset(r, part * PART + 8 * i)) = codes;
+        *(uint2 *)(q_lat + latent_offset(r, 8 * (part + 4 * i))) = codes;
     }
     for (int piece = part; piece < ROPE_CHUNKS; piece += 4) {
         const uint4 x = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
