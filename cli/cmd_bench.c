@@ -35,6 +35,7 @@ typedef struct bench_options {
     const char *json;
     const char *spec_paths[MAX_SPECS];
     int spec_count;
+    int plan_ready;   /* --plan-ready */
 } bench_options;
 
 /* One measured variant and shape, as the table, the CSV and the JSON show it. */
@@ -163,6 +164,8 @@ static int parse_options(int argc, char **argv, bench_options *o)
                          "the JSON file to write", o->json);
                 return cli_usage_error(&cli_bench, why);
             }
+        } else if (strcmp(a, "--plan-ready") == 0) {
+            o->plan_ready = 1;
         } else if (a[0] == '-') {
             snprintf(why, sizeof why, "unknown option '%s'", a);
             return cli_usage_error(&cli_bench, why);
@@ -267,13 +270,14 @@ static void json_number(snapmla_strbuf *f, double x, int decimals)
         snapmla_strbuf_puts(f, "null");
 }
 
-static void json_begin(json_out *j, const char *device, int replays, double copy,
+static void json_begin(json_out *j, const char *device, int replays, int plan_ready, double copy,
                        const cli_mma_ceilings *mma)
 {
     snapmla_strbuf *f = &j->text;
     snapmla_strbuf_puts(f, "{\n  \"device\": ");
     json_string(f, device);
-    snapmla_strbuf_printf(f, ",\n  \"replays\": %d,\n  \"ceilings\": {\"copy_tbps\": ", replays);
+    snapmla_strbuf_printf(f, ",\n  \"replays\": %d,\n  \"plan_ready\": %s,\n  \"ceilings\": {\"copy_tbps\": ",
+                          replays, plan_ready ? "true" : "false");
     json_number(f, copy > 0 ? copy : NAN, 3);
     snapmla_strbuf_puts(f, ", \"bf16_tflops\": ");
     json_number(f, mma->measured ? mma->bf16_tflops : NAN, 1);
@@ -352,7 +356,7 @@ static void device_name(const snapmla_driver *d, char *name, int size)
 
 /* One shape: buffers made and filled, the call timed, buffers freed. */
 static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, int replays,
-                       bench_row *row, snapmla_error *err)
+                       int plan_ready, bench_row *row, snapmla_error *err)
 {
     const snapmla_variant *v = snapmla_kernel_variant(kernel);
     cli_decode_problem p;
@@ -361,7 +365,7 @@ static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, i
     if (!made)
         return 0;
     row->tokens = p.tokens;
-    int ok = cli_decode_time(kernel, &p, replays, 0, 0, 0, &row->t, err);
+    int ok = cli_decode_time(kernel, &p, replays, 0, plan_ready, 0, 0, &row->t, err);
     cli_decode_problem_free(&p);
     return ok;
 }
@@ -437,7 +441,7 @@ static int bench_spec(snapmla_context *ctx, const bench_options *o, const char *
         }
         for (int k = 0; k < o->shape_count; ++k) {
             bench_row r = {.variant = v->name, .sh = o->shapes[k], .rows = v->q_heads * v->q_len};
-            if (!bench_shape(ctx, kernel, r.sh, o->replays, &r, err)) {
+            if (!bench_shape(ctx, kernel, r.sh, o->replays, o->plan_ready, &r, err)) {
                 code = CLI_FAILED;
                 break;
             }
@@ -488,6 +492,9 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
         printf("tensor-core peak: not measured (the probe needs a Hopper GPU)\n");
     printf("GEMM ceilings (8192^3 through torch on the lent H100, not this run): bf16 784, "
            "fp8 1442 TFLOP/s\n");
+    if (o->plan_ready)
+        printf("--plan-ready: each call reuses a plan made once, as a step's layers after the first "
+               "do; the plan kernel is not timed\n");
     for (int k = 0; k < o->shape_count; ++k)
         if (o->shapes[k].ragged) {
             printf("s_k N~: a ragged batch, cache lengths drawn uniformly in 1..2N-1 (fixed seed); "
@@ -499,7 +506,7 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     if (out.csv)
         fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us\n");
     if (out.json)
-        json_begin(json, device, o->replays, out.copy, &out.mma);
+        json_begin(json, device, o->replays, o->plan_ready, out.copy, &out.mma);
     int code = CLI_OK;
     for (int s = 0; s < o->spec_count && code == CLI_OK; ++s)
         code = bench_spec(ctx, o, o->spec_paths[s], &out, &err);
@@ -538,7 +545,8 @@ static int run_bench(int argc, char **argv)
 
 const cli_command cli_bench = {
     "bench", "time decode calls on the GPU (TB/s, TFLOP/s)",
-    "usage: snapmla bench SPEC... [--shapes SHAPE,...] [--replays N] [--csv FILE] [--json FILE]\n\n"
+    "usage: snapmla bench SPEC... [--shapes SHAPE,...] [--replays N] [--csv FILE] [--json FILE]\n"
+    "                     [--plan-ready]\n\n"
     "Times every mla_decode variant of the specs on the GPU: whole calls (split +\n"
     "combine) captured in a CUDA graph, median of N replays timed with CUDA events\n"
     "after two warm-up replays; the cache is filled through the append kernel of\n"
@@ -558,6 +566,8 @@ const cli_command cli_bench = {
     "  --replays  timed replays per shape, 3..64 (default 10)\n"
     "  --csv      also write the rows as CSV\n"
     "  --json     also write the rows and the measured ceilings as JSON; the file\n"
-    "             appears only when the run completes\n",
+    "             appears only when the run completes\n"
+    "  --plan-ready  time the calls of a step's later layers: the work plan (Hopper,\n"
+    "             persistent launches) is made once and reused, not timed\n",
     run_bench,
 };

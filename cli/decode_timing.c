@@ -258,7 +258,7 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
 }
 
 int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
-                    int num_splits, CUdeviceptr flush, size_t flush_bytes,
+                    int num_splits, int plan_ready, CUdeviceptr flush, size_t flush_bytes,
                     cli_decode_timing *res, snapmla_error *err)
 {
     const snapmla_driver *d = &p->ctx->driver;
@@ -275,6 +275,14 @@ int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int rep
         .lse = (void *)(uintptr_t)p->lse, .workspace = (void *)(uintptr_t)workspace,
         .workspace_bytes = ws, .num_splits = num_splits,
     };
+    if (plan_ready) {   /* the plan once (on the legacy stream, before the capture) */
+        if (!check(err, snapmla_decode_plan(kernel, &a, NULL, err)) ||
+            !check(err, SNAPMLA_CU(d, cuCtxSynchronize(), err))) {
+            d->cuMemFree(workspace);
+            return 0;
+        }
+        a.plan_ready = 1;
+    }
     res->us = time_decode(kernel, d, &a, replays, flush, flush_bytes, err);
     d->cuMemFree(workspace);
     if (res->us <= 0)

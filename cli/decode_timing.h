@@ -38,12 +38,14 @@ int cli_decode_problem_make_ragged(snapmla_context *ctx, const snapmla_variant *
 void cli_decode_problem_free(cli_decode_problem *p);
 
 /* Median of `replays` (3..64) timed graph replays of one decode call, after
- * two warm-ups. num_splits as in snapmla_decode_args. When flush_bytes is not
+ * two warm-ups. num_splits as in snapmla_decode_args; plan_ready: the plan
+ * is made once before the capture (snapmla_decode_plan) and every replay
+ * reuses it, as a step's layers after the first do. When flush_bytes is not
  * 0, flush (a device buffer of that size) is written before each timed
  * replay, outside the timed region, so that the call starts with a cold L2.
  * Errors are reported on stderr; returns 0 then. */
 int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
-                    int num_splits, CUdeviceptr flush, size_t flush_bytes,
+                    int num_splits, int plan_ready, CUdeviceptr flush, size_t flush_bytes,
                     cli_decode_timing *out, snapmla_error *err);
 
 #endif

@@ -261,12 +261,26 @@ typedef struct snapmla_decode_args {
     void *workspace;
     size_t workspace_bytes;
     int num_splits;   /* most splits per request; 0: the variant's policy */
+    /* Non-zero: the work plan already in `workspace` is used as it is (made
+     * by snapmla_decode_plan or an earlier snapmla_decode of the same kernel
+     * on this workspace with the same batch and cache_seqlens values, e.g.
+     * the previous layer of the step); the plan kernel is not launched. Only Hopper persistent
+     * launches have a plan; others ignore it. */
+    int plan_ready;
 } snapmla_decode_args;
 
 size_t snapmla_decode_workspace_bytes(const snapmla_kernel *kernel, int batch);
 snapmla_status snapmla_decode(snapmla_kernel *kernel,
                               const snapmla_decode_args *args, void *stream,
                               snapmla_error *err);
+
+/* Computes the work plan of a decode with these arguments into
+ * args->workspace on the device (one small kernel; nothing when the launch
+ * has no plan), so that every layer of a decode step can run with
+ * plan_ready = 1: the plan of a step depends on cache_seqlens only. */
+snapmla_status snapmla_decode_plan(snapmla_kernel *kernel,
+                                   const snapmla_decode_args *args, void *stream,
+                                   snapmla_error *err);
 
 /* Merges split-KV partial results: o_partial [batch, splits, rows, latent]
  * fp32 (each split's normalised output), lse_partial [batch, splits, rows]

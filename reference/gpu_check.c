@@ -191,6 +191,22 @@ static snapmla_status graph_rounds(decode_run *run, snapmla_kernel *kernel,
     return s;
 }
 
+/* One plan, then `calls` decodes on it (plan_ready), each compared. */
+static snapmla_status plan_reuse_rounds(decode_run *run, snapmla_kernel *kernel,
+                                        const snapmla_decode_args *args, int calls, comparison *worst,
+                                        snapmla_error *err)
+{
+    snapmla_decode_args reuse = *args;
+    reuse.plan_ready = 1;
+    snapmla_status s = snapmla_decode_plan(kernel, args, NULL, err);
+    for (int i = 0; s == SNAPMLA_OK && i < calls; ++i) {
+        comparison c;
+        if ((s = run_and_compare(run, kernel, &reuse, NULL, NULL, &c, err)) == SNAPMLA_OK)
+            worst_of(worst, &c);
+    }
+    return s;
+}
+
 snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel,
                                     const snapmla_decode_check *c, snapmla_check_report *report,
                                     snapmla_error *err)
@@ -236,6 +252,8 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     comparison worst = {0};
     if (c->graph_round_count > 0)
         s = graph_rounds(&run, kernel, &args, c, &worst, err);
+    else if (c->plan_reuse_calls > 0)
+        s = plan_reuse_rounds(&run, kernel, &args, c->plan_reuse_calls, &worst, err);
     else
         s = run_and_compare(&run, kernel, &args, NULL, NULL, &worst, err);
     if (s != SNAPMLA_OK)
@@ -244,6 +262,11 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
     double tolerance = tolerance_of(v);
     char lens[96], tolerances[128];
     describe_seqlens(c->seqlens, c->batch, lens, sizeof lens);
+    char mode[48] = "seqlens ";
+    if (c->graph_round_count)
+        snprintf(mode, sizeof mode, "graph rounds, cache ");
+    else if (c->plan_reuse_calls)
+        snprintf(mode, sizeof mode, "one plan, %d decodes, seqlens ", c->plan_reuse_calls);
     if (v->compute == SNAPMLA_COMPUTE_FP8)
         snprintf(tolerances, sizeof tolerances,
                  "lse/bound %.2f (tol %.0e unrounded, lse %.0e + 2^-9 sum|q k|)",
@@ -255,7 +278,7 @@ snapmla_status snapmla_check_decode(snapmla_context *ctx, snapmla_kernel *kernel
              "%s %s[%s] splits %d seed %llu: rel_l2 %.2e (vs unrounded %.2e) max_abs %.2e "
              "lse_max_abs %.2e nan %ld unwritten %ld lse_mismatch %ld %s",
              report->passed ? "PASS" : "FAIL",
-             c->graph_round_count ? "graph rounds, cache " : "seqlens ", lens, c->num_splits,
+             mode, lens, c->num_splits,
              (unsigned long long)c->seed, worst.rel_l2, worst.rel_l2_exact, worst.max_abs,
              worst.lse_max_abs, worst.nan_count, worst.unwritten, worst.lse_mismatch, tolerances);
 done:

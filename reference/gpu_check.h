@@ -54,6 +54,10 @@ typedef struct snapmla_decode_check {
      * write these cache lengths (each <= seqlens) and replay the graph. */
     const int32_t *const *graph_rounds;
     int graph_round_count;
+    /* Optional (no graph rounds): snapmla_decode_plan once, then this many
+     * decodes with plan_ready, as the layers of one step run; outputs are
+     * poisoned before each, so a decode that found no work fails. */
+    int plan_reuse_calls;
 } snapmla_decode_check;
 
 /* Decode (split + combine) vs reference; outputs poisoned before the run. */

@@ -225,10 +225,12 @@ static snapmla_status launch(const snapmla_kernel *k, CUfunction function, unsig
                        NULL, stream, what, err);
 }
 
-snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args *a,
-                              void *stream, snapmla_error *err)
+/* snapmla_decode (plan_only 0) and snapmla_decode_plan (1): the same
+ * checks and launch decisions, so that a plan made alone is the one the
+ * decode would have made. */
+static snapmla_status decode_call(snapmla_kernel *kernel, const snapmla_decode_args *a, void *stream,
+                                  int plan_only, const char *call, snapmla_error *err)
 {
-    const char *call = "snapmla_decode";
     snapmla_status s = check_kind(kernel, SNAPMLA_KERNEL_MLA_DECODE, a, call, err);
     if (s != SNAPMLA_OK)
         return s;
@@ -286,19 +288,25 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
         .batch = a->batch, .num_splits = splits, .softmax_scale = a->softmax_scale,
         .plan_ctas = balanced ? grid_ctas : 0,
     };
+    /* the plan, unless the caller has one in the workspace (the decode
+     * kernel's last CTA puts the queue back to its start) */
+    if (persistent && (plan_only || !a->plan_ready)) {
+        s = launch_with(kernel, kernel->plan_function, 1, 1, 1, 1024, 0, &p, NULL, stream,
+                        "launching the decode plan kernel", err);   /* PLAN_THREADS */
+        if (s != SNAPMLA_OK)
+            return s;
+    }
+    if (plan_only)
+        return snapmla_ok(err);
     kv_maps maps;
     s = encode_kv_maps(kernel, p.cache, page_stride, a->num_pages, &maps, err);
     if (s != SNAPMLA_OK)
         return s;
     if (persistent) {
-        /* plan, then one CTA per SM slot taking its items; the wgmma kernel
+        /* one CTA per SM slot taking the plan's items; the wgmma kernel
          * takes the maps as a second parameter */
-        s = launch_with(kernel, kernel->plan_function, 1, 1, 1, 1024, 0, &p, NULL, stream,
-                        "launching the decode plan kernel", err);   /* PLAN_THREADS */
-        if (s == SNAPMLA_OK)
-            s = launch_with(kernel, kernel->main_function, (unsigned)grid_ctas, 1, 1,
-                            (unsigned)v->threads, (unsigned)v->smem_bytes, &p, &maps, stream,
-                            "launching the decode kernel", err);
+        s = launch_with(kernel, kernel->main_function, (unsigned)grid_ctas, 1, 1, (unsigned)v->threads,
+                        (unsigned)v->smem_bytes, &p, &maps, stream, "launching the decode kernel", err);
     } else {
         s = launch_with(kernel, kernel->main_function, (unsigned)row_blocks(v), (unsigned)splits,
                         (unsigned)a->batch, (unsigned)v->threads, (unsigned)v->smem_bytes, &p,
@@ -314,6 +322,18 @@ snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args 
     s = launch(kernel, kernel->combine_function, (unsigned)(v->q_heads * v->q_len),
                (unsigned)a->batch, 1, 0, &c, stream, "launching the combine kernel", err);
     return s == SNAPMLA_OK ? snapmla_ok(err) : s;
+}
+
+snapmla_status snapmla_decode(snapmla_kernel *kernel, const snapmla_decode_args *a, void *stream,
+                              snapmla_error *err)
+{
+    return decode_call(kernel, a, stream, 0, "snapmla_decode", err);
+}
+
+snapmla_status snapmla_decode_plan(snapmla_kernel *kernel, const snapmla_decode_args *a, void *stream,
+                                   snapmla_error *err)
+{
+    return decode_call(kernel, a, stream, 1, "snapmla_decode_plan", err);
 }
 
 /* ---- combine ------------------------------------------------------------- */

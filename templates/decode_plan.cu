@@ -16,8 +16,10 @@
 // take them from a queue as they finish: longest-processing-time-first
 // scheduling.
 // Out: split_counts[b] = the request's pieces, plan[0] = 0 (the queue's
-// head), plan[1] = the item count, items at plan + 4: {b, row block |
-// piece << 16, first tile, end tile}.
+// head), plan[1] = the item count, plan[2] = 0 (decode CTAs done), items at
+// plan + 4: {b, row block | piece << 16, first tile, end tile}. The decode
+// kernel leaves plan[0] and plan[2] at 0 again, so later decodes with the
+// same lengths (the step's other layers) can reuse the plan.
 
 namespace snapmla {
 
@@ -100,6 +102,7 @@ snapmla_decode_plan(const DecodeParams p)
         if (lane == 31) {
             p.plan[0] = 0;
             p.plan[1] = w_incl;          // every item
+            p.plan[2] = 0;               // decode CTAs done (see decode_wgmma_kernel.cu)
         }
     }
     __syncthreads();

@@ -56,6 +56,17 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         decode_item(p, maps, m, item, splits, base);
         base += item.w - item.z;
     }
+    // Persistent: the last CTA out puts the queue back to its start, so the
+    // next decode on this plan (plan_ready) finds every item again. Every
+    // other CTA's pops come before its count (the fence), and the next
+    // kernel in the stream sees the reset (it waits for this grid).
+    if (p.plan != nullptr && threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(p.plan + 2, 1) == (int)gridDim.x - 1) {
+            atomicExch(p.plan, 0);
+            atomicExch(p.plan + 2, 0);
+        }
+    }
 }
 
 }  // namespace snapmla

@@ -96,11 +96,15 @@ if [[ -e /dev/nvidiactl ]]; then
     expect "bench JSON rows" 0 "\"batch\": 4, \"seqlen\": 300, \"ragged\": true, \"tokens\": [0-9]+, .*\"mma_fraction\": ([0-9.]+|null), \"flashmla_us\": null" -- cat "$work/b.json"
     expect "bench no JSON temporary left" 1 "" -- test -e "$work/b.json.tmp"
     if command -v python3 >/dev/null; then
-        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ceilings"]["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"]' "$work/b.json"
+        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ceilings"]["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"] and d["plan_ready"] is False' "$work/b.json"
     fi
+    # --plan-ready on the Hopper FP8 path at a batch that runs persistent (with a plan)
+    expect "bench plan-ready says so" 0 "^--plan-ready: each call reuses a plan made once" -- "$snapmla" bench specs/deepseek_v3_fp8_hopper.yaml --shapes 160x100 --replays 3 --plan-ready --json "$work/p.json"
+    expect "bench plan-ready JSON" 0 "\"plan_ready\": true" -- cat "$work/p.json"
 else
     expect "run without GPU" 0 "no CUDA (driver|GPU).*compiled" -- "$snapmla" run specs/deepseek_v3.yaml
     expect "bench without GPU" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml
+    expect "bench plan-ready is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --plan-ready
     expect "bench without GPU leaves no JSON" 1 "^snapmla: '$work/b.json' not written: the run did not finish$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~ --json "$work/b.json"
     expect "bench without GPU: no JSON file" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'b.json*' | wc -l"
 fi

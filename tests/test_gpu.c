@@ -219,6 +219,17 @@ END_TEST
  * whole row blocks are taken from the device-side queue, longest first.
  * Ragged lengths with the page edges and empty requests; replayed from a
  * CUDA graph with new lengths (the plan kernel resets the queue). */
+/* `count` ragged cache lengths under 300: every 8th at a page or tile edge
+ * (0, 1, 63, 64, 65), the rest random. */
+static void ragged_lengths(int32_t *lens, int count, uint64_t *state)
+{
+    static const int32_t edges[] = {0, 1, 63, 64, 65};
+    for (int b = 0; b < count; ++b) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        lens[b] = b % 8 == 0 ? edges[(b / 8) % 5] : (int32_t)((*state >> 33) % 300);
+    }
+}
+
 START_TEST(decode_persistent_large_batch)
 {
     snapmla_spec *spec;
@@ -227,11 +238,7 @@ START_TEST(decode_persistent_large_batch)
     static int32_t lens[3][BATCH];
     uint64_t state = base_seed | 1;
     for (int r = 0; r < 3; ++r)
-        for (int b = 0; b < BATCH; ++b) {
-            state = state * 6364136223846793005ull + 1442695040888963407ull;
-            static const int32_t edges[] = {0, 1, 63, 64, 65};
-            lens[r][b] = b % 8 == 0 ? edges[(b / 8) % 5] : (int32_t)((state >> 33) % 300);
-        }
+        ragged_lengths(lens[r], BATCH, &state);
     for (int b = 0; b < BATCH; ++b)   /* the first call's lengths hold every round's */
         for (int r = 1; r < 3; ++r)
             lens[0][b] = lens[0][b] > lens[r][b] ? lens[0][b] : lens[r][b];
@@ -239,6 +246,27 @@ START_TEST(decode_persistent_large_batch)
     snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = base_seed + 123,
                                   .graph_rounds = rounds, .graph_round_count = 2};
     expect_check(kernel, &check, "persistent");
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+/* One plan for the layers of a step: snapmla_decode_plan, then three
+ * decodes with plan_ready, each against the reference with its outputs
+ * poisoned first; so the persistent kernel must leave the plan's queue as
+ * it found it. 160 requests x 128 heads run persistent on both Hopper paths
+ * and under the balanced plan (partials and the combine); the default
+ * engine has no plan and must ignore plan_ready. */
+START_TEST(decode_plan_reused_across_layers)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = deepseek_kernel("q_heads: 128", engine_bodies[_i], &spec);
+    enum { BATCH = 160 };
+    static int32_t lens[BATCH];
+    uint64_t state = base_seed | 5;
+    ragged_lengths(lens, BATCH, &state);
+    snapmla_decode_check check = {.batch = BATCH, .seqlens = lens, .seed = base_seed + 321,
+                                  .plan_reuse_calls = 3};
+    expect_check(kernel, &check, "plan reused");
     snapmla_spec_free(spec);
 }
 END_TEST
@@ -332,6 +360,8 @@ int main(void)
                         (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
     tcase_add_loop_test(tc, decode_persistent_large_batch, 0,
                         (int)(sizeof hopper_bodies / sizeof hopper_bodies[0]));
+    tcase_add_loop_test(tc, decode_plan_reused_across_layers, 0,
+                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
     tcase_add_loop_test(tc, append_is_bit_exact, 0,
                         (int)(sizeof append_cases / sizeof append_cases[0]));
     tcase_add_test(tc, combine_matches_reference);

@@ -220,17 +220,21 @@ START_TEST(decode_arguments_are_checked)
     };
     a.page_stride = (int64_t)snapmla_cache_page_bytes(&k.variant);
     c->break_args(&a);
-    snapmla_error err;
-    ck_assert_int_eq(snapmla_decode(&k, &a, NULL, &err), SNAPMLA_ERR_INVALID_ARG);
-    if (c->message) {
-        ck_assert_str_eq(err.message, c->message);
-    } else {
-        char expected[256];
+    char expected[256];
+    if (c->message)
+        snprintf(expected, sizeof expected, "%s", c->message);
+    else
         snprintf(expected, sizeof expected,
                  "snapmla_decode: workspace has 1000 bytes; batch 3 needs %zu "
                  "(snapmla_decode_workspace_bytes)", snapmla_decode_workspace_bytes(&k, 3));
-        ck_assert_str_eq(err.message, expected);
-    }
+    snapmla_error err;
+    ck_assert_int_eq(snapmla_decode(&k, &a, NULL, &err), SNAPMLA_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.message, expected);
+    /* snapmla_decode_plan checks the same arguments, under its own name */
+    char expected_plan[300];
+    snprintf(expected_plan, sizeof expected_plan, "snapmla_decode_plan%s", expected + strlen("snapmla_decode"));
+    ck_assert_int_eq(snapmla_decode_plan(&k, &a, NULL, &err), SNAPMLA_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.message, expected_plan);
     snapmla_spec_free(spec);
 }
 END_TEST

@@ -171,12 +171,15 @@ class Decoder:
     def __call__(self, q: torch.Tensor, cache: torch.Tensor, block_table: torch.Tensor,
                  cache_seqlens: torch.Tensor, out: Optional[torch.Tensor] = None,
                  lse: Optional[torch.Tensor] = None, softmax_scale: Optional[float] = None,
-                 num_splits: int = 0, workspace: Optional[torch.Tensor] = None):
+                 num_splits: int = 0, workspace: Optional[torch.Tensor] = None,
+                 plan_ready: bool = False):
         """Decode one step. q: bf16 [batch, q_len, q_heads, latent+rope]; cache: the
         paged cache (any dtype; dim 0 is pages, each page contiguous); block_table:
         int32 [batch, max_pages]; cache_seqlens: int32 [batch]. Returns (out bf16
         [batch, q_len, q_heads, latent], lse fp32 [batch, q_len, q_heads]); pass
-        out, lse and workspace to run allocation-free (e.g. under graph capture)."""
+        out, lse and workspace to run allocation-free (e.g. under graph capture).
+        plan_ready: reuse the work plan the previous call on this workspace made
+        (same batch and cache_seqlens values: the other layers of a step)."""
         v = self.variant
         _need(isinstance(q, torch.Tensor) and q.dim() == 4, "q must be a 4-D tensor")
         batch, device = q.shape[0], q.device
@@ -206,7 +209,8 @@ class Decoder:
             page_stride=page_stride, block_table=block_table.data_ptr(),
             block_table_stride=block_table.shape[1], cache_seqlens=cache_seqlens.data_ptr(),
             softmax_scale=float(softmax_scale), out=out.data_ptr(), lse=lse.data_ptr(),
-            workspace=workspace.data_ptr(), workspace_bytes=workspace.numel(), num_splits=num_splits)
+            workspace=workspace.data_ptr(), workspace_bytes=workspace.numel(), num_splits=num_splits,
+            plan_ready=int(bool(plan_ready)))
         err = Error()
         stream = ctypes.c_void_p(torch.cuda.current_stream(device).cuda_stream)
         check(lib.snapmla_decode(self.kernel(), ctypes.byref(args), stream, ctypes.byref(err)), err)

@@ -69,6 +69,7 @@ class DecodeArgs(ctypes.Structure):
         ("workspace", ctypes.c_void_p),
         ("workspace_bytes", ctypes.c_size_t),
         ("num_splits", ctypes.c_int),
+        ("plan_ready", ctypes.c_int),
     ]
 
 

@@ -182,6 +182,26 @@ def test_bf16_tensor_core_path():
     close(out, lse, ref_out, ref_lse)
 
 
+@pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0), reason="the wgmma paths are sm_90a")
+def test_plan_reused_by_the_next_layer():
+    """Two layers of one step on the FP8 path, 140 requests (a persistent
+    launch with its plan): the second reuses the first's plan (plan_ready)
+    on new queries; its output, poisoned first, must match the reference."""
+    gen = torch.Generator().manual_seed(SEED + 6)
+    dec = snapmla.Decoder(SPEC, format="fp8_per_token", engine="wgmma", compute="fp8", q_heads=64, q_len=1,
+                          page_size=64)
+    seqlens = [int(x) for x in torch.randint(0, 200, (140,), generator=gen)]
+    seqlens[:4] = [0, 1, 64, 65]
+    q, cache, table, lens = make_problem(dec, seqlens, gen)
+    workspace = dec.workspace(len(seqlens), dev)
+    dec(q, cache, table, lens, workspace=workspace)   # layer 0 makes the plan
+    q2 = (torch.randn(q.shape, generator=gen) * 2).to(torch.bfloat16).to(dev)
+    out = torch.full((len(seqlens), 1, 64, 512), float("nan"), dtype=torch.bfloat16, device=dev)
+    out, lse = dec(q2, cache, table, lens, out=out, workspace=workspace, plan_ready=True)
+    ref_out, ref_lse, magnitude = reference(dec, q2, cache, table, lens, fp8_q=True)
+    close(out, lse, ref_out, ref_lse, tol=3e-2, lse_tol=2e-3 + magnitude / 512)
+
+
 def test_flashmla_signature_bf16_and_fp8():
     gen = torch.Generator().manual_seed(SEED + 1)
     b, h, P = 4, 16, 64
