@@ -264,8 +264,10 @@ typedef struct snapmla_decode_args {
     /* Non-zero: the work plan already in `workspace` is used as it is (made
      * by snapmla_decode_plan or an earlier snapmla_decode of the same kernel
      * on this workspace with the same batch and cache_seqlens values, e.g.
-     * the previous layer of the step); the plan kernel is not launched. Only Hopper persistent
-     * launches have a plan; others ignore it. */
+     * the previous layer of the step); the plan kernel is not launched.
+     * The device cannot tell a stale plan: one made for other lengths, or
+     * none at all, gives wrong output or an illegal memory access. Only
+     * Hopper persistent launches have a plan; others ignore the flag. */
     int plan_ready;
 } snapmla_decode_args;
 
