@@ -87,7 +87,8 @@ static workspace_layout layout_workspace(const snapmla_variant *v, int batch)
     size_t parts = (size_t)batch * (size_t)v->max_splits * rows;
     workspace_layout w;
     w.split_counts = 0;
-    /* the Hopper engine's work order: queue head and item count, then an
+    /* the Hopper engine's work order: queue head, item count and the count
+     * of decode CTAs done (16 bytes with a spare int), then an
      * item of 16 bytes per row block of each request (per piece of one,
      * up to max_splits, when the plan balances) */
     w.plan = round_up((size_t)batch * 4, 256);
