@@ -163,7 +163,8 @@ static snapmla_kernel fake_kernel(const snapmla_variant *v)
     snapmla_kernel k;
     memset(&k, 0, sizeof k);
     k.variant = *v;
-    k.sm_count = 132;
+    k.sm_count = 132;   /* an H100's SMs, one decode CTA each */
+    k.ctas_per_sm = 1;
     return k;
 }
 
@@ -205,20 +206,28 @@ static const decode_case decode_cases[] = {
     {"small workspace", small_workspace, NULL},
 };
 
+/* Arguments of a 3-request decode that pass every check (host memory: the
+ * kernel must never be launched with them). */
+static snapmla_decode_args valid_decode_args(const snapmla_kernel *k)
+{
+    static _Alignas(16) unsigned char memory[4096];
+    snapmla_decode_args a = {
+        .batch = 3, .q = memory, .kv_cache = memory, .num_pages = 4,
+        .page_stride = (int64_t)snapmla_cache_page_bytes(&k->variant),
+        .block_table = (const int32_t *)memory, .block_table_stride = 2,
+        .cache_seqlens = (const int32_t *)memory, .softmax_scale = 0.1f, .out = memory,
+        .lse = (float *)memory, .workspace = memory,
+        .workspace_bytes = snapmla_decode_workspace_bytes(k, 3), .num_splits = 0,
+    };
+    return a;
+}
+
 START_TEST(decode_arguments_are_checked)
 {
     snapmla_spec *spec = parse(decode_yaml);
     snapmla_kernel k = fake_kernel(&spec->variants[0]);
     const decode_case *c = &decode_cases[_i];
-    static _Alignas(16) unsigned char memory[4096];
-    snapmla_decode_args a = {
-        .batch = 3, .q = memory, .kv_cache = memory, .num_pages = 4, .page_stride = 0,
-        .block_table = (const int32_t *)memory, .block_table_stride = 2,
-        .cache_seqlens = (const int32_t *)memory, .softmax_scale = 0.1f, .out = memory,
-        .lse = (float *)memory, .workspace = memory,
-        .workspace_bytes = snapmla_decode_workspace_bytes(&k, 3), .num_splits = 0,
-    };
-    a.page_stride = (int64_t)snapmla_cache_page_bytes(&k.variant);
+    snapmla_decode_args a = valid_decode_args(&k);
     c->break_args(&a);
     char expected[256];
     if (c->message)
@@ -236,6 +245,28 @@ START_TEST(decode_arguments_are_checked)
     ck_assert_int_eq(snapmla_decode_plan(&k, &a, NULL, &err), SNAPMLA_ERR_INVALID_ARG);
     ck_assert_str_eq(err.message, expected_plan);
     snapmla_spec_free(spec);
+}
+END_TEST
+
+/* A launch without a plan (the SIMT engine; a Hopper batch under one CTA
+ * per SM, which runs as a split grid): snapmla_decode_plan checks the
+ * arguments and launches nothing (the fake kernel has no driver to launch
+ * with). */
+START_TEST(decode_plan_without_a_plan_does_nothing)
+{
+    static const char *const specs[] = {
+        decode_yaml,
+        "kernel: mla_decode\nmodel: {latent_dim: 256, rope_dim: 32, q_heads: 8}\n"
+        "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    };
+    for (int i = 0; i < 2; ++i) {
+        snapmla_spec *spec = parse(specs[i]);
+        snapmla_kernel k = fake_kernel(&spec->variants[0]);
+        snapmla_decode_args a = valid_decode_args(&k);   /* 3 requests: 3 row blocks < 132 SMs */
+        snapmla_error err;
+        ck_assert_msg(snapmla_decode_plan(&k, &a, NULL, &err) == SNAPMLA_OK, "%s", err.message);
+        snapmla_spec_free(spec);
+    }
 }
 END_TEST
 
@@ -334,6 +365,7 @@ int main(void)
     tcase_add_test(tc, aot_missing_key_is_not_an_error);
     tcase_add_loop_test(tc, decode_arguments_are_checked, 0,
                         (int)(sizeof decode_cases / sizeof decode_cases[0]));
+    tcase_add_test(tc, decode_plan_without_a_plan_does_nothing);
     tcase_add_test(tc, launches_check_the_kernel_kind);
     tcase_add_test(tc, append_and_combine_arguments_are_checked);
     tcase_add_test(tc, kernel_get_without_a_gpu_says_so);
