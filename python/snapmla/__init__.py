@@ -301,6 +301,25 @@ def get_mla_metadata(cache_seqlens: torch.Tensor, num_q_tokens_per_head_k: int,
             torch.zeros(cache_seqlens.shape[0] + 1, dtype=torch.int32, device=device))
 
 
+def _flash_spec(d: int, head_dim_v: int, h_q: int, s_q: int, causal: bool, page_size: int,
+                is_fp8_kvcache: bool, hopper: bool) -> str:
+    """The spec of flash_mla_with_kvcache's decoder. On Hopper a BF16 cache
+    whose dims and pages the wgmma engine takes runs on its BF16 path (TMA
+    needs pages of 16 tokens or more; docs/spec.md); everything else, and
+    FlashMLA's per-tile FP8 cache, on the mma_sync engine."""
+    rope = d - head_dim_v
+    model = (f"model: {{latent_dim: {head_dim_v}, rope_dim: {rope}, q_heads: {h_q}, q_len: {s_q}, "
+             f"causal: {'true' if causal else 'false'}}}\n")
+    cache = f"cache: {{format: {'fp8_per_tile128' if is_fp8_kvcache else 'bf16'}, page_size: {page_size}}}\n"
+    if hopper and not is_fp8_kvcache and page_size >= 16 and head_dim_v in (256, 512) and rope in (32, 64, 128):
+        tile = "tile: {engine: wgmma}\ntarget: {arch: sm_90a, compute: bf16}\n"
+    elif s_q * h_q >= 64:
+        tile = "tile: {engine: mma_sync, q_rows: 64, kv_tokens: 32}\n"
+    else:
+        tile = "tile: {engine: mma_sync, q_rows: 16, kv_tokens: 16, stages: 3}\n"
+    return "kernel: mla_decode\n" + model + cache + tile
+
+
 def flash_mla_with_kvcache(q: torch.Tensor, k_cache: torch.Tensor, block_table: torch.Tensor,
                            cache_seqlens: torch.Tensor, head_dim_v: int,
                            tile_scheduler_metadata: torch.Tensor, num_splits: torch.Tensor,
@@ -314,16 +333,11 @@ def flash_mla_with_kvcache(q: torch.Tensor, k_cache: torch.Tensor, block_table: 
           "q must be [batch, s_q, h_q, d] and k_cache [blocks, page_size, 1, d]")
     batch, s_q, h_q, d = q.shape
     page_size = k_cache.shape[1]
-    rows = s_q * h_q
-    tiling = {"q_rows": 64, "kv_tokens": 32} if rows >= 64 else {"q_rows": 16, "kv_tokens": 16, "stages": 3}
-    key = (d, head_dim_v, h_q, s_q, causal, page_size, is_fp8_kvcache)
+    hopper = torch.cuda.get_device_capability(q.device) == (9, 0)
+    key = (d, head_dim_v, h_q, s_q, causal, page_size, is_fp8_kvcache, hopper)
     if key not in _flash_decoders:
-        spec = (f"kernel: mla_decode\nmodel: {{latent_dim: {head_dim_v}, rope_dim: {d - head_dim_v}, "
-                f"q_heads: {h_q}, q_len: {s_q}, causal: {'true' if causal else 'false'}}}\n"
-                f"cache: {{format: {'fp8_per_tile128' if is_fp8_kvcache else 'bf16'}, "
-                f"page_size: {page_size}}}\n"
-                f"tile: {{engine: mma_sync, " + ", ".join(f"{k}: {v}" for k, v in tiling.items()) + "}\n")
-        _flash_decoders[key] = Decoder(spec)
+        _flash_decoders[key] = Decoder(_flash_spec(d, head_dim_v, h_q, s_q, causal, page_size,
+                                                   is_fp8_kvcache, hopper))
     out, lse = _flash_decoders[key](q, k_cache, block_table, cache_seqlens,
                                     softmax_scale=softmax_scale)
     return out, lse.transpose(1, 2)
