@@ -162,6 +162,8 @@ static snapmla_kernel *deepseek_kernel(const char *heads, const char *engine, sn
 
 /* The default engine, the Hopper FP8 and BF16 paths and the balanced plan,
  * for the long and graph tests. */
+#define COUNT_OF(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
 static const char *const engine_bodies[] = {
     "",
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
@@ -214,11 +216,6 @@ START_TEST(decode_graph_replay_with_changing_lengths)
 }
 END_TEST
 
-/* The Hopper path's persistent launch: a batch with more row blocks (160
- * requests x 2 of 64 heads) than the GPU holds CTAs (132 on an H100), so
- * whole row blocks are taken from the device-side queue, longest first.
- * Ragged lengths with the page edges and empty requests; replayed from a
- * CUDA graph with new lengths (the plan kernel resets the queue). */
 /* `count` ragged cache lengths under 300: every 8th at a page or tile edge
  * (0, 1, 63, 64, 65), the rest random. */
 static void ragged_lengths(int32_t *lens, int count, uint64_t *state)
@@ -230,6 +227,11 @@ static void ragged_lengths(int32_t *lens, int count, uint64_t *state)
     }
 }
 
+/* The Hopper path's persistent launch: a batch with more row blocks (160
+ * requests x 2 of 64 heads) than the GPU holds CTAs (132 on an H100), so
+ * whole row blocks are taken from the device-side queue, longest first.
+ * Ragged lengths with the page edges and empty requests; replayed from a
+ * CUDA graph with new lengths (the plan kernel resets the queue). */
 START_TEST(decode_persistent_large_batch)
 {
     snapmla_spec *spec;
@@ -352,18 +354,12 @@ int main(void)
     TCase *tc = tcase_create("gpu");
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
-    tcase_add_loop_test(tc, decode_long_context_single_request, 0,
-                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
-    tcase_add_loop_test(tc, decode_million_token_context, 0,
-                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
-    tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0,
-                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
-    tcase_add_loop_test(tc, decode_persistent_large_batch, 0,
-                        (int)(sizeof hopper_bodies / sizeof hopper_bodies[0]));
-    tcase_add_loop_test(tc, decode_plan_reused_across_layers, 0,
-                        (int)(sizeof engine_bodies / sizeof engine_bodies[0]));
-    tcase_add_loop_test(tc, append_is_bit_exact, 0,
-                        (int)(sizeof append_cases / sizeof append_cases[0]));
+    tcase_add_loop_test(tc, decode_long_context_single_request, 0, COUNT_OF(engine_bodies));
+    tcase_add_loop_test(tc, decode_million_token_context, 0, COUNT_OF(engine_bodies));
+    tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0, COUNT_OF(engine_bodies));
+    tcase_add_loop_test(tc, decode_persistent_large_batch, 0, COUNT_OF(hopper_bodies));
+    tcase_add_loop_test(tc, decode_plan_reused_across_layers, 0, COUNT_OF(engine_bodies));
+    tcase_add_loop_test(tc, append_is_bit_exact, 0, COUNT_OF(append_cases));
     tcase_add_test(tc, combine_matches_reference);
     suite_add_tcase(suite, tc);
     /* One process keeps one CUDA context and the loaded modules. */
