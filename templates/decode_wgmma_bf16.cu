@@ -133,6 +133,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
     const int visible_end[2] = {visible_end_of(range, row0 + my_row[0]), visible_end_of(range, row0 + my_row[1])};
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
+    const unsigned long long q_lat_desc = smem_desc(m.q_lat, 16, 1024, 1);
+    const unsigned long long q_rope_desc = smem_desc(m.q_rope, 16, 8 * ROPE_SW, ROPE_MODE);
     // The row state after the last tile seen, chained through both
     // warpgroups' tiles: max of the raw scores, row sum.
     float row_max[2] = {-inf_f32(), -inf_f32()};
@@ -161,10 +163,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     };
     // V(u) of this warpgroup's channels, MN-major: 64-channel blocks 8 KB
     // apart (LBO), 8-token row groups 1 KB apart (SBO), 16 tokens per step.
-    auto v_desc = [&](int u, int kk) {
-        return smem_desc(lat_of(u) + (wg * HALF * 2 / 128) * LAT_BLOCK_BYTES + kk * 16 * 128, LAT_BLOCK_BYTES,
-                         1024, 1);
+    auto v_desc = [&](int u) {
+        return smem_desc(lat_of(u) + (wg * HALF * 2 / 128) * LAT_BLOCK_BYTES, LAT_BLOCK_BYTES, 1024, 1);
     };
+    const unsigned long long p_desc = smem_desc(m.p, 16, 1024, 1);
 
     // The other warpgroup's tile u, once it is out: its row state (this
     // warpgroup's chain), then O += P(u) V(u) over this warpgroup's channels,
@@ -182,10 +184,11 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             f[h] = m.state[ST_FACTOR + my_row[h]];
         }
         rescale(f[0], f[1]);
+        const unsigned long long v = v_desc(u);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < KV_TILE / 16; ++kk)
-            wgmma_pv_bf16_ss(o, smem_desc(m.p + kk * 32, 16, 1024, 1), v_desc(u, kk), 1);
+            wgmma_pv_bf16_ss(o, desc_plus(p_desc, kk * 32), desc_plus(v, kk * 16 * 128), 1);
         wgmma_commit();
         wait_products();
         mbarrier_arrive(used + slot(u));
@@ -211,20 +214,22 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         const unsigned char *k_lat = lat_of(t);
         const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
         const int t0 = range.t_begin + t * KV_TILE;
+        const unsigned long long k_lat_desc = smem_desc(k_lat, 16, 1024, 1);
+        const unsigned long long k_rope_desc = smem_desc(k_rope, 16, 8 * ROPE_SW, ROPE_MODE);
         mbarrier_wait(full + slot(t), phase(t));
         wgmma_fence();
 #pragma unroll
         for (int kb = 0; kb < LAT_BLOCKS; ++kb)
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
-                wgmma_qk_bf16(s, smem_desc(m.q_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
-                              smem_desc(k_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), kb + ks > 0);
+                wgmma_qk_bf16(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
+                              desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), kb + ks > 0);
 #pragma unroll
         for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
 #pragma unroll
             for (int ks = 0; ks < ROPE_SW / 32; ++ks)
-                wgmma_qk_bf16(s, smem_desc(m.q_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE),
-                              smem_desc(k_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE), 1);
+                wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
+                              desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
         wgmma_commit();
         wgmma_wait<0>();
         fence_registers(s);
@@ -283,10 +288,11 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         if (t0 + KV_TILE > t_end)
             named_barrier(BAR_OWN + wg, 128);   // the zeroed tail rows, to this warpgroup's product
         rescale(alpha[0], alpha[1]);
+        const unsigned long long v = v_desc(t);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < KV_TILE / 16; ++kk)
-            wgmma_pv_bf16_rs(o, pa[kk], v_desc(t, kk), 1);
+            wgmma_pv_bf16_rs(o, pa[kk], desc_plus(v, kk * 16 * 128), 1);
         wgmma_commit();
         own_pending = t;
     }

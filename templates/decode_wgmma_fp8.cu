@@ -327,6 +327,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         for (int i = 0; i < 32; ++i)
             o[mb][i] = 0.f;
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
+    const unsigned long long q_lat_desc = smem_desc(q_lat, 16, 1024, 1);
+    const unsigned long long q_rope_desc = smem_desc(q_rope, 16, 8 * ROPE_SW, ROPE_MODE);
 
     auto state_of = [&](int u) { return state_all + (u % STATE_SLOTS) * STATE_FLOATS; };
     // The other warpgroup's row state after its tile u (this thread's rows).
@@ -369,13 +371,13 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         unsigned a[MBLOCKS][2][4];
         load_vt_fragments(ring + slot(u) * STAGE_BYTES, a, wg, warp, lane);
         mbarrier_arrive(used + slot(u));
-        const unsigned char *pbuf = p_all + (u % P_BUFFERS) * P_BYTES;
+        const unsigned long long p_desc = smem_desc(p_all + (u % P_BUFFERS) * P_BYTES, P_LBO, P_SBO, 0);
         wgmma_fence();
 #pragma unroll
         for (int mb = 0; mb < MBLOCKS; ++mb)
 #pragma unroll
             for (int kc = 0; kc < 2; ++kc)
-                wgmma_pvt_fp8(o[mb], a[mb][kc], smem_desc(pbuf + 2 * kc * P_LBO, P_LBO, P_SBO, 0), 1);
+                wgmma_pvt_fp8(o[mb], a[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
         wgmma_commit();
     };
 
@@ -392,6 +394,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         fence_async_smem();
 
         // ---- S = Q K^T, latent part (e4m3) ----
+        const unsigned long long k_lat_desc = smem_desc(k_lat, 16, 1024, 1);
+        const unsigned long long k_rope_desc = smem_desc(k_rope, 16, 8 * ROPE_SW, ROPE_MODE);
         float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)
@@ -401,8 +405,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         for (int kb = 0; kb < LAT_BLOCKS; ++kb)
 #pragma unroll
             for (int ks = 0; ks < 4; ++ks)
-                wgmma_qk_fp8(s, smem_desc(q_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1),
-                             smem_desc(k_lat + kb * LAT_BLOCK_BYTES + ks * 32, 16, 1024, 1), 1);
+                wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
+                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
         wgmma_commit();
         wait_products();   // the QK product and this warpgroup's last PV
         fence_registers(s);
@@ -425,8 +429,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
 #pragma unroll
             for (int ks = 0; ks < ROPE_SW / 32; ++ks)
-                wgmma_qk_bf16(s, smem_desc(q_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE),
-                              smem_desc(k_rope + rb * ROPE_BLOCK_BYTES + ks * 32, 16, 8 * ROPE_SW, ROPE_MODE), 1);
+                wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
+                              desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
         wgmma_commit();
         wgmma_wait<0>();
         fence_registers(s);
