@@ -133,8 +133,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
     const int visible_end[2] = {visible_end_of(range, row0 + my_row[0]), visible_end_of(range, row0 + my_row[1])};
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
-    const unsigned long long q_lat_desc = smem_desc(m.q_lat, 16, 1024, 1);
-    const unsigned long long q_rope_desc = smem_desc(m.q_rope, 16, 8 * ROPE_SW, ROPE_MODE);
+    const unsigned long long q_lat_desc = latent_desc(m.q_lat);
+    const unsigned long long q_rope_desc = rope_desc(m.q_rope);
     // The row state after the last tile seen, chained through both
     // warpgroups' tiles: max of the raw scores, row sum.
     float row_max[2] = {-inf_f32(), -inf_f32()};
@@ -166,7 +166,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     auto v_desc = [&](int u) {
         return smem_desc(lat_of(u) + (wg * HALF * 2 / 128) * LAT_BLOCK_BYTES, LAT_BLOCK_BYTES, 1024, 1);
     };
-    const unsigned long long p_desc = smem_desc(m.p, 16, 1024, 1);
+    const unsigned long long p_desc = latent_desc(m.p);
 
     // The other warpgroup's tile u, once it is out: its row state (this
     // warpgroup's chain), then O += P(u) V(u) over this warpgroup's channels,
@@ -214,8 +214,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         const unsigned char *k_lat = lat_of(t);
         const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
         const int t0 = range.t_begin + t * KV_TILE;
-        const unsigned long long k_lat_desc = smem_desc(k_lat, 16, 1024, 1);
-        const unsigned long long k_rope_desc = smem_desc(k_rope, 16, 8 * ROPE_SW, ROPE_MODE);
+        const unsigned long long k_lat_desc = latent_desc(k_lat);
+        const unsigned long long k_rope_desc = rope_desc(k_rope);
         mbarrier_wait(full + slot(t), phase(t));
         wgmma_fence();
 #pragma unroll

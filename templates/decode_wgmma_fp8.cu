@@ -327,8 +327,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         for (int i = 0; i < 32; ++i)
             o[mb][i] = 0.f;
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
-    const unsigned long long q_lat_desc = smem_desc(q_lat, 16, 1024, 1);
-    const unsigned long long q_rope_desc = smem_desc(q_rope, 16, 8 * ROPE_SW, ROPE_MODE);
+    const unsigned long long q_lat_desc = latent_desc(q_lat);
+    const unsigned long long q_rope_desc = rope_desc(q_rope);
 
     auto state_of = [&](int u) { return state_all + (u % STATE_SLOTS) * STATE_FLOATS; };
     // The other warpgroup's row state after its tile u (this thread's rows).
@@ -394,8 +394,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         fence_async_smem();
 
         // ---- S = Q K^T, latent part (e4m3) ----
-        const unsigned long long k_lat_desc = smem_desc(k_lat, 16, 1024, 1);
-        const unsigned long long k_rope_desc = smem_desc(k_rope, 16, 8 * ROPE_SW, ROPE_MODE);
+        const unsigned long long k_lat_desc = latent_desc(k_lat);
+        const unsigned long long k_rope_desc = rope_desc(k_rope);
         float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)

@@ -68,6 +68,15 @@ __device__ __forceinline__ int rope_offset(int row, int byte)
     return (byte / ROPE_SW) * ROPE_BLOCK_BYTES + swizzled<ROPE_SW>(row, byte % ROPE_SW);
 }
 
+// wgmma descriptors (K-major, under the layout's swizzle) of a region laid
+// out as above: latent blocks (Q's, a ring tile's, or the BF16 path's P,
+// which has their layout) or RoPE rows.
+__device__ __forceinline__ unsigned long long latent_desc(const void *region) { return smem_desc(region, 16, 1024, 1); }
+__device__ __forceinline__ unsigned long long rope_desc(const void *region)
+{
+    return smem_desc(region, 16, 8 * ROPE_SW, ROPE_MODE);
+}
+
 // 2^x in one MUFU op (denormal results flush to 0, -inf gives 0).
 __device__ __forceinline__ float fast_exp2(float x)
 {
