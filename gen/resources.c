@@ -31,13 +31,16 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     }
     if (v->engine == SNAPMLA_ENGINE_WGMMA) {
         /* templates/decode_wgmma_fp8.cu: 1024-aligned regions for the 128-byte
-         * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles,
-         * three tiles' e4m3 P' and row state (4 floats per query row), two
-         * mbarriers per ring slot. */
+         * swizzle; FP8 Q + BF16 RoPE + row scales, STAGES raw KV tiles with
+         * their scales (one per token, or one per 128 channels for
+         * fp8_per_tile128: `groups`), three tiles' e4m3 P' (one per scale
+         * group) and row state (max, sum, then P's factor and O's per group),
+         * two mbarriers per ring slot. */
+        int groups = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TILE128 ? v->latent_dim / 128 : 1;
         int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
-        int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4);
-        int p_tile = v->q_tile * v->kv_tile;
-        int row_state = 4 * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
+        int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4 * groups);
+        int p_tile = groups * v->q_tile * v->kv_tile;
+        int row_state = (2 + 2 * groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {

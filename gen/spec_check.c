@@ -35,23 +35,26 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       "tile.engine wgmma needs Hopper's warpgroup MMA: target.arch must be sm_90a "
                       "(given %s)", snapmla_arch_name(v->arch));
     }
-    int fp8_path = v->compute == SNAPMLA_COMPUTE_FP8 && v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN;
+    int tile128 = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TILE128;
+    int fp8_path = v->compute == SNAPMLA_COMPUTE_FP8 &&
+                   (v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN || tile128);
     int bf16_path = v->compute == SNAPMLA_COMPUTE_BF16 && v->cache_format == SNAPMLA_FORMAT_BF16;
     if (!fp8_path && !bf16_path) {
         static const char *const f[] = {"tile.engine", "target.compute", "cache.format"};
         return failed(reason, size, fields, f,
                       "tile.engine wgmma generates two paths in this version: target.compute fp8 on "
-                      "cache.format fp8_per_token, and target.compute bf16 on cache.format bf16 "
-                      "(given %s on %s); other pairs run on tile.engine mma_sync",
+                      "cache.format fp8_per_token or fp8_per_tile128, and target.compute bf16 on "
+                      "cache.format bf16 (given %s on %s); other pairs run on tile.engine mma_sync",
                       snapmla_compute_name(v->compute),
                       snapmla_cache_format_name(v->cache_format));
     }
-    if (bf16_path && !snapmla_variant_kv_tma(v)) {
-        static const char *const f[] = {"cache.page_size", "tile.engine", "target.compute"};
+    if ((bf16_path || tile128) && !snapmla_variant_kv_tma(v)) {
+        static const char *const f[] = {"cache.page_size", "tile.engine", "cache.format"};
         return failed(reason, size, fields, f,
-                      "the BF16 wgmma path copies KV tiles by TMA, one box per page piece: "
-                      "cache.page_size must be 16 or more and divide or be a multiple of "
-                      "tile.kv_tokens %d (given %d)", v->kv_tile, v->page_size);
+                      "the wgmma path on cache.format %s copies KV tiles by TMA, one box per page "
+                      "piece: cache.page_size must be 16 or more and divide or be a multiple of "
+                      "tile.kv_tokens %d (given %d)", snapmla_cache_format_name(v->cache_format),
+                      v->kv_tile, v->page_size);
     }
     if (v->q_tile != 64 || v->kv_tile != 64 || v->warps != 8) {
         static const char *const f[] = {"tile.q_rows", "tile.kv_tokens", "tile.warps"};

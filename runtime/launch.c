@@ -22,11 +22,12 @@ _Static_assert(sizeof(decode_params) == 120, "DecodeParams layout");
 _Static_assert(offsetof(decode_params, plan_ctas) == 112, "DecodeParams layout");
 
 /* Mirrors KvMaps in templates/wgmma_decode.cuh: the cache's latent and RoPE
- * rows as TMA tensor maps, the wgmma kernel's second parameter. */
+ * rows (and fp8_per_tile128's per-token scales) as TMA tensor maps, the
+ * wgmma kernel's second parameter. */
 typedef struct kv_maps {
-    CUtensorMap latent, rope;
+    CUtensorMap latent, rope, scales;
 } kv_maps;
-_Static_assert(sizeof(kv_maps) == 256, "KvMaps layout");
+_Static_assert(sizeof(kv_maps) == 384, "KvMaps layout");
 
 /* Mirrors CombineParams in templates/combine.cu. */
 typedef struct combine_params {
@@ -179,9 +180,12 @@ static snapmla_status encode_plane(const snapmla_kernel *k, CUtensorMap *map, ui
     cuuint32_t box[3] = {(cuuint32_t)box_bytes,
                          (cuuint32_t)(v->page_size < v->kv_tile ? v->page_size : v->kv_tile), 1};
     cuuint32_t element_strides[3] = {1, 1, 1};
+    /* the swizzle wgmma reads each row width with; rows under 32 bytes
+     * (fp8_per_tile128's scales) are copied as they are */
     CUtensorMapSwizzle swizzle = box_bytes == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
                                  : box_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
-                                                   : CU_TENSOR_MAP_SWIZZLE_32B;
+                                 : box_bytes == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
+                                                   : CU_TENSOR_MAP_SWIZZLE_NONE;
     return SNAPMLA_CU(d, cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, (void *)(uintptr_t)base,
                                                 dims, strides, box, element_strides,
                                                 CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
@@ -193,7 +197,8 @@ static snapmla_status encode_plane(const snapmla_kernel *k, CUtensorMap *map, ui
 /* The tensor maps of a TMA variant's latent and RoPE rows
  * (docs/cache-formats.md): fp8_per_token, an e4m3 latent plane then a BF16
  * RoPE plane per page; bf16, whole tokens (interleaved) or a latent plane
- * then a RoPE plane (planar). Zeros for other variants. */
+ * then a RoPE plane (planar); fp8_per_tile128, whole 656-byte tokens, whose
+ * scales get a third map. Zeros for other variants. */
 static snapmla_status encode_kv_maps(const snapmla_kernel *k, uint64_t cache, int64_t page_stride,
                                      int64_t num_pages, kv_maps *maps, snapmla_error *err)
 {
@@ -204,17 +209,24 @@ static snapmla_status encode_kv_maps(const snapmla_kernel *k, uint64_t cache, in
     const char *call = "snapmla_decode";
     REQUIRE(num_pages <= INT32_MAX, "num_pages must be at most 2^31 - 1 (pages are int32 in block_table)");
     REQUIRE(page_stride < ((int64_t)1 << 40), "page_stride must be under 2^40 bytes (a TMA stride)");
+    int tile128 = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TILE128;
     int rope_bytes = 2 * v->rope_dim;
     int latent_bytes = v->cache_format == SNAPMLA_FORMAT_BF16 ? 2 * v->latent_dim : v->latent_dim;
-    int interleaved = v->cache_format == SNAPMLA_FORMAT_BF16 && v->rope_layout == SNAPMLA_ROPE_INTERLEAVED;
-    int token_bytes = latent_bytes + rope_bytes;
-    uint64_t rope_at = interleaved ? (uint64_t)latent_bytes : (uint64_t)v->page_size * (uint64_t)latent_bytes;
+    int scale_bytes = tile128 ? 4 * (v->latent_dim / 128) : 0;   /* between latent and RoPE */
+    int interleaved = tile128 ||
+                      (v->cache_format == SNAPMLA_FORMAT_BF16 && v->rope_layout == SNAPMLA_ROPE_INTERLEAVED);
+    int token_bytes = latent_bytes + scale_bytes + rope_bytes;
+    uint64_t rope_at = interleaved ? (uint64_t)(latent_bytes + scale_bytes)
+                                   : (uint64_t)v->page_size * (uint64_t)latent_bytes;
     snapmla_status s = encode_plane(k, &maps->latent, cache, latent_bytes, interleaved ? token_bytes : latent_bytes,
                                     128, page_stride, num_pages, err);
-    if (s != SNAPMLA_OK)
-        return s;
-    return encode_plane(k, &maps->rope, cache + rope_at, rope_bytes, interleaved ? token_bytes : rope_bytes,
-                        rope_bytes < 128 ? rope_bytes : 128, page_stride, num_pages, err);
+    if (s == SNAPMLA_OK)
+        s = encode_plane(k, &maps->rope, cache + rope_at, rope_bytes, interleaved ? token_bytes : rope_bytes,
+                         rope_bytes < 128 ? rope_bytes : 128, page_stride, num_pages, err);
+    if (s == SNAPMLA_OK && tile128)
+        s = encode_plane(k, &maps->scales, cache + (uint64_t)latent_bytes, scale_bytes, token_bytes, scale_bytes,
+                         page_stride, num_pages, err);
+    return s;
 }
 
 /* The variant's threads per CTA, one parameter struct. */

@@ -48,24 +48,31 @@
 
 namespace snapmla {
 
-static_assert(FORMAT == FORMAT_FP8_PER_TOKEN, "the FP8 path reads the per-token cache");
+static_assert(FORMAT == FORMAT_FP8_PER_TOKEN || (KV_TILE128 && KV_TMA),
+              "the FP8 path reads the per-token cache, or the per-tile128 one by TMA");
 
 // P' of one tile, e4m3, tokens contiguous per query row (the B operand of
 // O^T = V^T P'^T, K-major, no swizzle): core matrices of 8 rows x 16 bytes,
-// the next 16 k at +128, the next 8 rows at +512. Three buffers: tile t's
-// is overwritten by tile t+3's only after both products with it are done.
+// the next 16 k at +128, the next 8 rows at +512. One P' per scale group
+// (V's scale is folded into it: fp8_per_tile128 has one per 128 channels).
+// Three buffers: tile t's is overwritten by tile t+3's only after both
+// products with it are done.
 constexpr int P_LBO = 128, P_SBO = 512, P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;
-// The row state after a tile, per query row: max, P factor r, row sum, O
-// factor; then one flag per warp of 16 rows, set when a factor is not 1.
-// Three slots, by tile % 3 (a slot is read after the next hand-off).
-constexpr int ST_MAX = 0, ST_R = 64, ST_SUM = 128, ST_FACTOR = 192, ST_FLAGS = 256;
+constexpr int P_TILE_BYTES = SCALE_GROUPS * P_BYTES;
+// The row state after a tile, per query row: max, row sum, then per scale
+// group P's factor r and O's factor; then one flag per warp of 16 rows, set
+// when a factor is not 1. Three slots, by tile % 3 (a slot is read after the
+// next hand-off).
+constexpr int ST_MAX = 0, ST_SUM = 64, ST_R = 128, ST_FACTOR = ST_R + 64 * SCALE_GROUPS;
+constexpr int ST_FLAGS = ST_FACTOR + 64 * SCALE_GROUPS;
 constexpr int STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;
 // P's e4m3 factor r is kept while a tile's largest P' = P v r stays in
 // [28, 448], else reset to put it at 448: the band keeps a flat softmax's
 // mass in e4m3's normal range, and O's factor is 1 whenever neither the
 // row max nor r moves.
 constexpr float P_LOW = 28.f, P_HIGH = 448.f;
-// O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels.
+// O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels
+// (one 128-channel group of the latent: one scale group of fp8_per_tile128).
 constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
 constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;   // 16-byte cp.async chunks per token
@@ -191,10 +198,32 @@ __device__ __forceinline__ void issue_kv_tile(const DecodeParams &p, const KvMap
 // Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
 // thread's O^T accumulators. The order is chosen so that a quad's four rows
 // of blocks 2g', 2g'+1 are four consecutive channels: one 32-bit word of the
-// raw tile, which becomes those rows' A fragments by a 4 x 4 byte transpose.
+// raw tile, which becomes those rows' A fragments by a 4 x 4 byte transpose;
+// and so that blocks 2g', 2g'+1 hold the 128 channels of group g' (one V
+// scale per token in each, which P' carries).
 __device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, int h)
 {
-    return wg * HALF + 32 * (GROUPS * warp + mb / 2) + 4 * (lane / 4) + 2 * (mb % 2) + h;
+    return wg * HALF + 128 * (mb / 2) + 32 * warp + 4 * (lane / 4) + 2 * (mb % 2) + h;
+}
+
+// The scale group of this warpgroup's channel group grp (0 for per-token).
+__device__ __forceinline__ int scale_group_of(int wg, int grp) { return KV_TILE128 ? wg * GROUPS + grp : 0; }
+
+// The scales of scale group g of this thread's 16 score columns 8 j + 2 quad
+// + {0, 1} of a tile ([token][group] floats).
+__device__ __forceinline__ void load_token_scales(const float *k_scale, int quad, int g, float (&ts)[16])
+{
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int tok = 8 * j + 2 * quad;
+        if (SCALE_GROUPS == 1) {
+            const float2 v = *(const float2 *)(k_scale + tok);
+            ts[2 * j] = v.x, ts[2 * j + 1] = v.y;
+        } else {
+            ts[2 * j] = k_scale[tok * SCALE_GROUPS + g];
+            ts[2 * j + 1] = k_scale[(tok + 1) * SCALE_GROUPS + g];
+        }
+    }
 }
 
 // The A fragments of O^T += V^T P'^T for this warpgroup's channels, read
@@ -254,7 +283,7 @@ struct SmemLayout {
     unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
     float *q_scale;                    // [64]
     unsigned char *ring;               // [STAGES][STAGE_BYTES]
-    unsigned char *p_all;              // [P_BUFFERS][P_BYTES]: P' by tile % 3
+    unsigned char *p_all;              // [P_BUFFERS][SCALE_GROUPS][P_BYTES]: P' by tile % 3
     float *state_all;                  // [STATE_SLOTS][4][64]: by tile % 3
     unsigned long long *full, *used;   // per ring slot: copies landed; both warpgroups read it
 };
@@ -269,7 +298,7 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
     m.q_scale = (float *)(m.q_rope + 64 * ROPE_ROW);
     m.ring = smem + Q_BYTES;
     m.p_all = m.ring + STAGES * STAGE_BYTES;
-    m.state_all = (float *)(m.p_all + P_BUFFERS * P_BYTES);
+    m.state_all = (float *)(m.p_all + P_BUFFERS * P_TILE_BYTES);
     m.full = (unsigned long long *)(m.state_all + STATE_SLOTS * STATE_FLOATS);
     m.used = m.full + STAGES;
     check_smem_layout(smem_raw, m.used + STAGES);
@@ -316,9 +345,12 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     for (int h = 0; h < 2; ++h)
         row_scale_log2[h] = p.softmax_scale * 1.4426950408889634f * q_scale[my_row[h]];
     // The row state after the last tile seen (chained through both
-    // warpgroups' tiles): max of S (score / q_s), P's e4m3 factor, row sum.
+    // warpgroups' tiles): max of S (score / q_s), P's e4m3 factor per scale
+    // group, row sum.
+    // (r is set afresh per own tile: from the state, or 1 before tile 0, so
+    // that it holds no registers across the loop.)
     float row_max[2] = {-inf_f32(), -inf_f32()};
-    float row_r[2] = {1.f, 1.f};
+    float row_r[SCALE_GROUPS][2];
     float row_sum[2] = {0.f, 0.f};
     float o[MBLOCKS][32];   // O^T: channels (channel_of) x the 64 query rows
 #pragma unroll
@@ -338,8 +370,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             row_max[h] = st[ST_MAX + my_row[h]];
-            row_r[h] = st[ST_R + my_row[h]];
             row_sum[h] = st[ST_SUM + my_row[h]];
+#pragma unroll
+            for (int g = 0; g < SCALE_GROUPS; ++g)
+                row_r[g][h] = st[ST_R + 64 * g + my_row[h]];
         }
     };
     // Retires this warpgroup's products: O's registers are its own again.
@@ -352,32 +386,40 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // O^T = O^T * factor(u) + V^T(u) P'(u)^T over this warpgroup's channels,
     // for either warpgroup's tile u (its P' and row state out); the previous
     // product must be done. Marks the slot read by this warpgroup.
+    // (fp8_per_tile128: channel group grp's blocks take the factor and P' of
+    // its scale group.)
+    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
     auto product = [&](int u) {
-        const float *factor = state_of(u) + ST_FACTOR;
         const int4 flags = *(const int4 *)(state_of(u) + ST_FLAGS);
         if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
-            float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const float2 v = *(const float2 *)(factor + 8 * j + 2 * quad);
-                f[2 * j] = v.x, f[2 * j + 1] = v.y;
+            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg) {
+                const float *factor = state_of(u) + ST_FACTOR + 64 * scale_group_of(wg, sg);
+                float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const float2 v = *(const float2 *)(factor + 8 * j + 2 * quad);
+                    f[2 * j] = v.x, f[2 * j + 1] = v.y;
+                }
+#pragma unroll
+                for (int mb = 0; mb < MBLOCKS; ++mb)
+                    if (WG_SCALE_GROUPS == 1 || mb / 2 == sg)
+#pragma unroll
+                        for (int i = 0; i < 32; ++i)
+                            o[mb][i] *= f[2 * (i / 4) + i % 2];
             }
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb)
-#pragma unroll
-                for (int i = 0; i < 32; ++i)
-                    o[mb][i] *= f[2 * (i / 4) + i % 2];
         }
         unsigned a[MBLOCKS][2][4];
         load_vt_fragments(ring + slot(u) * STAGE_BYTES, a, wg, warp, lane);
         mbarrier_arrive(used + slot(u));
-        const unsigned long long p_desc = smem_desc(p_all + (u % P_BUFFERS) * P_BYTES, P_LBO, P_SBO, 0);
+        const unsigned long long p_desc = smem_desc(p_all + (u % P_BUFFERS) * P_TILE_BYTES, P_LBO, P_SBO, 0);
         wgmma_fence();
 #pragma unroll
         for (int mb = 0; mb < MBLOCKS; ++mb)
 #pragma unroll
             for (int kc = 0; kc < 2; ++kc)
-                wgmma_pvt_fp8(o[mb], a[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+                wgmma_pvt_fp8(o[mb], a[mb][kc],
+                              desc_plus(p_desc, scale_group_of(wg, mb / 2) * P_BYTES + 2 * kc * P_LBO), 1);
         wgmma_commit();
     };
 
@@ -394,31 +436,44 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         fence_async_smem();
 
         // ---- S = Q K^T, latent part (e4m3) ----
+        // fp8_per_tile128: a product per 128-channel scale group g, the
+        // running sum moved from g's scale to g+1's in between, so that one
+        // accumulator holds S in units of the last group's scale.
         const unsigned long long k_lat_desc = latent_desc(k_lat);
         const unsigned long long k_rope_desc = rope_desc(k_rope);
+        constexpr int BLOCKS_PER_GROUP = LAT_BLOCKS / SCALE_GROUPS;
         float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] = 0.f;
-        wgmma_fence();
+        float token_scale[16];   // columns 8j + 2*quad + {0, 1}: the K scale, then (last group) V's
 #pragma unroll
-        for (int kb = 0; kb < LAT_BLOCKS; ++kb)
+        for (int g = 0; g < SCALE_GROUPS; ++g) {
+            wgmma_fence();
 #pragma unroll
-            for (int ks = 0; ks < 4; ++ks)
-                wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
-                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
-        wgmma_commit();
-        wait_products();   // the QK product and this warpgroup's last PV
-        fence_registers(s);
-
-        // Per-token K scale on the columns (the row's q_s is in row_scale_log2).
-        float token_scale[16];   // columns 8j + 2*quad + {0, 1}
+            for (int kb = g * BLOCKS_PER_GROUP; kb < (g + 1) * BLOCKS_PER_GROUP; ++kb)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float2 v = *(const float2 *)(k_scale + 8 * j + 2 * quad);
-            token_scale[2 * j] = v.x;
-            token_scale[2 * j + 1] = v.y;
+                for (int ks = 0; ks < 4; ++ks)
+                    wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
+                                 desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
+            wgmma_commit();
+            if (g == 0)
+                wait_products();   // the QK product and this warpgroup's last PV
+            else
+                wgmma_wait<0>();
+            fence_registers(s);
+            if (g + 1 < SCALE_GROUPS) {   // column c = 2 j + e: elements 4 j + e, 4 j + 2 + e
+#pragma unroll
+                for (int c = 0; c < 16; ++c) {
+                    const int tok = 8 * (c / 2) + 2 * quad + c % 2;
+                    const float ratio = __fdividef(k_scale[tok * SCALE_GROUPS + g], k_scale[tok * SCALE_GROUPS + g + 1]);
+                    s[4 * (c / 2) + c % 2] *= ratio;
+                    s[4 * (c / 2) + 2 + c % 2] *= ratio;
+                }
+            }
         }
+        load_token_scales(k_scale, quad, SCALE_GROUPS - 1, token_scale);
+        // The K scale on the columns (the row's q_s is in row_scale_log2).
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] *= token_scale[2 * (i / 4) + i % 2];
@@ -458,6 +513,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         // ---- critical section: the row state of tile t-1 in, tile t's out ----
         if (t > 0)
             take_state(t - 1);
+        else
+#pragma unroll
+            for (int g = 0; g < SCALE_GROUPS; ++g)
+                row_r[g][0] = row_r[g][1] = 1.f;
         // online softmax (exp2 of row_scale_log2 * (s - m))
         float alpha[2], m_scaled[2];
 #pragma unroll
@@ -474,39 +533,66 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             const int h = (i / 2) % 2;
             const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -m_scaled[h]));
             part_sum[2 * h + (i / 4) % 2] += e;
-            s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale
+            // scale fusion: V's per-token scale (per scale group: below)
+            s[i] = SCALE_GROUPS == 1 ? e * token_scale[2 * (i / 4) + i % 2] : e;
         }
-        float p_max[2];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < 2; ++h)
             row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
-            p_max[h] = fmaxf(max_of_row(s, h), 0.f);
-        }
-        float factor[2];
+        // P' = P v_scale r per scale group, as e4m3 in the accumulator's token order
+        bool rescale_rows = false;
+        float factor[SCALE_GROUPS][2];
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const float m = quad_max(p_max[h]);
-            // e4m3 tops out at 448 and keeps its relative precision across
-            // its normal range; r stays under 2^100 so that the ratio is finite.
-            float r_new = row_r[h];
-            if (m > 0.f && (m * r_new > P_HIGH || m * r_new < P_LOW))
-                r_new = fminf(__fdividef(P_HIGH, m), 1.2676506e30f);
-            factor[h] = r_new == row_r[h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[h]);
-            row_r[h] = r_new;
-        }
-        // P' as e4m3 in the accumulator's token order
-        unsigned pa[2][4];
+        for (int g = 0; g < SCALE_GROUPS; ++g) {
+            // V's scale of group g on this thread's columns (per-token: in s already)
+            float v_scale[16];
+            if (SCALE_GROUPS == 1) {
 #pragma unroll
-        for (int kc = 0; kc < 2; ++kc) {
-            const float *x = s + 16 * kc;
-            const float r0 = row_r[0], r1 = row_r[1];
-            pa[kc][0] = e4m3x4(x[0] * r0, x[1] * r0, x[4] * r0, x[5] * r0);
-            pa[kc][1] = e4m3x4(x[2] * r1, x[3] * r1, x[6] * r1, x[7] * r1);
-            pa[kc][2] = e4m3x4(x[8] * r0, x[9] * r0, x[12] * r0, x[13] * r0);
-            pa[kc][3] = e4m3x4(x[10] * r1, x[11] * r1, x[14] * r1, x[15] * r1);
+                for (int c = 0; c < 16; ++c)
+                    v_scale[c] = 1.f;
+            } else {
+                load_token_scales(k_scale, quad, g, v_scale);
+                if (t0 + KV_TILE > t_end)   // past the range: P' = 0 x scale must stay 0
+#pragma unroll
+                    for (int c = 0; c < 16; ++c)
+                        if (t0 + 8 * (c / 2) + 2 * quad + c % 2 >= t_end)
+                            v_scale[c] = 0.f;
+            }
+            auto x = [&](int i) { return s[i] * v_scale[2 * (i / 4) + i % 2]; };   // P v_scale
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                float x_max[8];   // a tree, as max_of_row
+#pragma unroll
+                for (int j = 0; j < 8; ++j)
+                    x_max[j] = fmaxf(x(4 * j + 2 * h), x(4 * j + 2 * h + 1));
+#pragma unroll
+                for (int w = 4; w > 0; w /= 2)
+#pragma unroll
+                    for (int j = 0; j < w; ++j)
+                        x_max[j] = fmaxf(x_max[j], x_max[j + w]);
+                const float m = quad_max(fmaxf(x_max[0], 0.f));
+                // e4m3 tops out at 448 and keeps its relative precision across
+                // its normal range; r stays under 2^100 so that the ratio is finite.
+                float r_new = row_r[g][h];
+                if (m > 0.f && (m * r_new > P_HIGH || m * r_new < P_LOW))
+                    r_new = fminf(__fdividef(P_HIGH, m), 1.2676506e30f);
+                factor[g][h] = r_new == row_r[g][h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[g][h]);
+                row_r[g][h] = r_new;
+                rescale_rows = rescale_rows || factor[g][h] != 1.f;
+            }
+            unsigned pa[2][4];
+#pragma unroll
+            for (int kc = 0; kc < 2; ++kc) {
+                const int i = 16 * kc;
+                const float r0 = row_r[g][0], r1 = row_r[g][1];
+                pa[kc][0] = e4m3x4(x(i + 0) * r0, x(i + 1) * r0, x(i + 4) * r0, x(i + 5) * r0);
+                pa[kc][1] = e4m3x4(x(i + 2) * r1, x(i + 3) * r1, x(i + 6) * r1, x(i + 7) * r1);
+                pa[kc][2] = e4m3x4(x(i + 8) * r0, x(i + 9) * r0, x(i + 12) * r0, x(i + 13) * r0);
+                pa[kc][3] = e4m3x4(x(i + 10) * r1, x(i + 11) * r1, x(i + 14) * r1, x(i + 15) * r1);
+            }
+            store_p(p_all + (t % P_BUFFERS) * P_TILE_BYTES + g * P_BYTES, pa, warp, lane);
         }
-        store_p(p_all + (t % P_BUFFERS) * P_BYTES, pa, warp, lane);
-        const bool rescale = __any_sync(0xffffffffu, factor[0] != 1.f || factor[1] != 1.f);
+        const bool rescale = __any_sync(0xffffffffu, rescale_rows);
         float *st = state_of(t);
         if (lane == 0)
             ((int *)st)[ST_FLAGS + warp] = rescale;
@@ -514,9 +600,12 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
                 st[ST_MAX + my_row[h]] = row_max[h];
-                st[ST_R + my_row[h]] = row_r[h];
                 st[ST_SUM + my_row[h]] = row_sum[h];
-                st[ST_FACTOR + my_row[h]] = factor[h];
+#pragma unroll
+                for (int g = 0; g < SCALE_GROUPS; ++g) {
+                    st[ST_R + 64 * g + my_row[h]] = row_r[g][h];
+                    st[ST_FACTOR + 64 * g + my_row[h]] = factor[g][h];
+                }
             }
         }
         fence_async_smem();
@@ -574,9 +663,13 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             if (!direct && row >= ROWS)
                 continue;
             const float l = tiles > 0 ? final_state[ST_SUM + n_row] : 0.f;
-            const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
+            float inv_of[WG_SCALE_GROUPS];
+#pragma unroll
+            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
+                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
 #pragma unroll
             for (int grp = 0; grp < GROUPS; ++grp) {
+                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : grp];
                 const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
                 const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
                 const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,

@@ -5,7 +5,8 @@
 // shared memory laid out as wgmma reads them: per tile, the latent as
 // 64-row blocks of 128 bytes (128 e4m3 or 64 BF16 channels) under the
 // 128-byte swizzle, the RoPE rows under the 128/64/32-byte swizzle, and for
-// the FP8 cache the tile's per-token scales. This file: that layout, the TMA
+// an FP8 cache the tile's scales (per token; fp8_per_tile128: per token and
+// 128-channel group, [token][group]). This file: that layout, the TMA
 // copies that fill it, and small math both softmaxes use. The kernel entry
 // is decode_wgmma_kernel.cu.
 
@@ -15,7 +16,9 @@ static_assert(Q_TILE == 64 && KV_TILE == 64 && THREADS == 256, "two warpgroups o
 static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
 static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");
 
-constexpr bool KV_FP8 = FORMAT == FORMAT_FP8_PER_TOKEN;   // else a BF16 cache
+constexpr bool KV_TILE128 = FORMAT == FORMAT_FP8_PER_TILE128;
+constexpr bool KV_FP8 = FORMAT == FORMAT_FP8_PER_TOKEN || KV_TILE128;   // else a BF16 cache
+constexpr int SCALE_GROUPS = KV_TILE128 ? LATENT / 128 : 1;   // an FP8 token's scales
 constexpr int HALF = LATENT / 2;                          // output channels per warpgroup
 constexpr int LAT_ROW = KV_FP8 ? LATENT : 2 * LATENT;     // bytes of a token's latent
 constexpr int LAT_BLOCK_BYTES = 64 * 128;                 // 64 rows x 128 bytes
@@ -25,23 +28,25 @@ constexpr int ROPE_SW = ROPE_ROW >= 128 ? 128 : ROPE_ROW; // its swizzle width
 constexpr int ROPE_BLOCK_BYTES = 64 * ROPE_SW;
 constexpr int ROPE_BLOCKS = ROPE_ROW / ROPE_SW;
 constexpr int ROPE_MODE = ROPE_SW == 128 ? 1 : ROPE_SW == 64 ? 2 : 3;  // descriptor swizzle code
-constexpr int SCALE_BYTES = KV_FP8 ? 4 : 0;               // per token, after the RoPE rows
+constexpr int SCALE_BYTES = KV_FP8 ? 4 * SCALE_GROUPS : 0; // per token, after the RoPE rows
 __host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
 constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LAT_ROW + ROPE_ROW + SCALE_BYTES));
 constexpr int LAT_CHUNKS = LAT_ROW / 16, ROPE_CHUNKS = ROPE_ROW / 16;
 // KV tiles come in by TMA when pages hold at least 16 tokens: one thread
 // issues a tile's boxes (per page piece: the latent's 128-byte blocks and
 // the RoPE rows through the tensor maps, with the swizzle wgmma reads; the
-// FP8 scales as one bulk copy). Smaller pages (FP8 only): cp.async.
+// per-token scales as one bulk copy, fp8_per_tile128's through a third map).
+// Smaller pages (fp8_per_token only): cp.async.
 constexpr bool KV_TMA = {{kv_tma}};
 constexpr int BOX_ROWS = PAGE_SIZE < KV_TILE ? PAGE_SIZE : KV_TILE;   // a tile's tokens in one page
 constexpr int PIECES = KV_TMA ? KV_TILE / BOX_ROWS : 1;
 static_assert(!KV_TMA || (KV_TILE % BOX_ROWS == 0 && PAGE_SIZE % BOX_ROWS == 0 && BOX_ROWS >= 16),
               "TMA boxes tile the KV tile and the page");
-// The cache's latent and RoPE rows as 3-D tensor maps (bytes x slot x
-// page), encoded by runtime/launch.c; a kernel parameter (__grid_constant__).
+// The cache's latent and RoPE rows (and fp8_per_tile128's scales) as 3-D
+// tensor maps (bytes x slot x page), encoded by runtime/launch.c; a kernel
+// parameter (__grid_constant__).
 struct alignas(64) TensorMap { unsigned long long opaque[16]; };
-struct KvMaps { TensorMap latent, rope; };
+struct KvMaps { TensorMap latent, rope, scales; };
 
 // Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
 // tile parity); 3, 4 close each warpgroup's own P writes.
@@ -182,7 +187,9 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
         for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
             tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
                         page, bar);
-        if (KV_FP8)
+        if (KV_TILE128)
+            tma_load_3d(k_scale + k * BOX_ROWS * SCALE_GROUPS, &maps.scales, 0, slot, page, bar);
+        else if (KV_FP8)
             bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
                       BOX_ROWS * 4, bar);
     }

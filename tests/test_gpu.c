@@ -73,6 +73,20 @@ static const char *const decode_cases[] = {
      * page pieces per tile */
     "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 1}\n"
     "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    /* the Hopper FP8 path on FlashMLA's 656-byte cache (fp8_per_tile128: a
+     * scale per 128 channels, so a P' per scale group): whole pages, page
+     * pieces of 16 and 32 tokens, 2 and 3 stages, RoPE 32 / 64 / 128 */
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_tile128}\n"
+    "tile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
+    "cache: {format: fp8_per_tile128, page_size: 16}\ntile: {engine: wgmma, stages: 3}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\n"
+    "cache: {format: fp8_per_tile128, page_size: 128}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n"
+    "split: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 128, q_heads: 64}\n"
+    "cache: {format: fp8_per_tile128, page_size: 32}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 32, q_heads: 1, q_len: 4}\n"
+    "cache: {format: fp8_per_tile128, page_size: 64}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
     /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
      * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
      * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off) */
@@ -160,8 +174,8 @@ static snapmla_kernel *deepseek_kernel(const char *heads, const char *engine, sn
     return kernel_for("kernel: mla_decode\n", body, spec_out);
 }
 
-/* The default engine, the Hopper FP8 and BF16 paths and the balanced plan,
- * for the long and graph tests. */
+/* The default engine, the Hopper FP8 path (on both FP8 caches), the BF16
+ * path and the balanced plan, for the long and graph tests. */
 #define COUNT_OF(array) ((int)(sizeof(array) / sizeof((array)[0])))
 
 static const char *const engine_bodies[] = {
@@ -170,11 +184,13 @@ static const char *const engine_bodies[] = {
     "tile: {engine: wgmma}\n",
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n"
     "split: {policy: balanced}\n",
+    "cache: {format: fp8_per_tile128}\ntile: {engine: wgmma, stages: 3}\ntarget: {compute: fp8}\n",
 };
 /* The Hopper paths, for the persistent-launch test. */
 static const char *const hopper_bodies[] = {
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
     "tile: {engine: wgmma}\n",
+    "cache: {format: fp8_per_tile128}\ntile: {engine: wgmma, stages: 3}\ntarget: {compute: fp8}\n",
 };
 
 START_TEST(decode_long_context_single_request)
