@@ -77,7 +77,6 @@ constexpr int STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;
 // mass in e4m3's normal range, and O's factor is 1 whenever neither the
 // row max nor r moves.
 constexpr float P_LOW = 28.f, P_HIGH = 448.f;
-
 // O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels
 // (one 128-channel group of the latent: one scale group of fp8_per_tile128).
 constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
@@ -478,7 +477,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                     s[4 * (c / 2) + 2 + c % 2] *= ratio;
                 }
             }
-        }        load_token_scales(k_scale, quad, SCALE_GROUPS - 1, token_scale);
+        }
+        load_token_scales(k_scale, quad, SCALE_GROUPS - 1, token_scale);
         // The K scale on the columns (the row's q_s is in row_scale_log2).
 #pragma unroll
         for (int i = 0; i < 32; ++i)
@@ -545,35 +545,32 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
         for (int h = 0; h < 2; ++h)
             row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
-        // P' = P v_scale r per scale group, as e4m3 in the accumulator's token order.
-        // V's scale of group g on this thread's columns (per-token: in s already).
-        auto load_v_scale = [&](int g, float (&v_scale)[16]) {
-            if (SCALE_GROUPS == 1) {
-#pragma unroll
-                for (int c = 0; c < 16; ++c)
-                    v_scale[c] = 1.f;
-                return;
-            }
-            load_token_scales(k_scale, quad, g, v_scale);
-            if (t0 + KV_TILE > t_end)   // past the range: P' = 0 x scale must stay 0
-#pragma unroll
-                for (int c = 0; c < 16; ++c)
-                    if (t0 + 8 * (c / 2) + 2 * quad + c % 2 >= t_end)
-                        v_scale[c] = 0.f;
-        };
-        // r and O's factor per scale group: the row state
+        // P' = P v_scale r per scale group, as e4m3 in the accumulator's token order
         bool rescale_rows = false;
         float factor[SCALE_GROUPS][2];
 #pragma unroll
         for (int g = 0; g < SCALE_GROUPS; ++g) {
+            // V's scale of group g on this thread's columns (per-token: in s already)
             float v_scale[16];
-            load_v_scale(g, v_scale);
+            if (SCALE_GROUPS == 1) {
+#pragma unroll
+                for (int c = 0; c < 16; ++c)
+                    v_scale[c] = 1.f;
+            } else {
+                load_token_scales(k_scale, quad, g, v_scale);
+                if (t0 + KV_TILE > t_end)   // past the range: P' = 0 x scale must stay 0
+#pragma unroll
+                    for (int c = 0; c < 16; ++c)
+                        if (t0 + 8 * (c / 2) + 2 * quad + c % 2 >= t_end)
+                            v_scale[c] = 0.f;
+            }
+            auto x = [&](int i) { return s[i] * v_scale[2 * (i / 4) + i % 2]; };   // P v_scale
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                float x_max[8];   // of P v_scale, a tree as max_of_row
+                float x_max[8];   // a tree, as max_of_row
 #pragma unroll
                 for (int j = 0; j < 8; ++j)
-                    x_max[j] = fmaxf(s[4 * j + 2 * h] * v_scale[2 * j], s[4 * j + 2 * h + 1] * v_scale[2 * j + 1]);
+                    x_max[j] = fmaxf(x(4 * j + 2 * h), x(4 * j + 2 * h + 1));
 #pragma unroll
                 for (int w = 4; w > 0; w /= 2)
 #pragma unroll
@@ -589,6 +586,17 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 row_r[g][h] = r_new;
                 rescale_rows = rescale_rows || factor[g][h] != 1.f;
             }
+            unsigned pa[2][4];
+#pragma unroll
+            for (int kc = 0; kc < 2; ++kc) {
+                const int i = 16 * kc;
+                const float r0 = row_r[g][0], r1 = row_r[g][1];
+                pa[kc][0] = e4m3x4(x(i + 0) * r0, x(i + 1) * r0, x(i + 4) * r0, x(i + 5) * r0);
+                pa[kc][1] = e4m3x4(x(i + 2) * r1, x(i + 3) * r1, x(i + 6) * r1, x(i + 7) * r1);
+                pa[kc][2] = e4m3x4(x(i + 8) * r0, x(i + 9) * r0, x(i + 12) * r0, x(i + 13) * r0);
+                pa[kc][3] = e4m3x4(x(i + 10) * r1, x(i + 11) * r1, x(i + 14) * r1, x(i + 15) * r1);
+            }
+            store_p(p_all + (t % P_BUFFERS) * P_TILE_BYTES + g * P_BYTES, pa, warp, lane);
         }
         const bool rescale = __any_sync(0xffffffffu, rescale_rows);
         float *st = state_of(t);
@@ -605,24 +613,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                     st[ST_FACTOR + 64 * g + my_row[h]] = factor[g][h];
                 }
             }
-        }
-        // P' of each scale group (after the state: fewer registers live)
-#pragma unroll
-        for (int g = 0; g < SCALE_GROUPS; ++g) {
-            float v_scale[16];
-            load_v_scale(g, v_scale);
-            unsigned pa[2][4];
-#pragma unroll
-            for (int kc = 0; kc < 2; ++kc) {
-                const float *y = s + 16 * kc;        // elements 16 kc + k
-                const float *v = v_scale + 8 * kc;   // their columns' scales
-                const float r0 = row_r[g][0], r1 = row_r[g][1];
-                pa[kc][0] = e4m3x4(y[0] * v[0] * r0, y[1] * v[1] * r0, y[4] * v[2] * r0, y[5] * v[3] * r0);
-                pa[kc][1] = e4m3x4(y[2] * v[0] * r1, y[3] * v[1] * r1, y[6] * v[2] * r1, y[7] * v[3] * r1);
-                pa[kc][2] = e4m3x4(y[8] * v[4] * r0, y[9] * v[5] * r0, y[12] * v[6] * r0, y[13] * v[7] * r0);
-                pa[kc][3] = e4m3x4(y[10] * v[4] * r1, y[11] * v[5] * r1, y[14] * v[6] * r1, y[15] * v[7] * r1);
-            }
-            store_p(p_all + (t % P_BUFFERS) * P_TILE_BYTES + g * P_BYTES, pa, warp, lane);
         }
         fence_async_smem();
         named_barrier_arrive(BAR_STATE + t % 2, 256);   // tile t's P' and row state to the other

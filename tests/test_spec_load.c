@@ -94,12 +94,18 @@ static const bad_case bad_cases[] = {
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "tile: {engine: wgmma}\ntarget: {compute: fp8}\n",
      "t.yaml:4:19: tile.engine wgmma generates two paths in this version: target.compute fp8 on "
-     "cache.format fp8_per_token, and target.compute bf16 on cache.format bf16 (given fp8 on bf16); "
-     "other pairs run on tile.engine mma_sync"},
+     "cache.format fp8_per_token or fp8_per_tile128, and target.compute bf16 on cache.format bf16 "
+     "(given fp8 on bf16); other pairs run on tile.engine mma_sync"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "cache: {page_size: 1}\ntile: {engine: wgmma}\n",
-     "t.yaml:4:16: the BF16 wgmma path copies KV tiles by TMA, one box per page piece: "
-     "cache.page_size must be 16 or more and divide or be a multiple of tile.kv_tokens 64 (given 1)"},
+     "t.yaml:4:16: the wgmma path on cache.format bf16 copies KV tiles by TMA, one box per page "
+     "piece: cache.page_size must be 16 or more and divide or be a multiple of tile.kv_tokens 64 "
+     "(given 1)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "cache: {format: fp8_per_tile128, page_size: 1}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
+     "t.yaml:4:16: the wgmma path on cache.format fp8_per_tile128 copies KV tiles by TMA, one box "
+     "per page piece: cache.page_size must be 16 or more and divide or be a multiple of "
+     "tile.kv_tokens 64 (given 1)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "split: {policy: balanced}\n",
      "t.yaml:3:17: split.policy balanced is planned on the device for the persistent Hopper launch: "
