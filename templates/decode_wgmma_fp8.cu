@@ -232,6 +232,17 @@ __device__ __forceinline__ void load_token_scales(const float *k_scale, int quad
     }
 }
 
+// Zeros the scales of this thread's columns (tokens t0 + 8 j + 2 quad + {0,
+// 1}) at or past t_end: past the range P' = 0 x scale must stay 0 (the
+// slot may hold any bytes there).
+__device__ __forceinline__ void zero_scales_past(float (&ts)[16], int t0, int t_end, int quad)
+{
+#pragma unroll
+    for (int c = 0; c < 16; ++c)
+        if (t0 + 8 * (c / 2) + 2 * quad + c % 2 >= t_end)
+            ts[c] = 0.f;
+}
+
 // The A fragments of O^T += V^T P'^T for this warpgroup's channels, read
 // from the raw e4m3 tile (tokens x channels, 128-byte swizzle): a[mb][kc][i],
 // i = 2 j + h. K position 4 quad + e (+16 j, +32 kc) holds the token
@@ -499,12 +510,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             clear_tail(ring + slot(t) * STAGE_BYTES, t_end - t0);
 
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
-#pragma unroll
-            for (int j = 0; j < 8; ++j)   // past the range: P' = 0 x scale must stay 0
-#pragma unroll
-                for (int e = 0; e < 2; ++e)
-                    if (t0 + 8 * j + 2 * quad + e >= t_end)
-                        token_scale[2 * j + e] = 0.f;
+            zero_scales_past(token_scale, t0, t_end, quad);
 #pragma unroll
             for (int i = 0; i < 32; ++i) {
                 const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
@@ -558,25 +564,13 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                     v_scale[c] = 1.f;
             } else {
                 load_token_scales(k_scale, quad, g, v_scale);
-                if (t0 + KV_TILE > t_end)   // past the range: P' = 0 x scale must stay 0
-#pragma unroll
-                    for (int c = 0; c < 16; ++c)
-                        if (t0 + 8 * (c / 2) + 2 * quad + c % 2 >= t_end)
-                            v_scale[c] = 0.f;
+                if (t0 + KV_TILE > t_end)
+                    zero_scales_past(v_scale, t0, t_end, quad);
             }
             auto x = [&](int i) { return s[i] * v_scale[2 * (i / 4) + i % 2]; };   // P v_scale
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                float x_max[8];   // a tree, as max_of_row
-#pragma unroll
-                for (int j = 0; j < 8; ++j)
-                    x_max[j] = fmaxf(x(4 * j + 2 * h), x(4 * j + 2 * h + 1));
-#pragma unroll
-                for (int w = 4; w > 0; w /= 2)
-#pragma unroll
-                    for (int j = 0; j < w; ++j)
-                        x_max[j] = fmaxf(x_max[j], x_max[j + w]);
-                const float m = quad_max(fmaxf(x_max[0], 0.f));
+                const float m = quad_max(fmaxf(max_of_row(x, h), 0.f));
                 // e4m3 tops out at 448 and keeps its relative precision across
                 // its normal range; r stays under 2^100 so that the ratio is finite.
                 float r_new = row_r[g][h];

@@ -98,20 +98,25 @@ __device__ __forceinline__ unsigned bf16x2(float lo, float hi)
     return r;
 }
 
-// The largest of this thread's 16 scores of row half h (accumulator
+// The largest of this thread's 16 values at(i) of row half h (accumulator
 // elements i with (i / 2) % 2 == h), as a tree: 4 dependent steps, not 15.
-__device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
+template <typename At> __device__ __forceinline__ float max_of_row(At at, int h)
 {
     float m[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j)
-        m[j] = fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]);
+        m[j] = fmaxf(at(4 * j + 2 * h), at(4 * j + 2 * h + 1));
 #pragma unroll
     for (int w = 4; w > 0; w /= 2)
 #pragma unroll
         for (int j = 0; j < w; ++j)
             m[j] = fmaxf(m[j], m[j + w]);
     return m[0];
+}
+
+__device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
+{
+    return max_of_row([&](int i) { return s[i]; }, h);
 }
 
 // The KV range of a work item (decode_plan.cu's fields: request, row block
