@@ -1,8 +1,9 @@
-// ---- mla_decode on Hopper: the kernel entry of both wgmma paths -----------
+// ---- mla_decode on Hopper: the kernel entry of the seesaw (both wgmma paths)
 //
 // Runs decode_item (decode_wgmma_fp8.cu or decode_wgmma_bf16.cu, whichever
 // the variant's compute selects) over the CTA's work items. SmemLayout,
-// carve_smem and decode_item come from that file.
+// carve_smem and decode_item come from that file. (The FP8 path's role
+// warpgroups have their own entry, in decode_wgmma_fp8_roles.cu.)
 
 namespace snapmla {
 
@@ -25,48 +26,9 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         fence_mbarrier_init();
     }
     wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    const int4 *items = (const int4 *)(p.plan + 4);
-    for (int round = 0, base = 0;; ++round) {
-        // Nothing is in flight here (each item ends with its products
-        // retired); saying so keeps ptxas from serializing every wgmma.
-        wgmma_wait<0>();
-        int4 item = make_int4(0, 0, 0, 0);
-        int splits = 1;
-        bool have;
-        if (p.plan == nullptr) {   // split grid: this CTA's one item
-            const KvRange r = kv_range(p, blockIdx.z, blockIdx.y);
-            const int first = r.t_begin / KV_TILE;
-            have = round == 0 && (int)blockIdx.y < r.splits;
-            item = make_int4(blockIdx.z, blockIdx.x | blockIdx.y << 16, first, first + r.tiles);
-            splits = r.splits;
-        } else {                   // persistent: the queue's next item
-            if (threadIdx.x == 0)
-                item_index = atomicAdd(p.plan, 1);
-            __syncthreads();
-            have = item_index < p.plan[1];
-            if (have) {
-                item = items[item_index];
-                splits = p.split_counts[item.x];   // the plan's pieces of this request
-            }
-        }
-        // (a barrier's result, so ptxas sees the exit as uniform; it also
-        // orders the mbarrier setup and item_index's reads before reuse)
-        if (!__syncthreads_or(have))
-            break;
-        decode_item(p, maps, m, item, splits, base);
-        base += item.w - item.z;
-    }
-    // Persistent: the last CTA out puts the queue back to its start, so the
-    // next decode on this plan (plan_ready) finds every item again. Every
-    // other CTA's pops come before its count (the fence), and the next
-    // kernel in the stream sees the reset (it waits for this grid).
-    if (p.plan != nullptr && threadIdx.x == 0) {
-        __threadfence();
-        if (atomicAdd(p.plan + 2, 1) == (int)gridDim.x - 1) {
-            atomicExch(p.plan, 0);
-            atomicExch(p.plan + 2, 0);
-        }
-    }
+    for_each_item(p, item_index,
+                  [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
+    release_queue(p);
 }
 
 }  // namespace snapmla

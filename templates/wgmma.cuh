@@ -54,6 +54,31 @@ __device__ __forceinline__ void named_barrier_arrive(int id, int threads)
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Waits at a named barrier and returns whether `value` was true in any of
+// its threads (the same answer in all, which ptxas can see as uniform).
+__device__ __forceinline__ bool barrier_or(int id, int threads, bool value)
+{
+    int any;
+    asm volatile("{\n.reg .pred p, q;\nsetp.ne.b32 p, %1, 0;\nbar.red.or.pred q, %2, %3, p;\n"
+                 "selp.b32 %0, 1, 0, q;\n}\n"
+                 : "=r"(any)
+                 : "r"((int)value), "r"(id), "r"(threads)
+                 : "memory");
+    return any != 0;
+}
+
+// Moves registers between warpgroups (setmaxnreg, sm_90a): a warpgroup
+// gives some back, another takes them; ptxas allocates each role's code
+// under its new count. N: a multiple of 8 in [24, 256].
+template <int N> __device__ __forceinline__ void registers_give_back()
+{
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N> __device__ __forceinline__ void registers_take()
+{
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
 // ---- mbarriers: completion of asynchronous copies ----
 __device__ __forceinline__ unsigned mbarrier_address(const unsigned long long *bar)
 {

@@ -12,7 +12,10 @@
 
 namespace snapmla {
 
-static_assert(Q_TILE == 64 && KV_TILE == 64 && THREADS == 256, "two warpgroups on 64 x 64");
+// Two warpgroups (the seesaw of both paths), or three (the FP8 path's role
+// warpgroups, decode_wgmma_fp8_roles.cu).
+constexpr bool ROLE_WARPGROUPS = THREADS == 384;
+static_assert(Q_TILE == 64 && KV_TILE == 64 && (THREADS == 256 || ROLE_WARPGROUPS), "warpgroups on 64 x 64");
 static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
 static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");
 
@@ -49,8 +52,9 @@ struct alignas(64) TensorMap { unsigned long long opaque[16]; };
 struct KvMaps { TensorMap latent, rope, scales; };
 
 // Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
-// tile parity); 3, 4 close each warpgroup's own P writes.
-constexpr int BAR_STATE = 1, BAR_OWN = 3;
+// tile parity); 3, 4 close each warpgroup's own P writes; 5 is the whole
+// CTA's between work items; 6 the role warpgroups' output pair.
+constexpr int BAR_STATE = 1, BAR_OWN = 3, BAR_ITEM = 5, BAR_OUTPUT = 6;
 
 // Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
 // the matching wgmma swizzle (128, 64 or 32 bytes): the row's 16-byte chunks
@@ -227,13 +231,82 @@ __device__ __forceinline__ unsigned out_stage_offset(unsigned row, unsigned chan
 
 // The stage's rows that exist (row0 + row < ROWS) into out, by the CTA;
 // after a barrier that follows the stage's last write.
-__device__ __forceinline__ void copy_out_stage(const DecodeParams &p, int b, int row0, const unsigned char *stage)
+// `threads` threads take part, this one as number `thread`.
+__device__ __forceinline__ void copy_out_stage(const DecodeParams &p, int b, int row0, const unsigned char *stage,
+                                               int thread = threadIdx.x, int threads = THREADS)
 {
     constexpr int CHUNKS = LATENT / 8;   // 16-byte chunks of a row
     const int rows = min(64, ROWS - row0);
     bf16_t *out = p.out + ((long long)b * ROWS + row0) * LATENT;
-    for (int i = threadIdx.x; i < rows * CHUNKS; i += THREADS)
+    for (int i = thread; i < rows * CHUNKS; i += threads)
         *(uint4 *)(out + 8 * i) = *(const uint4 *)(stage + out_stage_offset(i / CHUNKS, 8 * (i % CHUNKS)));
+}
+
+// The CTA's next work item, for every thread of it (all THREADS call it in
+// step; the answer is the same for all). Split grid (no plan): this CTA's
+// one item, from the request's length (kv_range), in round 0. Persistent:
+// the plan queue's next item, taken by thread 0 into `shared_index`. The
+// answer comes out of a barrier, so ptxas sees the loop's exit as uniform;
+// that barrier also keeps shared_index until every thread has read it, and
+// the next call's first one holds every thread until the CTA is done with
+// the last item.
+__device__ __forceinline__ bool next_work_item(const DecodeParams &p, int round, int &shared_index, int4 &item,
+                                               int &splits)
+{
+    item = make_int4(0, 0, 0, 0);
+    splits = 1;
+    bool have;
+    if (p.plan == nullptr) {
+        const KvRange r = kv_range(p, blockIdx.z, blockIdx.y);
+        const int first = r.t_begin / KV_TILE;
+        have = round == 0 && (int)blockIdx.y < r.splits;
+        item = make_int4(blockIdx.z, blockIdx.x | blockIdx.y << 16, first, first + r.tiles);
+        splits = r.splits;
+    } else {
+        if (threadIdx.x == 0)
+            shared_index = atomicAdd(p.plan, 1);
+        named_barrier(BAR_ITEM, THREADS);
+        have = shared_index < p.plan[1];
+        if (have) {
+            item = ((const int4 *)(p.plan + 4))[shared_index];
+            splits = p.split_counts[item.x];   // the plan's pieces of this request
+        }
+    }
+    return barrier_or(BAR_ITEM, THREADS, have);
+}
+
+// Runs work(item, splits, base) over the CTA's work items; `base` counts the
+// tiles of the items before, which places an item's tiles in the ring and
+// the mbarriers' phases.
+template <typename Work> __device__ __forceinline__ void for_each_item(const DecodeParams &p, int &shared_index,
+                                                                       Work work)
+{
+    for (int round = 0, base = 0;; ++round) {
+        // Nothing is in flight here (each item ends with its products
+        // retired); saying so keeps ptxas from serializing every wgmma.
+        wgmma_wait<0>();
+        int4 item;
+        int splits;
+        if (!next_work_item(p, round, shared_index, item, splits))
+            break;
+        work(item, splits, base);
+        base += item.w - item.z;
+    }
+}
+
+// Persistent: the last CTA out puts the queue back to its start, so the
+// next decode on this plan (plan_ready) finds every item again. Every other
+// CTA's pops come before its count (the fence), and the next kernel in the
+// stream sees the reset (it waits for this grid). Thread 0, after its items.
+__device__ __forceinline__ void release_queue(const DecodeParams &p)
+{
+    if (p.plan != nullptr && threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(p.plan + 2, 1) == (int)gridDim.x - 1) {
+            atomicExch(p.plan, 0);
+            atomicExch(p.plan + 2, 0);
+        }
+    }
 }
 
 }  // namespace snapmla

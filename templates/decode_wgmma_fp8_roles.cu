@@ -1,0 +1,404 @@
+// ---- mla_decode, Hopper FP8 path with role warpgroups (tile.warps 12) -----
+//
+// (Q to e4m3, the tile copies, V^T fragments and P' stores:
+// wgmma_fp8_parts.cuh; the ring and its TMA maps: wgmma_decode.cuh.)
+//
+// Schedule ("roles"). 384 threads, three warpgroups with two jobs, and the
+// registers moved to where the accumulators are (setmaxnreg):
+//   S   warpgroup 0, SCORE_REGS: the scores of every tile t, in order, with
+//       the row state (max, sum, P's factor r) in its registers:
+//         QK      S = Q K^T (wgmma e4m3), times k_scale per column,
+//                 + (Q_rope / q_s) K_rope^T (wgmma BF16)
+//         softmax m' = max(m, rowmax S), P = exp2(...), l
+//         P'      P v_scale r to e4m3 (r kept in [28, 448] as in the
+//                 seesaw, so that O's factor is mostly 1)
+//         publish P'(t) into P buffer t % 3 and the row state (with O's
+//                 factor) beside it; arrive on pfull(t)
+//   O0, O1  warpgroups 1, 2, OUTPUT_REGS each; they also load Q. O_w owns output
+//           channels [w LATENT/2, (w+1) LATENT/2) and runs every tile in
+//           order: wait pfull(t); retire the product of t-1 (pempty(t-1));
+//           O^T = O^T factor(t) + V^T(t) P'(t)^T, wgmma e4m3 with A = V^T
+//           byte-transposed from the raw tile into registers, B = P'(t).
+//           Thread 0 of O0 copies: tile t+STAGES into t's slot once S and
+//           both O have read it (used), by TMA.
+// The numbers are the seesaw's (decode_wgmma_fp8.cu): the same P', r, row
+// state and products. What changes is who runs them: there, each of two
+// warpgroups runs QK, softmax and two products as one dependent chain per
+// own tile, and the softmax state goes back and forth between them; here
+// the scores of tile t+1 run beside the products of tile t, three warps per
+// scheduler, and the state never leaves S. (Two score warpgroups do not
+// fit: O needs ~200 registers a thread, 128 of them its accumulators.)
+//
+// mbarriers; their phases run on across the CTA's work items, by the tile's
+// number g = base + t:
+//   full[g % STAGES]   the tile's copies landed (TMA bytes)
+//   used[g % STAGES]   S (128 arrivals) and O0, O1 (128 each) read it
+//   pfull[g % 3]       P'(g) and the row state after g are out (S, 128)
+//   pempty[g % 3]      both O's products with P'(g) are done (256)
+// S waits pempty before it overwrites a P buffer, so S runs at most three
+// tiles ahead of O.
+//   epilogue (O)  one split: out = O / (r l) (BF16, staged in smem for
+//                 16-byte stores), lse; several: fp32 partials
+
+namespace snapmla {
+
+static_assert(SCALE_GROUPS == 1 && KV_TMA, "role warpgroups: fp8_per_token, pages of 16 tokens or more");
+
+// Registers per thread after the hand-over: S holds a score tile (32) and
+// its scales; O its O^T (128), a product's V^T fragments (32) and their
+// byte-permute temporaries. Launched at 168 (384 threads, one CTA per SM);
+// the two counts share that allocation.
+constexpr int SCORE_REGS = 88, OUTPUT_REGS = 208;
+static_assert(128 * (SCORE_REGS + 2 * OUTPUT_REGS) <= 168 * THREADS, "the CTA's registers");
+constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
+constexpr int COPIER = 128;          // thread 0 of O0
+
+// Shared memory, 1024-aligned for the 128-byte swizzle.
+struct SmemLayout {
+    unsigned char *q_lat;              // [LATENT/128][64][128] e4m3
+    unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
+    float *q_scale;                    // [64]
+    unsigned char *ring;               // [STAGES][STAGE_BYTES]
+    unsigned char *p_all;              // [P_SLOTS][P_BYTES]: P' by g % P_SLOTS
+    float *state_all;                  // [P_SLOTS][STATE_FLOATS]: row state by g % P_SLOTS
+    unsigned long long *full, *used;   // per ring slot
+    unsigned long long *pfull, *pempty;// per P slot
+};
+
+__device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
+{
+    // The 128-byte swizzle repeats every 1024 bytes: align the layout to it.
+    unsigned char *smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
+    SmemLayout m;
+    m.q_lat = smem;
+    m.q_rope = m.q_lat + 64 * LATENT;
+    m.q_scale = (float *)(m.q_rope + 64 * ROPE_ROW);
+    m.ring = smem + Q_BYTES;
+    m.p_all = m.ring + STAGES * STAGE_BYTES;
+    m.state_all = (float *)(m.p_all + P_SLOTS * P_BYTES);
+    m.full = (unsigned long long *)(m.state_all + P_SLOTS * STATE_FLOATS);
+    m.used = m.full + STAGES;
+    m.pfull = m.used + STAGES;
+    m.pempty = m.pfull + P_SLOTS;
+    check_smem_layout(smem_raw, m.pempty + P_SLOTS);
+    return m;
+}
+
+// mbarrier phase parity of the n-th use of a slot: uses n = g / slots.
+__device__ __forceinline__ unsigned parity_of(int g, int slots) { return (unsigned)(g / slots) & 1u; }
+
+// S's tiles of one work item.
+__device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayout &m, int4 item, int splits,
+                                           int base)
+{
+    const int row0 = (item.y & 0xffff) * Q_TILE;
+    const int tid = threadIdx.x;
+    const int warp = tid / 32, lane = tid % 32, quad = lane % 4;
+    const KvRange range = item_range(p, item, splits);
+    const int t_end = range.t_end, tiles = range.tiles;
+    named_barrier(BAR_ITEM, THREADS);   // Q is in (O loads it)
+
+    // This thread's two rows of the score tile: 16*warp + lane/4, and + 8.
+    const int my_row[2] = {16 * warp + lane / 4, 16 * warp + lane / 4 + 8};
+    const int visible_end[2] = {visible_end_of(range, row0 + my_row[0]), visible_end_of(range, row0 + my_row[1])};
+    // exp2 of (score - max) scaled: softmax scale, log2 e and the row's q_s
+    float row_scale_log2[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+        row_scale_log2[h] = p.softmax_scale * 1.4426950408889634f * m.q_scale[my_row[h]];
+    const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
+    const unsigned long long q_lat_desc = latent_desc(m.q_lat);
+    const unsigned long long q_rope_desc = rope_desc(m.q_rope);
+    // The row state after the last tile: max of S (score / q_s), row sum,
+    // P's e4m3 factor.
+    float row_max[2] = {-inf_f32(), -inf_f32()}, row_sum[2] = {0.f, 0.f}, row_r[2] = {1.f, 1.f};
+
+    // The latent product of tile t into s.
+    auto issue_latent = [&](int t, float (&s)[32]) {
+        const int g = base + t;
+        const unsigned long long k_lat_desc = latent_desc(m.ring + g % STAGES * STAGE_BYTES);
+        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            s[i] = 0.f;
+        wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < LAT_BLOCKS; ++kb)
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+                wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
+                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
+        wgmma_commit();
+    };
+    // Tile t, whose latent product is in flight into s: the K scale, RoPE,
+    // the softmax, P' and the hand-over to O.
+    auto finish_tile = [&](int t, float (&s)[32]) {
+        const int g = base + t;
+        const unsigned char *k_lat = m.ring + g % STAGES * STAGE_BYTES;
+        const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+        const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
+        const int t0 = range.t_begin + t * KV_TILE;
+        wgmma_wait<0>();
+        fence_registers(s);
+        float token_scale[16];   // columns 8j + 2*quad + {0, 1}: K's scale, then V's (the same)
+        load_token_scales(k_scale, quad, 0, token_scale);
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            s[i] *= token_scale[2 * (i / 4) + i % 2];
+        const unsigned long long k_rope_desc = rope_desc(k_rope);
+        wgmma_fence();
+#pragma unroll
+        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+#pragma unroll
+            for (int ks = 0; ks < ROPE_SW / 32; ++ks)
+                wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
+                              desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_registers(s);
+        if (t0 + KV_TILE > t_end)   // rows past the range: zero V before any product (clear_tail)
+            clear_tail(m.ring + g % STAGES * STAGE_BYTES, t_end - t0);
+        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
+            zero_scales_past(token_scale, t0, t_end, quad);
+#pragma unroll
+            for (int i = 0; i < 32; ++i) {
+                const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
+                s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
+            }
+        }
+        float tile_max[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            tile_max[h] = quad_max(max_of_row(s, h));
+
+        // online softmax (exp2 of row_scale_log2 * (s - m))
+        float alpha[2], m_scaled[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const float m_new = fmaxf(row_max[h], tile_max[h]);
+            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * row_scale_log2[h]);
+            row_max[h] = m_new;
+            // a row that sees nothing: P = exp2(-inf) = 0
+            m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * row_scale_log2[h];
+        }
+        float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            const int h = (i / 2) % 2;
+            const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -m_scaled[h]));
+            part_sum[2 * h + (i / 4) % 2] += e;
+            s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale into P
+        }
+        float factor[2];
+        bool rescale_rows = false;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
+            // P's e4m3 factor r: kept while the tile's largest P' stays in
+            // [P_LOW, P_HIGH], else reset to put it at 448 (as the seesaw)
+            const float mx = quad_max(fmaxf(max_of_row(s, h), 0.f));
+            float r_new = row_r[h];
+            if (mx > 0.f && (mx * r_new > P_HIGH || mx * r_new < P_LOW))
+                r_new = fminf(__fdividef(P_HIGH, mx), 1.2676506e30f);
+            factor[h] = r_new == row_r[h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[h]);
+            row_r[h] = r_new;
+            rescale_rows = rescale_rows || factor[h] != 1.f;
+        }
+        unsigned pa[2][4];
+#pragma unroll
+        for (int kc = 0; kc < 2; ++kc) {
+            const int i = 16 * kc;
+            const float r0 = row_r[0], r1 = row_r[1];
+            pa[kc][0] = e4m3x4(s[i + 0] * r0, s[i + 1] * r0, s[i + 4] * r0, s[i + 5] * r0);
+            pa[kc][1] = e4m3x4(s[i + 2] * r1, s[i + 3] * r1, s[i + 6] * r1, s[i + 7] * r1);
+            pa[kc][2] = e4m3x4(s[i + 8] * r0, s[i + 9] * r0, s[i + 12] * r0, s[i + 13] * r0);
+            pa[kc][3] = e4m3x4(s[i + 10] * r1, s[i + 11] * r1, s[i + 14] * r1, s[i + 15] * r1);
+        }
+        const bool rescale = __any_sync(0xffffffffu, rescale_rows);
+
+        // ---- publish P'(t) and the row state after t ----
+        if (g >= P_SLOTS)   // O is done with the slot's last P'
+            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+        store_p(m.p_all + g % P_SLOTS * P_BYTES, pa, warp, lane);
+        float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
+        if (lane == 0)
+            ((int *)st)[ST_FLAGS + warp] = rescale;
+        if (quad == 0) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                st[ST_MAX + my_row[h]] = row_max[h];
+                st[ST_SUM + my_row[h]] = row_sum[h];
+                st[ST_R + my_row[h]] = row_r[h];
+                st[ST_FACTOR + my_row[h]] = factor[h];
+            }
+        }
+        fence_async_smem();                    // P' is read by wgmma (the async proxy)
+        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
+        mbarrier_arrive(m.pfull + g % P_SLOTS);
+    };
+
+    for (int t = 0; t < tiles; ++t) {
+        float s[32];
+        issue_latent(t, s);
+        finish_tile(t, s);
+    }
+}
+
+// O_w's share of Q's load, its products over every tile of one work item
+// (w = 0, 1), then its half of the output.
+__device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps &maps, const SmemLayout &m,
+                                            int4 item, int splits, int base)
+{
+    const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
+    const int tid = threadIdx.x, ow = tid / 128 - 1;
+    const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
+    const KvRange range = item_range(p, item, splits);
+    const int tiles = range.tiles;
+    TileWhere next{};   // the copier's next copy: tile STAGES, then one per tile
+    if (tid == COPIER) {
+        for (int k = 0; k < STAGES; ++k)
+            issue_kv_tile(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k));
+        next = locate_tile(range, STAGES);
+    }
+    load_q_fp8(p, b, row0, m.q_lat, m.q_rope, m.q_scale, tid - COPIER);
+    fence_async_smem();
+    named_barrier(BAR_ITEM, THREADS);   // Q is in
+
+    float o[MBLOCKS][32];   // O^T: channels (channel_of) x the 64 query rows
+#pragma unroll
+    for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            o[mb][i] = 0.f;
+    for (int t = 0; t < tiles; ++t) {
+        const int g = base + t;
+        const float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
+        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
+        wgmma_wait<0>();   // the product of t-1: O and the fragments are free
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+            fence_registers(o[mb]);
+        if (t > 0)
+            mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
+        const int4 flags = *(const int4 *)(st + ST_FLAGS);
+        if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
+            float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float2 v = *(const float2 *)(st + ST_FACTOR + 8 * j + 2 * quad);
+                f[2 * j] = v.x, f[2 * j + 1] = v.y;
+            }
+#pragma unroll
+            for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+                for (int i = 0; i < 32; ++i)
+                    o[mb][i] *= f[2 * (i / 4) + i % 2];
+        }
+        unsigned a[MBLOCKS][2][4];
+        load_vt_fragments(m.ring + g % STAGES * STAGE_BYTES, a, ow, warp, lane);
+        mbarrier_arrive(m.used + g % STAGES);
+        const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
+        wgmma_fence();
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+            for (int kc = 0; kc < 2; ++kc)
+                wgmma_pvt_fp8(o[mb], a[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+        wgmma_commit();
+        if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
+            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
+            issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);
+            next = locate_tile(range, t + 1 + STAGES);
+        }
+    }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int mb = 0; mb < MBLOCKS; ++mb)
+        fence_registers(o[mb]);
+    if (tiles > 0)
+        mbarrier_arrive(m.pempty + (base + tiles - 1) % P_SLOTS);
+
+    // ---- epilogue: O / (r l) per query row (the last tile's row state), lse ----
+    const bool direct = range.splits == 1;   // the same for the whole CTA
+    const float *final_state = m.state_all + (base + tiles + P_SLOTS - 1) % P_SLOTS * STATE_FLOATS;
+    const int o_thread = tid - COPIER;   // 0 .. 255 over O0, O1
+    if (o_thread < 64 && row0 + o_thread < ROWS) {   // (before the stage overwrites q_scale)
+        const float mx = tiles > 0 ? final_state[ST_MAX + o_thread] : -inf_f32();
+        const float l = tiles > 0 ? final_state[ST_SUM + o_thread] : 0.f;
+        store_lse(p, b, split, row0 + o_thread, mx * m.q_scale[o_thread] * p.softmax_scale, l, direct);
+    }
+    // BF16 output through the stage (Q's smem and the ring's first slot: S
+    // is done with Q, and both O with every slot after the barrier);
+    // partials straight out, 16 bytes per store.
+    unsigned char *stage = m.q_lat;
+    if (direct)
+        named_barrier(BAR_OUTPUT, 256);
+    unsigned stage_at[2][GROUPS];   // where row 2 quad + e, channels c .. c+3 of group grp go
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+        for (int grp = 0; grp < GROUPS; ++grp)
+            stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(ow, warp, lane, 2 * grp, 0));
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
+            if (!direct && row >= ROWS)
+                continue;
+            const float l = tiles > 0 ? final_state[ST_SUM + n_row] : 0.f;
+            const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
+#pragma unroll
+            for (int grp = 0; grp < GROUPS; ++grp) {
+                const int c = channel_of(ow, warp, lane, 2 * grp, 0);   // channels c .. c+3
+                const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
+                const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,
+                                             hi[4 * j + 2 + e] * inv);
+                if (direct)
+                    *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
+                        make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
+                else
+                    store_partial_quad(p, b, split, row, c, x);
+            }
+        }
+    if (direct) {
+        named_barrier(BAR_OUTPUT, 256);
+        copy_out_stage(p, b, row0, stage, o_thread, 256);
+    }
+}
+
+// The kernel entry (launch shapes as decode_wgmma_kernel.cu's): the roles
+// split at the top, each with its own register count and its own loop over
+// the CTA's work items, in step through next_work_item's barriers. (The
+// queue's reset is thread 0's, which is in S.)
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
+{
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __shared__ int item_index;
+    const SmemLayout m = carve_smem(smem_raw);
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; ++s) {
+            mbarrier_init(m.full + s, 1);         // the copier's expect_tx
+            mbarrier_init(m.used + s, 3 * 128);   // S, O0 and O1
+        }
+        for (int k = 0; k < P_SLOTS; ++k) {
+            mbarrier_init(m.pfull + k, 128);    // S
+            mbarrier_init(m.pempty + k, 256);   // O0 and O1
+        }
+        fence_mbarrier_init();
+    }
+    wait_prior_grids();   // (the plan, the cache append, Q's producer)
+    if (threadIdx.x < COPIER) {
+        registers_give_back<SCORE_REGS>();
+        for_each_item(p, item_index,
+                      [&](int4 item, int splits, int base) { score_item(p, m, item, splits, base); });
+        release_queue(p);
+    } else {
+        registers_take<OUTPUT_REGS>();
+        for_each_item(p, item_index,
+                      [&](int4 item, int splits, int base) { output_item(p, maps, m, item, splits, base); });
+    }
+}
+
+}  // namespace snapmla

@@ -1,0 +1,252 @@
+// ---- mla_decode, Hopper FP8 path: what its two schedules share ----------------
+//
+// The seesaw (decode_wgmma_fp8.cu, tile.warps 8) and the role warpgroups
+// (decode_wgmma_fp8_roles.cu, tile.warps 16) compute the same numbers: Q to
+// e4m3 per row, the P' buffers and the row state they hand over, the KV tile
+// copies, V^T byte-transposed into wgmma A fragments. This file: those pieces.
+
+namespace snapmla {
+
+
+static_assert(FORMAT == FORMAT_FP8_PER_TOKEN || (KV_TILE128 && KV_TMA),
+              "the FP8 path reads the per-token cache, or the per-tile128 one by TMA");
+
+// P' of one tile, e4m3, tokens contiguous per query row (the B operand of
+// O^T = V^T P'^T, K-major, no swizzle): core matrices of 8 rows x 16 bytes,
+// the next 16 k at +128, the next 8 rows at +512. One P' per scale group
+// (V's scale is folded into it: fp8_per_tile128 has one per 128 channels).
+// Three buffers: tile t's is overwritten by tile t+3's only after both
+// products with it are done.
+constexpr int P_LBO = 128, P_SBO = 512, P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;
+constexpr int P_TILE_BYTES = SCALE_GROUPS * P_BYTES;
+// The row state after a tile, per query row: max, row sum, then per scale
+// group P's factor r and O's factor; then one flag per warp of 16 rows, set
+// when a factor is not 1. Three slots, by tile % 3 (a slot is read after the
+// next hand-off).
+constexpr int ST_MAX = 0, ST_SUM = 64, ST_R = 128, ST_FACTOR = ST_R + 64 * SCALE_GROUPS;
+constexpr int ST_FLAGS = ST_FACTOR + 64 * SCALE_GROUPS;
+constexpr int STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;
+// P's e4m3 factor r is kept while a tile's largest P' = P v r stays in
+// [28, 448], else reset to put it at 448: the band keeps a flat softmax's
+// mass in e4m3's normal range, and O's factor is 1 whenever neither the
+// row max nor r moves.
+constexpr float P_LOW = 28.f, P_HIGH = 448.f;
+// O^T in m64 blocks of channels, two blocks per group of 32 x 4 channels
+// (one 128-channel group of the latent: one scale group of fp8_per_tile128).
+constexpr int MBLOCKS = HALF / 64, GROUPS = HALF / 128;
+constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
+constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;   // 16-byte cp.async chunks per token
+static_assert(OUT_STAGE_BYTES <= Q_BYTES + STAGE_BYTES, "the output stage fits in Q's smem and a ring slot");
+
+// The warpgroup that copies tile j in: the non-owner of tile j - STAGES,
+// which refills that slot; the prologue's tiles follow the same parity.
+__device__ __forceinline__ int copier_of(int j) { return (j + STAGES + 1) & 1; }
+
+// Four floats -> four e4m3 codes, a in the lowest byte (RNE, saturating).
+__device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
+{
+    unsigned short lo, hi;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(lo) : "f"(b), "f"(a));
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(hi) : "f"(d), "f"(c));
+    return (unsigned)lo | ((unsigned)hi << 16);
+}
+
+
+// The CTA's 64 query rows: latent -> e4m3 with one power-of-two scale per
+// row, RoPE divided by it (exactly) as BF16, into swizzled smem. Four
+// threads per row (a quad), each holding every fourth 8-channel chunk in
+// registers between the amax and the conversion, so that a quad's loads
+// are 64 contiguous bytes; rows past ROWS are zeros. 256 threads, this one
+// number `thread`.
+__device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
+                                           unsigned char *q_rope, float *q_scale, int thread = threadIdx.x)
+{
+    constexpr int VECS = LATENT / 32;   // 8-channel chunks per thread: part, part + 4, ...
+    const int r = thread / 4, part = thread % 4;
+    const bool valid = row0 + r < ROWS;
+    const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH;
+    uint4 v[VECS];
+    float amax = 0.f;
+#pragma unroll
+    for (int i = 0; i < VECS; ++i) {
+        v[i] = valid ? *(const uint4 *)(src + 8 * (part + 4 * i)) : make_uint4(0, 0, 0, 0);
+        const unsigned w[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            amax = fmaxf(amax, fmaxf(fabsf(bf16_lo(w[k])), fabsf(bf16_hi(w[k]))));
+    }
+    amax = quad_max(amax);   // the row's four threads are one quad
+    // A power of two costs e4m3 no precision (its relative step is the same
+    // across the normal range) and makes RoPE / scale exact.
+    const float scale = fp8_scale(amax, true), inv = 1.f / scale;
+    if (part == 0)
+        q_scale[r] = scale;
+#pragma unroll
+    for (int i = 0; i < VECS; ++i) {
+        const uint4 x = v[i];
+        uint2 codes;
+        codes.x = e4m3x4(bf16_lo(x.x) * inv, bf16_hi(x.x) * inv, bf16_lo(x.y) * inv, bf16_hi(x.y) * inv);
+        codes.y = e4m3x4(bf16_lo(x.z) * inv, bf16_hi(x.z) * inv, bf16_lo(x.w) * inv, bf16_hi(x.w) * inv);
+        *(uint2 *)(q_lat + latent_offset(r, 8 * (part + 4 * i))) = codes;
+    }
+    for (int piece = part; piece < ROPE_CHUNKS; piece += 4) {
+        const uint4 x = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
+        const unsigned w[4] = {x.x, x.y, x.z, x.w};
+        unsigned y[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k)
+            y[k] = (unsigned)f32_to_bf16(bf16_lo(w[k]) * inv) | ((unsigned)f32_to_bf16(bf16_hi(w[k]) * inv) << 16);
+        *(uint4 *)(q_rope + rope_offset(r, piece * 16)) = make_uint4(y[0], y[1], y[2], y[3]);
+    }
+}
+
+
+// One warpgroup starts the copy of KV tile `tile` into ring slot
+// (base + tile) % STAGES; each thread's copies arrive on the slot's mbarrier when they
+// land. Two threads per token on alternate 16-byte chunks; tokens past the
+// range are zero-filled (codes and scale). Nothing past the last tile.
+__device__ __forceinline__ void issue_fp8_tile(const DecodeParams &p, const KvRange &r, unsigned char *ring,
+                                               unsigned long long *full, int base, int tile, int page)
+{
+    static_assert(TOKEN_CHUNKS % 2 == 0, "two threads per token");
+    if (tile >= r.tiles)
+        return;
+    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
+    unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
+    const int wt = threadIdx.x % 128, j = wt / 2, part = wt % 2;
+    const int t = r.t_begin + tile * KV_TILE + j;
+    const bool valid = page >= 0;
+    const unsigned char *page_at = p.cache + (valid ? (long long)page * p.page_stride : 0);
+    const long long slot = valid ? t % PAGE_SIZE : 0;
+    const int size = valid ? 16 : 0;
+    // Latent chunk c = part + 2 i: 128-channel block i / 4, chunk (part + 2 i) % 8
+    // of the row, XORed with the row's phase; four offsets, then immediates.
+    int lat_at[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+        lat_at[k] = swizzled<128>(j, (part + 2 * k) * 16);
+    const unsigned char *src = page_at + slot * LATENT + part * 16;
+#pragma unroll
+    for (int i = 0; i < LAT_CHUNKS / 2; ++i)
+        cp_async_16(k_lat + lat_at[i % 4] + (i / 4) * LAT_BLOCK_BYTES, src + 32 * i, size);
+    const unsigned char *rope_src = page_at + (long long)PAGE_SIZE * LATENT + slot * ROPE_ROW;
+#pragma unroll
+    for (int i = 0; i < ROPE_CHUNKS / 2; ++i) {
+        const int byte = (part + 2 * i) * 16;
+        cp_async_16(k_rope + rope_offset(j, byte), rope_src + byte, size);
+    }
+    if (part == 0)
+        cp_async_4(k_scale + j, page_at + (long long)PAGE_SIZE * (LATENT + ROPE_ROW) + slot * 4, valid ? 4 : 0);
+    cp_async_arrive(full + (base + tile) % STAGES);
+}
+
+
+// The copier threads of a warpgroup start the copy of tile `tile` of the
+// range, the CTA's tile base + tile: ring slot and mbarrier phase run on
+// across the CTA's work items.
+__device__ __forceinline__ void issue_kv_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                           unsigned char *ring, unsigned long long *full, int base,
+                                           int tile, const TileWhere &w)
+{
+    if constexpr (KV_TMA)
+        issue_tma_tile(p, maps, r, ring, full, base, tile, w);
+    else
+        issue_fp8_tile(p, r, ring, full, base, tile, w.page[0]);
+}
+
+
+// Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
+// thread's O^T accumulators. The order is chosen so that a quad's four rows
+// of blocks 2g', 2g'+1 are four consecutive channels: one 32-bit word of the
+// raw tile, which becomes those rows' A fragments by a 4 x 4 byte transpose;
+// and so that blocks 2g', 2g'+1 hold the 128 channels of group g' (one V
+// scale per token in each, which P' carries).
+__device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, int h)
+{
+    return wg * HALF + 128 * (mb / 2) + 32 * warp + 4 * (lane / 4) + 2 * (mb % 2) + h;
+}
+
+// The scale group of this warpgroup's channel group grp (0 for per-token).
+__device__ __forceinline__ int scale_group_of(int wg, int grp) { return KV_TILE128 ? wg * GROUPS + grp : 0; }
+
+// The scales of scale group g of this thread's 16 score columns 8 j + 2 quad
+// + {0, 1} of a tile ([token][group] floats).
+__device__ __forceinline__ void load_token_scales(const float *k_scale, int quad, int g, float (&ts)[16])
+{
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int tok = 8 * j + 2 * quad;
+        if (SCALE_GROUPS == 1) {
+            const float2 v = *(const float2 *)(k_scale + tok);
+            ts[2 * j] = v.x, ts[2 * j + 1] = v.y;
+        } else {
+            ts[2 * j] = k_scale[tok * SCALE_GROUPS + g];
+            ts[2 * j + 1] = k_scale[(tok + 1) * SCALE_GROUPS + g];
+        }
+    }
+}
+
+// Zeros the scales of this thread's columns (tokens t0 + 8 j + 2 quad + {0,
+// 1}) at or past t_end: past the range P' = 0 x scale must stay 0 (the
+// slot may hold any bytes there).
+__device__ __forceinline__ void zero_scales_past(float (&ts)[16], int t0, int t_end, int quad)
+{
+#pragma unroll
+    for (int c = 0; c < 16; ++c)
+        if (t0 + 8 * (c / 2) + 2 * quad + c % 2 >= t_end)
+            ts[c] = 0.f;
+}
+
+// The A fragments of O^T += V^T P'^T for this warpgroup's channels, read
+// from the raw e4m3 tile (tokens x channels, 128-byte swizzle): a[mb][kc][i],
+// i = 2 j + h. K position 4 quad + e (+16 j, +32 kc) holds the token
+// 2 quad + (e & 1) + 8 (e >> 1) (+16 j, +32 kc), the order P' was written in
+// (the score accumulator's own). Per 16 tokens and 4 channels a thread reads
+// 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
+// 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
+// put the 4 such pieces in different banks.
+__device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4],
+                                                  int wg, int warp, int lane)
+{
+    const int quad = lane % 4;
+#pragma unroll
+    for (int grp = 0; grp < GROUPS; ++grp) {
+        const int c0 = channel_of(wg, warp, lane, 2 * grp, 0);
+        const unsigned char *block = k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
+        const int byte = c0 % 128;
+        int at[4];   // offsets of tokens 2 quad + {0, 1, 8, 9}; the swizzle phase repeats every 8
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            at[e] = swizzled<128>(2 * quad + (e & 1) + 8 * (e >> 1), byte);
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {   // 16-token steps: kc = kk / 2, j = kk % 2
+            const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
+            const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
+            const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
+            const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
+            const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
+            const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
+            const int kc = kk / 2, j = kk % 2;
+            a[2 * grp][kc][2 * j + 0] = __byte_perm(lo01, lo23, 0x5410);       // channel c0
+            a[2 * grp][kc][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);       // c0 + 1
+            a[2 * grp + 1][kc][2 * j + 0] = __byte_perm(hi01, hi23, 0x5410);   // c0 + 2
+            a[2 * grp + 1][kc][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
+        }
+    }
+}
+
+// Stores this thread's P' fragments (rows 16 warp + lane/4 + 8h, k 32 kc +
+// 16 j + 4 quad) where the B descriptor of wgmma_pvt_fp8 reads them.
+__device__ __forceinline__ void store_p(unsigned char *pbuf, const unsigned (&pa)[2][4], int warp, int lane)
+{
+    unsigned char *base = pbuf + 2 * warp * P_SBO + (lane / 4) * 16 + 4 * (lane % 4);
+#pragma unroll
+    for (int kc = 0; kc < 2; ++kc)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)   // i = 2 j + h
+            *(unsigned *)(base + (i % 2) * P_SBO + (2 * kc + i / 2) * P_LBO) = pa[kc][i];
+}
+
+}  // namespace snapmla
