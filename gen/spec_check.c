@@ -25,7 +25,7 @@ static int failed(char *reason, size_t size, const char **fields, const char *co
 }
 
 /* The wgmma engine has one tile (64 query rows x 64 tokens) and two paths:
- * FP8 (two warpgroups, templates/decode_wgmma_fp8.cu, or three in roles,
+ * FP8 (two warpgroups, templates/decode_wgmma_fp8.cu, or four in roles,
  * templates/decode_wgmma_fp8_roles.cu) and BF16 (templates/decode_wgmma_bf16.cu). */
 static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const char **fields)
 {
@@ -56,18 +56,18 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       "tile.kv_tokens %d (given %d)", snapmla_cache_format_name(v->cache_format),
                       v->kv_tile, v->page_size);
     }
-    if (v->q_tile != 64 || v->kv_tile != 64 || (v->warps != 8 && v->warps != 12)) {
+    if (v->q_tile != 64 || v->kv_tile != 64 || (v->warps != 8 && v->warps != 16)) {
         static const char *const f[] = {"tile.q_rows", "tile.kv_tokens", "tile.warps"};
         return failed(reason, size, fields, f,
-                      "tile.engine wgmma works on 64 query rows x 64 tokens with two or three warpgroups: "
-                      "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 or 12 (given %d, %d, %d)",
+                      "tile.engine wgmma works on 64 query rows x 64 tokens with two or four warpgroups: "
+                      "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 or 16 (given %d, %d, %d)",
                       v->q_tile, v->kv_tile, v->warps);
     }
-    /* tile.warps 12: the FP8 path's role warpgroups (templates/decode_wgmma_fp8_roles.cu) */
-    if (v->warps == 12 && (!fp8_path || tile128 || !snapmla_variant_kv_tma(v))) {
+    /* tile.warps 16: the FP8 path's role warpgroups (templates/decode_wgmma_fp8_roles.cu) */
+    if (v->warps == 16 && (!fp8_path || tile128 || !snapmla_variant_kv_tma(v))) {
         static const char *const f[] = {"tile.warps", "cache.format", "cache.page_size"};
         return failed(reason, size, fields, f,
-                      "tile.warps 12 (the role warpgroups) is the FP8 path on cache.format "
+                      "tile.warps 16 (the role warpgroups) is the FP8 path on cache.format "
                       "fp8_per_token with TMA copies: target.compute fp8, cache.page_size 16 or more "
                       "that divides or is a multiple of 64 (given %s on %s, page %d); other paths "
                       "take tile.warps 8",

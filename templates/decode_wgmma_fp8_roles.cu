@@ -1,42 +1,48 @@
-// ---- mla_decode, Hopper FP8 path with role warpgroups (tile.warps 12) -----
+// ---- mla_decode, Hopper FP8 path with role warpgroups (tile.warps 16) -----
 //
 // (Q to e4m3, the tile copies, V^T fragments and P' stores:
 // wgmma_fp8_parts.cuh; the ring and its TMA maps: wgmma_decode.cuh.)
 //
-// Schedule ("roles"). 384 threads, three warpgroups with two jobs, and the
+// Schedule ("roles"). 512 threads, four warpgroups with two jobs, and the
 // registers moved to where the accumulators are (setmaxnreg):
-//   S   warpgroup 0, SCORE_REGS: the scores of every tile t, in order, with
-//       the row state (max, sum, P's factor r) in its registers:
-//         QK      S = Q K^T (wgmma e4m3), times k_scale per column,
-//                 + (Q_rope / q_s) K_rope^T (wgmma BF16)
-//         softmax m' = max(m, rowmax S), P = exp2(...), l
-//         P'      P v_scale r to e4m3 (r kept in [28, 448] as in the
-//                 seesaw, so that O's factor is mostly 1)
-//         publish P'(t) into P buffer t % 3 and the row state (with O's
-//                 factor) beside it; arrive on pfull(t)
-//   O0, O1  warpgroups 1, 2, OUTPUT_REGS each; they also load Q. O_w owns output
-//           channels [w LATENT/2, (w+1) LATENT/2) and runs every tile in
-//           order: wait pfull(t); retire the product of t-1 (pempty(t-1));
-//           O^T = O^T factor(t) + V^T(t) P'(t)^T, wgmma e4m3 with A = V^T
-//           byte-transposed from the raw tile into registers, B = P'(t).
-//           Thread 0 of O0 copies: tile t+STAGES into t's slot once S and
-//           both O have read it (used), by TMA.
+//   S0, S1  warpgroups 0, 1, SCORE_REGS each: the scores. S_w owns the
+//           tiles t = w, w+2, ... of the work item:
+//             QK      S = Q K^T (wgmma e4m3), times k_scale per column,
+//                     + (Q_rope / q_s) K_rope^T (wgmma BF16)
+//             local   e = exp2(c (S - the tile's own row max)), their row
+//                     sum, and the row max of e v_scale
+//             chain   the row state after tile t-1 in (sfull(t-1), from
+//                     the other S); the new max m', the row sum, P's e4m3
+//                     factor r (kept while the largest P' stays in [28,
+//                     448], as in the seesaw), O's factor; the state after t
+//                     out (sfull(t)). A few instructions per row: the
+//                     exponentials are not on the chain.
+//             P'      e v_scale r exp2(c (tile max - m')) to e4m3, into P
+//                     buffer t % 3 (pfull(t))
+//   O0, O1  warpgroups 2, 3, OUTPUT_REGS each; they also load Q. O_w owns
+//           output channels [w LATENT/2, (w+1) LATENT/2) and runs every
+//           tile in order: wait pfull(t); retire the product of t-1
+//           (pempty(t-1)); O^T = O^T factor(t) + V^T(t) P'(t)^T, wgmma e4m3
+//           with A = V^T byte-transposed from the raw tile into registers
+//           (a 32-token half at a time), B = P'(t). Thread 0 of O0 copies:
+//           tile t+STAGES into t's slot once its S and both O have read it
+//           (used), by TMA.
 // The numbers are the seesaw's (decode_wgmma_fp8.cu): the same P', r, row
 // state and products. What changes is who runs them: there, each of two
 // warpgroups runs QK, softmax and two products as one dependent chain per
-// own tile, and the softmax state goes back and forth between them; here
-// the scores of tile t+1 run beside the products of tile t, three warps per
-// scheduler, and the state never leaves S. (Two score warpgroups do not
-// fit: O needs ~200 registers a thread, 128 of them its accumulators.)
+// own tile, two warps per scheduler; here the products run beside the
+// scores, four warps per scheduler, and only the row state's update is on
+// the chain between the two S.
 //
 // mbarriers; their phases run on across the CTA's work items, by the tile's
 // number g = base + t:
 //   full[g % STAGES]   the tile's copies landed (TMA bytes)
-//   used[g % STAGES]   S (128 arrivals) and O0, O1 (128 each) read it
-//   pfull[g % 3]       P'(g) and the row state after g are out (S, 128)
-//   pempty[g % 3]      both O's products with P'(g) are done (256)
-// S waits pempty before it overwrites a P buffer, so S runs at most three
-// tiles ahead of O.
+//   used[g % STAGES]   its S (128 arrivals) and O0, O1 (128 each) read it
+//   sfull[g % 3]       the row state after g is out (its S, 128)
+//   pfull[g % 3]       P'(g) is out (its S, 128)
+//   pempty[g % 3]      both O are done with P'(g) and its state (256)
+// S waits pempty before it overwrites a P buffer and state slot, so S runs
+// at most three tiles ahead of O.
 //   epilogue (O)  one split: out = O / (r l) (BF16, staged in smem for
 //                 16-byte stores), lse; several: fp32 partials
 
@@ -44,14 +50,14 @@ namespace snapmla {
 
 static_assert(SCALE_GROUPS == 1 && KV_TMA, "role warpgroups: fp8_per_token, pages of 16 tokens or more");
 
-// Registers per thread after the hand-over: S holds a score tile (32) and
-// its scales; O its O^T (128), a product's V^T fragments (32) and their
-// byte-permute temporaries. Launched at 168 (384 threads, one CTA per SM);
-// the two counts share that allocation.
-constexpr int SCORE_REGS = 88, OUTPUT_REGS = 208;
-static_assert(128 * (SCORE_REGS + 2 * OUTPUT_REGS) <= 168 * THREADS, "the CTA's registers");
+// Registers per thread after the hand-over (the launch gives 128 a thread
+// to 512 threads): S holds a score tile (32) and its scales; O its O^T
+// (128), a half product's V^T fragments (16) and their byte-permute
+// temporaries.
+constexpr int SCORE_REGS = 80, OUTPUT_REGS = 176;
+static_assert(128 * 2 * (SCORE_REGS + OUTPUT_REGS) <= 65536, "the register file");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
-constexpr int COPIER = 128;          // thread 0 of O0
+constexpr int COPIER = 2 * 128;      // thread 0 of O0
 
 // Shared memory, 1024-aligned for the 128-byte swizzle.
 struct SmemLayout {
@@ -62,7 +68,7 @@ struct SmemLayout {
     unsigned char *p_all;              // [P_SLOTS][P_BYTES]: P' by g % P_SLOTS
     float *state_all;                  // [P_SLOTS][STATE_FLOATS]: row state by g % P_SLOTS
     unsigned long long *full, *used;   // per ring slot
-    unsigned long long *pfull, *pempty;// per P slot
+    unsigned long long *sfull, *pfull, *pempty;   // per P slot
 };
 
 __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
@@ -78,7 +84,8 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
     m.state_all = (float *)(m.p_all + P_SLOTS * P_BYTES);
     m.full = (unsigned long long *)(m.state_all + P_SLOTS * STATE_FLOATS);
     m.used = m.full + STAGES;
-    m.pfull = m.used + STAGES;
+    m.sfull = m.used + STAGES;
+    m.pfull = m.sfull + P_SLOTS;
     m.pempty = m.pfull + P_SLOTS;
     check_smem_layout(smem_raw, m.pempty + P_SLOTS);
     return m;
@@ -87,13 +94,13 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
 // mbarrier phase parity of the n-th use of a slot: uses n = g / slots.
 __device__ __forceinline__ unsigned parity_of(int g, int slots) { return (unsigned)(g / slots) & 1u; }
 
-// S's tiles of one work item.
+// S_w's tiles of one work item (w = 0, 1).
 __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayout &m, int4 item, int splits,
                                            int base)
 {
     const int row0 = (item.y & 0xffff) * Q_TILE;
-    const int tid = threadIdx.x;
-    const int warp = tid / 32, lane = tid % 32, quad = lane % 4;
+    const int tid = threadIdx.x, wg = tid / 128;
+    const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
     const KvRange range = item_range(p, item, splits);
     const int t_end = range.t_end, tiles = range.tiles;
     named_barrier(BAR_ITEM, THREADS);   // Q is in (O loads it)
@@ -109,15 +116,19 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
     const unsigned long long q_lat_desc = latent_desc(m.q_lat);
     const unsigned long long q_rope_desc = rope_desc(m.q_rope);
-    // The row state after the last tile: max of S (score / q_s), row sum,
-    // P's e4m3 factor.
-    float row_max[2] = {-inf_f32(), -inf_f32()}, row_sum[2] = {0.f, 0.f}, row_r[2] = {1.f, 1.f};
 
-    // The latent product of tile t into s.
-    auto issue_latent = [&](int t, float (&s)[32]) {
+    for (int t = wg; t < tiles; t += 2) {
         const int g = base + t;
-        const unsigned long long k_lat_desc = latent_desc(m.ring + g % STAGES * STAGE_BYTES);
+        const unsigned char *k_lat = m.ring + g % STAGES * STAGE_BYTES;
+        const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+        const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
+        const int t0 = range.t_begin + t * KV_TILE;
         mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
+
+        // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
+        const unsigned long long k_lat_desc = latent_desc(k_lat);
+        const unsigned long long k_rope_desc = rope_desc(k_rope);
+        float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] = 0.f;
@@ -129,15 +140,6 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
                 wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
                              desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
         wgmma_commit();
-    };
-    // Tile t, whose latent product is in flight into s: the K scale, RoPE,
-    // the softmax, P' and the hand-over to O.
-    auto finish_tile = [&](int t, float (&s)[32]) {
-        const int g = base + t;
-        const unsigned char *k_lat = m.ring + g % STAGES * STAGE_BYTES;
-        const unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
-        const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
-        const int t0 = range.t_begin + t * KV_TILE;
         wgmma_wait<0>();
         fence_registers(s);
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}: K's scale, then V's (the same)
@@ -145,7 +147,6 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             s[i] *= token_scale[2 * (i / 4) + i % 2];
-        const unsigned long long k_rope_desc = rope_desc(k_rope);
         wgmma_fence();
 #pragma unroll
         for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
@@ -166,60 +167,65 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
                 s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
             }
         }
-        float tile_max[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-            tile_max[h] = quad_max(max_of_row(s, h));
 
-        // online softmax (exp2 of row_scale_log2 * (s - m))
-        float alpha[2], m_scaled[2];
+        // ---- off the chain: exponentials against the tile's own row max ----
+        float tile_max[2], tile_max_scaled[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            const float m_new = fmaxf(row_max[h], tile_max[h]);
-            alpha[h] = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * row_scale_log2[h]);
-            row_max[h] = m_new;
-            // a row that sees nothing: P = exp2(-inf) = 0
-            m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * row_scale_log2[h];
+            tile_max[h] = quad_max(max_of_row(s, h));
+            // a row that sees nothing in this tile: e = exp2(-inf) = 0
+            tile_max_scaled[h] = tile_max[h] == -inf_f32() ? 0.f : tile_max[h] * row_scale_log2[h];
         }
         float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
             const int h = (i / 2) % 2;
-            const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -m_scaled[h]));
+            const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -tile_max_scaled[h]));
             part_sum[2 * h + (i / 4) % 2] += e;
             s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale into P
         }
-        float factor[2];
+        float tile_sum[2], tile_p_max[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            tile_sum[h] = quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
+            tile_p_max[h] = quad_max(fmaxf(max_of_row(s, h), 0.f));
+        }
+        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
+            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+
+        // ---- the chain: the row state after t-1 in, after t out ----
+        float row_max[2] = {-inf_f32(), -inf_f32()}, row_sum[2] = {0.f, 0.f}, row_r[2] = {1.f, 1.f};
+        if (t > 0) {
+            mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));
+            const float *st = m.state_all + (g - 1) % P_SLOTS * STATE_FLOATS;
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                row_max[h] = st[ST_MAX + my_row[h]];
+                row_sum[h] = st[ST_SUM + my_row[h]];
+                row_r[h] = st[ST_R + my_row[h]];
+            }
+        }
+        float factor[2], p_factor[2];   // O's factor; e's factor to P'
         bool rescale_rows = false;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
-            // P's e4m3 factor r: kept while the tile's largest P' stays in
-            // [P_LOW, P_HIGH], else reset to put it at 448 (as the seesaw)
-            const float mx = quad_max(fmaxf(max_of_row(s, h), 0.f));
+            const float m_new = fmaxf(row_max[h], tile_max[h]);
+            const float alpha = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * row_scale_log2[h]);
+            const float beta = tile_max[h] == -inf_f32() ? 0.f : fast_exp2((tile_max[h] - m_new) * row_scale_log2[h]);
+            row_max[h] = m_new;
+            row_sum[h] = row_sum[h] * alpha + beta * tile_sum[h];
+            // P's e4m3 factor r, as the seesaw: kept while the tile's largest
+            // P' stays in [P_LOW, P_HIGH], else reset to put it at 448
+            const float mx = beta * tile_p_max[h];
             float r_new = row_r[h];
             if (mx > 0.f && (mx * r_new > P_HIGH || mx * r_new < P_LOW))
                 r_new = fminf(__fdividef(P_HIGH, mx), 1.2676506e30f);
-            factor[h] = r_new == row_r[h] ? alpha[h] : alpha[h] * __fdividef(r_new, row_r[h]);
+            factor[h] = r_new == row_r[h] ? alpha : alpha * __fdividef(r_new, row_r[h]);
             row_r[h] = r_new;
+            p_factor[h] = r_new * beta;
             rescale_rows = rescale_rows || factor[h] != 1.f;
         }
-        unsigned pa[2][4];
-#pragma unroll
-        for (int kc = 0; kc < 2; ++kc) {
-            const int i = 16 * kc;
-            const float r0 = row_r[0], r1 = row_r[1];
-            pa[kc][0] = e4m3x4(s[i + 0] * r0, s[i + 1] * r0, s[i + 4] * r0, s[i + 5] * r0);
-            pa[kc][1] = e4m3x4(s[i + 2] * r1, s[i + 3] * r1, s[i + 6] * r1, s[i + 7] * r1);
-            pa[kc][2] = e4m3x4(s[i + 8] * r0, s[i + 9] * r0, s[i + 12] * r0, s[i + 13] * r0);
-            pa[kc][3] = e4m3x4(s[i + 10] * r1, s[i + 11] * r1, s[i + 14] * r1, s[i + 15] * r1);
-        }
         const bool rescale = __any_sync(0xffffffffu, rescale_rows);
-
-        // ---- publish P'(t) and the row state after t ----
-        if (g >= P_SLOTS)   // O is done with the slot's last P'
-            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
-        store_p(m.p_all + g % P_SLOTS * P_BYTES, pa, warp, lane);
         float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
         if (lane == 0)
             ((int *)st)[ST_FLAGS + warp] = rescale;
@@ -232,15 +238,23 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
                 st[ST_FACTOR + my_row[h]] = factor[h];
             }
         }
+        mbarrier_arrive(m.sfull + g % P_SLOTS);
+
+        // ---- P' = e v_scale r exp2(c (tile max - m')), e4m3, out to O ----
+        unsigned pa[2][4];
+#pragma unroll
+        for (int kc = 0; kc < 2; ++kc) {
+            const int i = 16 * kc;
+            const float f0 = p_factor[0], f1 = p_factor[1];
+            pa[kc][0] = e4m3x4(s[i + 0] * f0, s[i + 1] * f0, s[i + 4] * f0, s[i + 5] * f0);
+            pa[kc][1] = e4m3x4(s[i + 2] * f1, s[i + 3] * f1, s[i + 6] * f1, s[i + 7] * f1);
+            pa[kc][2] = e4m3x4(s[i + 8] * f0, s[i + 9] * f0, s[i + 12] * f0, s[i + 13] * f0);
+            pa[kc][3] = e4m3x4(s[i + 10] * f1, s[i + 11] * f1, s[i + 14] * f1, s[i + 15] * f1);
+        }
+        store_p(m.p_all + g % P_SLOTS * P_BYTES, pa, warp, lane);
         fence_async_smem();                    // P' is read by wgmma (the async proxy)
         mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
         mbarrier_arrive(m.pfull + g % P_SLOTS);
-    };
-
-    for (int t = 0; t < tiles; ++t) {
-        float s[32];
-        issue_latent(t, s);
-        finish_tile(t, s);
     }
 }
 
@@ -250,7 +264,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
                                             int4 item, int splits, int base)
 {
     const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
-    const int tid = threadIdx.x, ow = tid / 128 - 1;
+    const int tid = threadIdx.x, ow = tid / 128 - 2;
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
     const KvRange range = item_range(p, item, splits);
     const int tiles = range.tiles;
@@ -294,17 +308,27 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
                 for (int i = 0; i < 32; ++i)
                     o[mb][i] *= f[2 * (i / 4) + i % 2];
         }
-        unsigned a[MBLOCKS][2][4];
-        load_vt_fragments(m.ring + g % STAGES * STAGE_BYTES, a, ow, warp, lane);
-        mbarrier_arrive(m.used + g % STAGES);
+        // by 32-token halves, one half's fragments at a time (registers)
+        const unsigned char *slot = m.ring + g % STAGES * STAGE_BYTES;
         const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
-        wgmma_fence();
 #pragma unroll
-        for (int mb = 0; mb < MBLOCKS; ++mb)
+        for (int kc = 0; kc < 2; ++kc) {
+            unsigned a[MBLOCKS][4];
+            if (kc == 1) {   // the first half's fragments are free once its products are done
+                wgmma_wait<0>();
 #pragma unroll
-            for (int kc = 0; kc < 2; ++kc)
-                wgmma_pvt_fp8(o[mb], a[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
-        wgmma_commit();
+                for (int mb = 0; mb < MBLOCKS; ++mb)
+                    fence_registers(o[mb]);
+            }
+            load_vt_chunk(slot, a, ow, warp, lane, kc);
+            if (kc == 1)
+                mbarrier_arrive(m.used + g % STAGES);
+            wgmma_fence();
+#pragma unroll
+            for (int mb = 0; mb < MBLOCKS; ++mb)
+                wgmma_pvt_fp8(o[mb], a[mb], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+            wgmma_commit();
+        }
         if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
             mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
             issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);
@@ -370,7 +394,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
 // The kernel entry (launch shapes as decode_wgmma_kernel.cu's): the roles
 // split at the top, each with its own register count and its own loop over
 // the CTA's work items, in step through next_work_item's barriers. (The
-// queue's reset is thread 0's, which is in S.)
+// queue's reset is thread 0's, which is in S0.)
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
 snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
 {
@@ -380,10 +404,11 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; ++s) {
             mbarrier_init(m.full + s, 1);         // the copier's expect_tx
-            mbarrier_init(m.used + s, 3 * 128);   // S, O0 and O1
+            mbarrier_init(m.used + s, 3 * 128);   // the tile's S, O0 and O1
         }
         for (int k = 0; k < P_SLOTS; ++k) {
-            mbarrier_init(m.pfull + k, 128);    // S
+            mbarrier_init(m.sfull + k, 128);    // the tile's S
+            mbarrier_init(m.pfull + k, 128);    // the tile's S
             mbarrier_init(m.pempty + k, 256);   // O0 and O1
         }
         fence_mbarrier_init();

@@ -12,9 +12,9 @@
 
 namespace snapmla {
 
-// Two warpgroups (the seesaw of both paths), or three (the FP8 path's role
+// Two warpgroups (the seesaw of both paths), or four (the FP8 path's role
 // warpgroups, decode_wgmma_fp8_roles.cu).
-constexpr bool ROLE_WARPGROUPS = THREADS == 384;
+constexpr bool ROLE_WARPGROUPS = THREADS == 512;
 static_assert(Q_TILE == 64 && KV_TILE == 64 && (THREADS == 256 || ROLE_WARPGROUPS), "warpgroups on 64 x 64");
 static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
 static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");

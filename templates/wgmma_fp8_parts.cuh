@@ -7,7 +7,6 @@
 
 namespace snapmla {
 
-
 static_assert(FORMAT == FORMAT_FP8_PER_TOKEN || (KV_TILE128 && KV_TMA),
               "the FP8 path reads the per-token cache, or the per-tile128 one by TMA");
 
@@ -59,10 +58,10 @@ __device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
 // are 64 contiguous bytes; rows past ROWS are zeros. 256 threads, this one
 // number `thread`.
 __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
-                                           unsigned char *q_rope, float *q_scale, int thread = threadIdx.x)
+                                           unsigned char *q_rope, float *q_scale, unsigned thread = threadIdx.x)
 {
     constexpr int VECS = LATENT / 32;   // 8-channel chunks per thread: part, part + 4, ...
-    const int r = thread / 4, part = thread % 4;
+    const int r = thread / 4, part = thread % 4;   // (unsigned: shifts, as threadIdx.x's were)
     const bool valid = row0 + r < ROWS;
     const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH;
     uint4 v[VECS];
@@ -198,16 +197,17 @@ __device__ __forceinline__ void zero_scales_past(float (&ts)[16], int t0, int t_
             ts[c] = 0.f;
 }
 
-// The A fragments of O^T += V^T P'^T for this warpgroup's channels, read
-// from the raw e4m3 tile (tokens x channels, 128-byte swizzle): a[mb][kc][i],
-// i = 2 j + h. K position 4 quad + e (+16 j, +32 kc) holds the token
-// 2 quad + (e & 1) + 8 (e >> 1) (+16 j, +32 kc), the order P' was written in
+// The A fragments of O^T += V^T P'^T for this warpgroup's channels and the
+// 32-token half kc of the tile, read from the raw e4m3 tile (tokens x
+// channels, 128-byte swizzle): a[mb][i], i = 2 j + h. K position 4 quad + e
+// (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
+// +32 kc), the order P' was written in
 // (the score accumulator's own). Per 16 tokens and 4 channels a thread reads
 // 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
 // 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
 // put the 4 such pieces in different banks.
-__device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4],
-                                                  int wg, int warp, int lane)
+__device__ __forceinline__ void load_vt_chunk(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][4], int wg,
+                                              int warp, int lane, int kc)
 {
     const int quad = lane % 4;
 #pragma unroll
@@ -221,19 +221,35 @@ __device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, un
             at[e] = swizzled<128>(2 * quad + (e & 1) + 8 * (e >> 1), byte);
         }
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {   // 16-token steps: kc = kk / 2, j = kk % 2
+        for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j
+            const int kk = 2 * kc + j;
             const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
             const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
             const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
             const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
             const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
             const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
-            const int kc = kk / 2, j = kk % 2;
-            a[2 * grp][kc][2 * j + 0] = __byte_perm(lo01, lo23, 0x5410);       // channel c0
-            a[2 * grp][kc][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);       // c0 + 1
-            a[2 * grp + 1][kc][2 * j + 0] = __byte_perm(hi01, hi23, 0x5410);   // c0 + 2
-            a[2 * grp + 1][kc][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
+            a[2 * grp][2 * j + 0] = __byte_perm(lo01, lo23, 0x5410);       // channel c0
+            a[2 * grp][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);       // c0 + 1
+            a[2 * grp + 1][2 * j + 0] = __byte_perm(hi01, hi23, 0x5410);   // c0 + 2
+            a[2 * grp + 1][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
         }
+    }
+}
+
+// Both 32-token halves: a[mb][kc] as load_vt_chunk's kc.
+__device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4],
+                                                  int wg, int warp, int lane)
+{
+#pragma unroll
+    for (int kc = 0; kc < 2; ++kc) {
+        unsigned chunk[MBLOCKS][4];
+        load_vt_chunk(k_lat, chunk, wg, warp, lane, kc);
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+                a[mb][kc][i] = chunk[mb][i];
     }
 }
 
