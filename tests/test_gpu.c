@@ -361,6 +361,15 @@ START_TEST(combine_matches_reference)
 }
 END_TEST
 
+/* Registers loop test `test` for each of its `count` spec texts that holds
+ * `only` (all of them when only is NULL). */
+static void add_cases(TCase *tc, const TTest *test, const char *const *texts, int count, const char *only)
+{
+    for (int i = 0; i < count; ++i)
+        if (!only || strstr(texts[i], only))
+            tcase_add_loop_test(tc, test, i, i + 1);
+}
+
 int main(void)
 {
     snapmla_error err;
@@ -393,17 +402,24 @@ int main(void)
     printf("test_gpu: seed %llu (replay with SNAPMLA_TEST_SEED=%llu)\n",
            (unsigned long long)base_seed, (unsigned long long)base_seed);
 
+    /* SNAPMLA_GPU_CASES=TEXT registers only the cases whose spec text holds
+     * TEXT (say "warps: 16" for one path), to check one kernel in a short
+     * device call; the full suite is the default. */
+    const char *only = getenv("SNAPMLA_GPU_CASES");
+    if (only)
+        printf("test_gpu: only the cases whose spec holds \"%s\" (SNAPMLA_GPU_CASES)\n", only);
     Suite *suite = suite_create("gpu");
     TCase *tc = tcase_create("gpu");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, decode_matches_reference, 0, DECODE_CASES);
-    tcase_add_loop_test(tc, decode_long_context_single_request, 0, COUNT_OF(engine_bodies));
-    tcase_add_loop_test(tc, decode_million_token_context, 0, COUNT_OF(engine_bodies));
-    tcase_add_loop_test(tc, decode_graph_replay_with_changing_lengths, 0, COUNT_OF(engine_bodies));
-    tcase_add_loop_test(tc, decode_persistent_large_batch, 0, COUNT_OF(hopper_bodies));
-    tcase_add_loop_test(tc, decode_plan_reused_across_layers, 0, COUNT_OF(engine_bodies));
-    tcase_add_loop_test(tc, append_is_bit_exact, 0, COUNT_OF(append_cases));
-    tcase_add_test(tc, combine_matches_reference);
+    add_cases(tc, decode_matches_reference, decode_cases, DECODE_CASES, only);
+    add_cases(tc, decode_long_context_single_request, engine_bodies, COUNT_OF(engine_bodies), only);
+    add_cases(tc, decode_million_token_context, engine_bodies, COUNT_OF(engine_bodies), only);
+    add_cases(tc, decode_graph_replay_with_changing_lengths, engine_bodies, COUNT_OF(engine_bodies), only);
+    add_cases(tc, decode_persistent_large_batch, hopper_bodies, COUNT_OF(hopper_bodies), only);
+    add_cases(tc, decode_plan_reused_across_layers, engine_bodies, COUNT_OF(engine_bodies), only);
+    add_cases(tc, append_is_bit_exact, append_cases, COUNT_OF(append_cases), only);
+    if (!only)
+        tcase_add_test(tc, combine_matches_reference);
     suite_add_tcase(suite, tc);
     /* One process keeps one CUDA context and the loaded modules. */
     int status = run_suite(suite, CK_NOFORK);
