@@ -363,11 +363,15 @@ END_TEST
 
 /* Registers loop test `test` for each of its `count` spec texts that holds
  * `only` (all of them when only is NULL). */
-static void add_cases(TCase *tc, const TTest *test, const char *const *texts, int count, const char *only)
+static int add_cases(TCase *tc, const TTest *test, const char *const *texts, int count, const char *only)
 {
+    int added = 0;
     for (int i = 0; i < count; ++i)
-        if (!only || strstr(texts[i], only))
+        if (!only || strstr(texts[i], only)) {
             tcase_add_loop_test(tc, test, i, i + 1);
+            ++added;
+        }
+    return added;
 }
 
 int main(void)
@@ -411,15 +415,21 @@ int main(void)
     Suite *suite = suite_create("gpu");
     TCase *tc = tcase_create("gpu");
     tcase_set_timeout(tc, 600);
-    add_cases(tc, decode_matches_reference, decode_cases, DECODE_CASES, only);
-    add_cases(tc, decode_long_context_single_request, engine_bodies, COUNT_OF(engine_bodies), only);
-    add_cases(tc, decode_million_token_context, engine_bodies, COUNT_OF(engine_bodies), only);
-    add_cases(tc, decode_graph_replay_with_changing_lengths, engine_bodies, COUNT_OF(engine_bodies), only);
-    add_cases(tc, decode_persistent_large_batch, hopper_bodies, COUNT_OF(hopper_bodies), only);
-    add_cases(tc, decode_plan_reused_across_layers, engine_bodies, COUNT_OF(engine_bodies), only);
-    add_cases(tc, append_is_bit_exact, append_cases, COUNT_OF(append_cases), only);
+    int added = add_cases(tc, decode_matches_reference, decode_cases, DECODE_CASES, only);
+    added += add_cases(tc, decode_long_context_single_request, engine_bodies, COUNT_OF(engine_bodies), only);
+    added += add_cases(tc, decode_million_token_context, engine_bodies, COUNT_OF(engine_bodies), only);
+    added += add_cases(tc, decode_graph_replay_with_changing_lengths, engine_bodies, COUNT_OF(engine_bodies), only);
+    added += add_cases(tc, decode_persistent_large_batch, hopper_bodies, COUNT_OF(hopper_bodies), only);
+    added += add_cases(tc, decode_plan_reused_across_layers, engine_bodies, COUNT_OF(engine_bodies), only);
+    added += add_cases(tc, append_is_bit_exact, append_cases, COUNT_OF(append_cases), only);
     if (!only)
         tcase_add_test(tc, combine_matches_reference);
+    else if (added == 0) {   /* a filter that selects nothing must not pass as a run */
+        fprintf(stderr, "test_gpu: SNAPMLA_GPU_CASES \"%s\" matches no case\n", only);
+        srunner_free(srunner_create(suite));   /* (frees the suite) */
+        snapmla_context_destroy(ctx);
+        return EXIT_FAILURE;
+    }
     suite_add_tcase(suite, tc);
     /* One process keeps one CUDA context and the loaded modules. */
     int status = run_suite(suite, CK_NOFORK);
