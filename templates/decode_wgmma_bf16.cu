@@ -224,24 +224,14 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             for (int ks = 0; ks < 4; ++ks)
                 wgmma_qk_bf16(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
                               desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), kb + ks > 0);
-#pragma unroll
-        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
-#pragma unroll
-            for (int ks = 0; ks < ROPE_SW / 32; ++ks)
-                wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
-                              desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
+        issue_rope_scores(s, q_rope_desc, k_rope_desc);
         wgmma_commit();
         wgmma_wait<0>();
         fence_registers(s);
         if (t0 + KV_TILE > t_end)
             clear_tail(lat_of(t), t_end - t0);
-        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
-#pragma unroll
-            for (int i = 0; i < 32; ++i) {
-                const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
-                s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
-            }
-        }
+        if (t0 + KV_TILE > full_end)   // the range's last tile, or a causal edge: mask
+            mask_scores(s, t0, visible_end, quad);
 
         // ---- 4. online softmax of tile t (exp2 of scale_log2 (s - m)) ----
         float alpha[2], m_scaled[2];

@@ -172,19 +172,12 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
 #pragma unroll
             for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg) {
-                const float *factor = state_of(u) + ST_FACTOR + 64 * scale_group_of(wg, sg);
                 float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    const float2 v = *(const float2 *)(factor + 8 * j + 2 * quad);
-                    f[2 * j] = v.x, f[2 * j + 1] = v.y;
-                }
+                load_column_pairs(state_of(u) + ST_FACTOR + 64 * scale_group_of(wg, sg), quad, f);
 #pragma unroll
                 for (int mb = 0; mb < MBLOCKS; ++mb)
                     if (WG_SCALE_GROUPS == 1 || mb / 2 == sg)
-#pragma unroll
-                        for (int i = 0; i < 32; ++i)
-                            o[mb][i] *= f[2 * (i / 4) + i % 2];
+                        scale_o_block(o[mb], f);
             }
         }
         unsigned a[MBLOCKS][2][4];
@@ -258,12 +251,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 
         // ---- the RoPE part, BF16 ----
         wgmma_fence();
-#pragma unroll
-        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
-#pragma unroll
-            for (int ks = 0; ks < ROPE_SW / 32; ++ks)
-                wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
-                              desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
+        issue_rope_scores(s, q_rope_desc, k_rope_desc);
         wgmma_commit();
         wgmma_wait<0>();
         fence_registers(s);
@@ -272,11 +260,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
             zero_scales_past(token_scale, t0, t_end, quad);
-#pragma unroll
-            for (int i = 0; i < 32; ++i) {
-                const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
-                s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
-            }
+            mask_scores(s, t0, visible_end, quad);
         }
         float tile_max[2];
 #pragma unroll
@@ -409,39 +393,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     unsigned char *stage = m.q_lat;
     if (direct)
         __syncthreads();
-    // where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
-    unsigned stage_at[2][GROUPS];
-#pragma unroll
-    for (int e = 0; e < 2; ++e)
-#pragma unroll
-        for (int grp = 0; grp < GROUPS; ++grp)
-            stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (!direct && row >= ROWS)
-                continue;
-            const float l = tiles > 0 ? final_state[ST_SUM + n_row] : 0.f;
-            float inv_of[WG_SCALE_GROUPS];
-#pragma unroll
-            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
-                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
-#pragma unroll
-            for (int grp = 0; grp < GROUPS; ++grp) {
-                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : grp];
-                const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
-                const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
-                const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,
-                                             hi[4 * j + 2 + e] * inv);
-                if (direct)
-                    *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
-                        make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
-                else
-                    store_partial_quad(p, b, split, row, c, x);
-            }
-        }
+    write_output(p, o, final_state, tiles > 0, stage, wg, warp, lane, b, split, row0, direct);
     if (direct) {
         __syncthreads();
         copy_out_stage(p, b, row0, stage);

@@ -123,6 +123,31 @@ __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
     return max_of_row([&](int i) { return s[i]; }, h);
 }
 
+// Issues S += Q_rope K_rope^T (BF16 wgmma over the RoPE swizzle blocks)
+// into the open group; the caller fences, commits and waits.
+__device__ __forceinline__ void issue_rope_scores(float (&s)[32], unsigned long long q_rope_desc,
+                                                  unsigned long long k_rope_desc)
+{
+#pragma unroll
+    for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+#pragma unroll
+        for (int ks = 0; ks < ROPE_SW / 32; ++ks)
+            wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
+                          desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
+}
+
+// The score tile's columns (tokens t0 + 8 j + 2 quad + {0, 1}) at or past
+// their row half's visible end get -inf (the range's last tile, a causal
+// edge).
+__device__ __forceinline__ void mask_scores(float (&s)[32], int t0, const int (&visible_end)[2], int quad)
+{
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const int h = (i / 2) % 2, tok = t0 + 8 * (i / 4) + 2 * quad + i % 2;
+        s[i] = tok < visible_end[h] ? s[i] : -inf_f32();
+    }
+}
+
 // The KV range of a work item (decode_plan.cu's fields: request, row block
 // | piece << 16, first and end tile), a piece of `splits`.
 __device__ __forceinline__ KvRange item_range(const DecodeParams &p, int4 item, int splits)

@@ -169,20 +169,30 @@ __device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, in
 // The scale group of this warpgroup's channel group grp (0 for per-token).
 __device__ __forceinline__ int scale_group_of(int wg, int grp) { return KV_TILE128 ? wg * GROUPS + grp : 0; }
 
+// Per-row (or per-token) floats of this thread's 16 score columns
+// 8 j + 2 quad + {0, 1}, from 64 consecutive floats: v[8 j + 2 quad + e].
+__device__ __forceinline__ void load_column_pairs(const float *v, int quad, float (&x)[16])
+{
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const float2 pair = *(const float2 *)(v + 8 * j + 2 * quad);
+        x[2 * j] = pair.x, x[2 * j + 1] = pair.y;
+    }
+}
+
 // The scales of scale group g of this thread's 16 score columns 8 j + 2 quad
 // + {0, 1} of a tile ([token][group] floats).
 __device__ __forceinline__ void load_token_scales(const float *k_scale, int quad, int g, float (&ts)[16])
 {
+    if (SCALE_GROUPS == 1) {
+        load_column_pairs(k_scale, quad, ts);
+        return;
+    }
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const int tok = 8 * j + 2 * quad;
-        if (SCALE_GROUPS == 1) {
-            const float2 v = *(const float2 *)(k_scale + tok);
-            ts[2 * j] = v.x, ts[2 * j + 1] = v.y;
-        } else {
-            ts[2 * j] = k_scale[tok * SCALE_GROUPS + g];
-            ts[2 * j + 1] = k_scale[(tok + 1) * SCALE_GROUPS + g];
-        }
+        ts[2 * j] = k_scale[tok * SCALE_GROUPS + g];
+        ts[2 * j + 1] = k_scale[(tok + 1) * SCALE_GROUPS + g];
     }
 }
 
@@ -251,6 +261,60 @@ __device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, un
             for (int i = 0; i < 4; ++i)
                 a[mb][kc][i] = chunk[mb][i];
     }
+}
+
+// One m64 block of O^T times its rows' factors f (query rows 8 j + 2 quad
+// + {0, 1}: this thread's columns of the block, load_column_pairs).
+__device__ __forceinline__ void scale_o_block(float (&o)[32], const float (&f)[16])
+{
+#pragma unroll
+    for (int i = 0; i < 32; ++i)
+        o[i] *= f[2 * (i / 4) + i % 2];
+}
+
+// A work item's output from this warpgroup's O^T (channels of warpgroup
+// wg, channel_of) and the final row state: O / (r l) per query row, as
+// BF16 into the output stage (direct) or as fp32 partials (several
+// splits). fp8_per_tile128: each channel group's r.
+__device__ __forceinline__ void write_output(const DecodeParams &p, const float (&o)[MBLOCKS][32],
+                                             const float *final_state, bool have_state, unsigned char *stage,
+                                             int wg, int warp, int lane, int b, int split, int row0, bool direct)
+{
+    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
+    const int quad = lane % 4;
+    // where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
+    unsigned stage_at[2][GROUPS];
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+        for (int grp = 0; grp < GROUPS; ++grp)
+            stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
+            if (!direct && row >= ROWS)
+                continue;
+            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
+            float inv_of[WG_SCALE_GROUPS];
+#pragma unroll
+            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
+                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
+#pragma unroll
+            for (int grp = 0; grp < GROUPS; ++grp) {
+                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : grp];
+                const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
+                const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
+                const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,
+                                             hi[4 * j + 2 + e] * inv);
+                if (direct)
+                    *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
+                        make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
+                else
+                    store_partial_quad(p, b, split, row, c, x);
+            }
+        }
 }
 
 // Stores this thread's P' fragments (rows 16 warp + lane/4 + 8h, k 32 kc +
