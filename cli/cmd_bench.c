@@ -492,6 +492,9 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
         printf("tensor-core peak: not measured (the probe needs a Hopper GPU)\n");
     printf("GEMM ceilings (8192^3 through torch on the lent H100, not this run): bf16 784, "
            "fp8 1442 TFLOP/s\n");
+    if (!strstr(device, "H100"))   /* the FlashMLA column is an H100's; other memories move other bytes */
+        printf("FlashMLA BF16 us: measured on an H100, not this %s: compare bandwidth-bound shapes "
+               "within this run only\n", device);
     if (o->plan_ready)
         printf("--plan-ready: each call reuses a plan made once, as a step's layers after the first "
                "do; the plan kernel is not timed\n");
