@@ -152,15 +152,15 @@ def test_decode_matches_reference(case):
 
 
 @pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0), reason="the FP8 wgmma path is sm_90a")
-@pytest.mark.parametrize("fmt", ["fp8_per_token", "fp8_per_tile128"])
-def test_fp8_tensor_core_path(fmt):
+@pytest.mark.parametrize("fmt, warps", [("fp8_per_token", 8), ("fp8_per_tile128", 8), ("fp8_per_token", 16)])
+def test_fp8_tensor_core_path(fmt, warps):
     """The Hopper FP8 path on both FP8 caches (SnapMLA's per-token one and
-    FlashMLA's 656-byte one): judged against a reference that quantizes Q as
-    the kernel does, at the bounds of reference/gpu_check.h (P's e4m3
-    rounding)."""
+    FlashMLA's 656-byte one), and in role warpgroups (warps 16): judged
+    against a reference that quantizes Q as the kernel does, at the bounds of
+    reference/gpu_check.h (P's e4m3 rounding)."""
     gen = torch.Generator().manual_seed(SEED + 4)
     dec = snapmla.Decoder(SPEC, format=fmt, engine="wgmma", compute="fp8",
-                          q_heads=16, q_len=2, page_size=32)
+                          q_heads=16, q_len=2, page_size=32, warps=warps)
     seqlens = [0, 1, 31, 32, 33, 700, 2050]
     q, cache, table, lens = make_problem(dec, seqlens, gen)
     out, lse = dec(q, cache, table, lens)
