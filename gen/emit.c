@@ -144,7 +144,7 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
                                                    "decode_plan.cu", "wgmma_decode.cuh", "decode_wgmma_bf16.cu",
                                                    "decode_wgmma_kernel.cu", "combine.cu", NULL};
     const char *const *wgmma_parts = v->compute != SNAPMLA_COMPUTE_FP8 ? wgmma_bf16_parts
-                                   : v->warps == 16 ? wgmma_fp8_roles_parts
+                                   : snapmla_variant_role_warpgroups(v) ? wgmma_fp8_roles_parts
                                    : wgmma_fp8_parts;
     const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts
                                     : v->engine == SNAPMLA_ENGINE_WGMMA ? wgmma_parts

@@ -42,7 +42,7 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
         int p_tile = groups * v->q_tile * v->kv_tile;
         int row_state = (2 + 2 * groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
         /* tile.warps 16 (decode_wgmma_fp8_roles.cu): three more mbarriers per P' buffer */
-        int p_barriers = v->warps == 16 ? 3 * 24 : 0;
+        int p_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 : 0;
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + p_barriers;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
@@ -72,6 +72,12 @@ int snapmla_variant_kv_tma(const snapmla_variant *v)
     int ps = v->page_size, tile = v->kv_tile;
     return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA && ps >= 16 &&
            (ps % tile == 0 || tile % ps == 0);
+}
+
+int snapmla_variant_role_warpgroups(const snapmla_variant *v)
+{
+    return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA &&
+           v->compute == SNAPMLA_COMPUTE_FP8 && v->warps == 16;
 }
 
 int snapmla_decode_acc_per_thread(const snapmla_variant *v)

@@ -16,6 +16,10 @@ int snapmla_variant_smem_bytes(const snapmla_variant *variant);
  * pages of at least 16 tokens that tile evenly with the KV tile): the
  * template's KV_TMA, and the launch then encodes the cache's tensor maps. */
 int snapmla_variant_kv_tma(const snapmla_variant *variant);
+/* 1 when the decode kernel is the FP8 path in role warpgroups (tile.engine
+ * wgmma, target.compute fp8, tile.warps 16: templates/decode_wgmma_fp8_roles.cu),
+ * which the generator emits and the shared-memory model counts. */
+int snapmla_variant_role_warpgroups(const snapmla_variant *variant);
 /* FP32 output accumulators each thread of a decode CTA holds in registers. */
 int snapmla_decode_acc_per_thread(const snapmla_variant *variant);
 /* Most accumulators per thread the decode template allows. */
