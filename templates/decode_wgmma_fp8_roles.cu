@@ -58,6 +58,12 @@ constexpr int SCORE_REGS = 80, OUTPUT_REGS = 176;
 static_assert(128 * 2 * (SCORE_REGS + OUTPUT_REGS) <= 65536, "the register file");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
 constexpr int COPIER = 2 * 128;      // thread 0 of O0
+// The lazy row state (score_item's chain): reset r to put a tile's largest
+// P' at P_TARGET, a quarter of e4m3's top, so a later tile's max may grow
+// 4x (2 bits) before O needs a rescale; keep r while the largest P' stays
+// above P_FLOOR (e4m3 keeps its relative precision down to 2^-6: P' at
+// P_FLOOR still has 2^9 below it in the normal range).
+constexpr float P_TARGET = 112.f, P_FLOOR = 7.f, BETA_MAX = 256.f;
 
 // Shared memory, 1024-aligned for the 128-byte swizzle.
 struct SmemLayout {
@@ -200,18 +206,28 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         bool rescale_rows = false;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
+            // Lazy: keep the row's max and r while this tile's largest P' at
+            // them, r beta tile_p_max, stays in [P_FLOOR, P_HIGH] and beta <=
+            // BETA_MAX (l stays finite); then O's factor is 1 and its rescale
+            // is skipped. O and l only need one scale per row, not the true max.
+            const float beta_keep = tile_max[h] == -inf_f32() ? 0.f
+                                                               : fast_exp2((tile_max[h] - row_max[h]) * row_scale_log2[h]);
+            const float mx_keep = beta_keep * tile_p_max[h] * row_r[h];
+            if (beta_keep <= BETA_MAX && mx_keep <= P_HIGH && (mx_keep >= P_FLOOR || mx_keep == 0.f)) {
+                factor[h] = 1.f;
+                p_factor[h] = row_r[h] * beta_keep;
+                row_sum[h] += beta_keep * tile_sum[h];
+                continue;
+            }
+            // else move both: the true max, and r to put the largest P' at P_TARGET
             const float m_new = fmaxf(row_max[h], tile_max[h]);
             const float alpha = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * row_scale_log2[h]);
             const float beta = tile_max[h] == -inf_f32() ? 0.f : fast_exp2((tile_max[h] - m_new) * row_scale_log2[h]);
             row_max[h] = m_new;
             row_sum[h] = row_sum[h] * alpha + beta * tile_sum[h];
-            // P's e4m3 factor r, as the seesaw: kept while the tile's largest
-            // P' stays in [P_LOW, P_HIGH], else reset to put it at 448
             const float mx = beta * tile_p_max[h];
-            float r_new = row_r[h];
-            if (mx > 0.f && (mx * r_new > P_HIGH || mx * r_new < P_LOW))
-                r_new = fminf(__fdividef(P_HIGH, mx), 1.2676506e30f);
-            factor[h] = r_new == row_r[h] ? alpha : alpha * __fdividef(r_new, row_r[h]);
+            const float r_new = mx > 0.f ? fminf(__fdividef(P_TARGET, mx), 1.2676506e30f) : row_r[h];
+            factor[h] = alpha * __fdividef(r_new, row_r[h]);
             row_r[h] = r_new;
             p_factor[h] = r_new * beta;
             rescale_rows = rescale_rows || factor[h] != 1.f;
