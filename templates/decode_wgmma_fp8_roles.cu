@@ -309,25 +309,28 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
             for (int mb = 0; mb < MBLOCKS; ++mb)
                 scale_o_block(o[mb], f);
         }
-        // by 32-token halves, one half's fragments at a time (registers)
+        // by channel groups, one group's fragments at a time (registers): each
+        // accumulator takes its two products back to back
         const unsigned char *slot = m.ring + g % STAGES * STAGE_BYTES;
         const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
 #pragma unroll
-        for (int kc = 0; kc < 2; ++kc) {
-            unsigned a[MBLOCKS][4];
-            if (kc == 1) {   // the first half's fragments are free once its products are done
+        for (int grp = 0; grp < GROUPS; ++grp) {
+            unsigned a[2][2][4];
+            if (grp > 0) {   // the last group's fragments are free once its products are done
                 wgmma_wait<0>();
 #pragma unroll
                 for (int mb = 0; mb < MBLOCKS; ++mb)
                     fence_registers(o[mb]);
             }
-            load_vt_chunk(slot, a, ow, warp, lane, kc);
-            if (kc == 1)
+            load_vt_group(slot, a, ow, warp, lane, grp);
+            if (grp == GROUPS - 1)
                 mbarrier_arrive(m.used + g % STAGES);
             wgmma_fence();
 #pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb)
-                wgmma_pvt_fp8(o[mb], a[mb], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+            for (int mm = 0; mm < 2; ++mm)
+#pragma unroll
+                for (int kc = 0; kc < 2; ++kc)
+                    wgmma_pvt_fp8(o[2 * grp + mm], a[mm][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
             wgmma_commit();
         }
         if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it

@@ -216,34 +216,67 @@ __device__ __forceinline__ void zero_scales_past(float (&ts)[16], int t0, int t_
 // 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
 // 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
 // put the 4 such pieces in different banks.
+// Where this thread's 4 words of group grp's 16-token steps start: the
+// offsets of tokens 2 quad + {0, 1, 8, 9} (the swizzle phase repeats every 8).
+__device__ __forceinline__ const unsigned char *vt_group_block(const unsigned char *k_lat, int (&at)[4], int wg,
+                                                               int warp, int lane, int grp)
+{
+    const int c0 = channel_of(wg, warp, lane, 2 * grp, 0);
+    const int byte = c0 % 128;
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        at[e] = swizzled<128>(2 * (lane % 4) + (e & 1) + 8 * (e >> 1), byte);
+    return k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
+}
+
+// One 16-token step kk of a group: the fragments of channels c0, c0 + 1
+// (lo, of m-block 2 grp) and c0 + 2, c0 + 3 (hi, of m-block 2 grp + 1).
+__device__ __forceinline__ void load_vt_step(const unsigned char *block, const int (&at)[4], int kk,
+                                             unsigned (&lo)[2], unsigned (&hi)[2])
+{
+    const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
+    const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
+    const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
+    const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
+    const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
+    const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
+    lo[0] = __byte_perm(lo01, lo23, 0x5410);   // channel c0
+    lo[1] = __byte_perm(lo01, lo23, 0x7632);   // c0 + 1
+    hi[0] = __byte_perm(hi01, hi23, 0x5410);   // c0 + 2
+    hi[1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
+}
+
 __device__ __forceinline__ void load_vt_chunk(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][4], int wg,
                                               int warp, int lane, int kc)
 {
-    const int quad = lane % 4;
 #pragma unroll
     for (int grp = 0; grp < GROUPS; ++grp) {
-        const int c0 = channel_of(wg, warp, lane, 2 * grp, 0);
-        const unsigned char *block = k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
-        const int byte = c0 % 128;
-        int at[4];   // offsets of tokens 2 quad + {0, 1, 8, 9}; the swizzle phase repeats every 8
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            at[e] = swizzled<128>(2 * quad + (e & 1) + 8 * (e >> 1), byte);
-        }
+        int at[4];
+        const unsigned char *block = vt_group_block(k_lat, at, wg, warp, lane, grp);
 #pragma unroll
         for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j
-            const int kk = 2 * kc + j;
-            const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
-            const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
-            const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
-            const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
-            const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
-            const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
-            a[2 * grp][2 * j + 0] = __byte_perm(lo01, lo23, 0x5410);       // channel c0
-            a[2 * grp][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);       // c0 + 1
-            a[2 * grp + 1][2 * j + 0] = __byte_perm(hi01, hi23, 0x5410);   // c0 + 2
-            a[2 * grp + 1][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
+            unsigned lo[2], hi[2];
+            load_vt_step(block, at, 2 * kc + j, lo, hi);
+            a[2 * grp][2 * j + 0] = lo[0], a[2 * grp][2 * j + 1] = lo[1];
+            a[2 * grp + 1][2 * j + 0] = hi[0], a[2 * grp + 1][2 * j + 1] = hi[1];
         }
+    }
+}
+
+// The whole tile's fragments of one group's two m-blocks: a[m][kc], m-block
+// 2 grp + m, kc as load_vt_chunk's (the products of one accumulator back to back).
+__device__ __forceinline__ void load_vt_group(const unsigned char *k_lat, unsigned (&a)[2][2][4], int wg, int warp,
+                                              int lane, int grp)
+{
+    int at[4];
+    const unsigned char *block = vt_group_block(k_lat, at, wg, warp, lane, grp);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        unsigned lo[2], hi[2];
+        load_vt_step(block, at, kk, lo, hi);
+        const int kc = kk / 2, i = 2 * (kk % 2);
+        a[0][kc][i] = lo[0], a[0][kc][i + 1] = lo[1];
+        a[1][kc][i] = hi[0], a[1][kc][i + 1] = hi[1];
     }
 }
 
