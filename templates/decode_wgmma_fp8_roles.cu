@@ -12,11 +12,11 @@
 //             local   e = exp2(c (S - the tile's own row max)), their row
 //                     sum, and the row max of e v_scale
 //             chain   the row state after tile t-1 in (sfull(t-1), from
-//                     the other S); the new max m', the row sum, P's e4m3
-//                     factor r (kept while the largest P' stays in [28,
-//                     448], as in the seesaw), O's factor; the state after t
-//                     out (sfull(t)). A few instructions per row: the
-//                     exponentials are not on the chain.
+//                     the other S); lazily (P_TARGET below): the max m'
+//                     and P's e4m3 factor r kept while the tile's P' fits,
+//                     else moved; the row sum, O's factor (1 when kept);
+//                     the state after t out (sfull(t)). A few instructions
+//                     per row: the exponentials are not on the chain.
 //             P'      e v_scale r exp2(c (tile max - m')) to e4m3, into P
 //                     buffer t % 3 (pfull(t))
 //   O0, O1  warpgroups 2, 3, OUTPUT_REGS each; they also load Q. O_w owns
@@ -24,11 +24,14 @@
 //           tile in order: wait pfull(t); retire the product of t-1
 //           (pempty(t-1)); O^T = O^T factor(t) + V^T(t) P'(t)^T, wgmma e4m3
 //           with A = V^T byte-transposed from the raw tile into registers
-//           (a 32-token half at a time), B = P'(t). Thread 0 of O0 copies:
+//           (two m-blocks' fragments of the whole tile at a time: each
+//           accumulator's two products back to back), B = P'(t). Thread 0
+//           of O0 copies:
 //           tile t+STAGES into t's slot once its S and both O have read it
 //           (used), by TMA.
-// The numbers are the seesaw's (decode_wgmma_fp8.cu): the same P', r, row
-// state and products. What changes is who runs them: there, each of two
+// The numbers are the seesaw's (decode_wgmma_fp8.cu) but for where r puts
+// P' in e4m3's range (lazily, not at every new max; docs/fidelity.md).
+// What changes is who runs them: there, each of two
 // warpgroups runs QK, softmax and two products as one dependent chain per
 // own tile, two warps per scheduler; here the products run beside the
 // scores, four warps per scheduler, and only the row state's update is on
