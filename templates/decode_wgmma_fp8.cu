@@ -55,31 +55,13 @@
 
 namespace snapmla {
 
-// Shared memory, 1024-aligned for the 128-byte swizzle.
-struct SmemLayout {
-    unsigned char *q_lat;              // [LATENT/128][64][128] e4m3
-    unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
-    float *q_scale;                    // [64]
-    unsigned char *ring;               // [STAGES][STAGE_BYTES]
-    unsigned char *p_all;              // [P_BUFFERS][SCALE_GROUPS][P_BYTES]: P' by tile % 3
-    float *state_all;                  // [STATE_SLOTS][4][64]: by tile % 3
-    unsigned long long *full, *used;   // per ring slot: copies landed; both warpgroups read it
-};
+// Shared memory (wgmma_fp8_parts.cuh): used[s] counts both warpgroups.
+struct SmemLayout : Fp8Smem {};
 
 __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
 {
-    // The 128-byte swizzle repeats every 1024 bytes: align the layout to it.
-    unsigned char *smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
     SmemLayout m;
-    m.q_lat = smem;
-    m.q_rope = m.q_lat + 64 * LATENT;
-    m.q_scale = (float *)(m.q_rope + 64 * ROPE_ROW);
-    m.ring = smem + Q_BYTES;
-    m.p_all = m.ring + STAGES * STAGE_BYTES;
-    m.state_all = (float *)(m.p_all + P_BUFFERS * P_TILE_BYTES);
-    m.full = (unsigned long long *)(m.state_all + STATE_SLOTS * STATE_FLOATS);
-    m.used = m.full + STAGES;
-    check_smem_layout(smem_raw, m.used + STAGES);
+    check_smem_layout(smem_raw, carve_fp8_smem(smem_raw, m));
     return m;
 }
 

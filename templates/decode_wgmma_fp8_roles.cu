@@ -68,32 +68,17 @@ constexpr int COPIER = 2 * 128;      // thread 0 of O0
 // P_FLOOR still has 2^9 below it in the normal range).
 constexpr float P_TARGET = 112.f, P_FLOOR = 7.f, BETA_MAX = 256.f;
 
-// Shared memory, 1024-aligned for the 128-byte swizzle.
-struct SmemLayout {
-    unsigned char *q_lat;              // [LATENT/128][64][128] e4m3
-    unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
-    float *q_scale;                    // [64]
-    unsigned char *ring;               // [STAGES][STAGE_BYTES]
-    unsigned char *p_all;              // [P_SLOTS][P_BYTES]: P' by g % P_SLOTS
-    float *state_all;                  // [P_SLOTS][STATE_FLOATS]: row state by g % P_SLOTS
-    unsigned long long *full, *used;   // per ring slot
-    unsigned long long *sfull, *pfull, *pempty;   // per P slot
+// Shared memory (wgmma_fp8_parts.cuh; P' buffers and row-state slots by
+// g % P_SLOTS), then the hand-over mbarriers, per P slot.
+static_assert(P_SLOTS == STATE_SLOTS && SCALE_GROUPS == 1, "one P' and one row state per slot");
+struct SmemLayout : Fp8Smem {
+    unsigned long long *sfull, *pfull, *pempty;
 };
 
 __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
 {
-    // The 128-byte swizzle repeats every 1024 bytes: align the layout to it.
-    unsigned char *smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
     SmemLayout m;
-    m.q_lat = smem;
-    m.q_rope = m.q_lat + 64 * LATENT;
-    m.q_scale = (float *)(m.q_rope + 64 * ROPE_ROW);
-    m.ring = smem + Q_BYTES;
-    m.p_all = m.ring + STAGES * STAGE_BYTES;
-    m.state_all = (float *)(m.p_all + P_SLOTS * P_BYTES);
-    m.full = (unsigned long long *)(m.state_all + P_SLOTS * STATE_FLOATS);
-    m.used = m.full + STAGES;
-    m.sfull = m.used + STAGES;
+    m.sfull = carve_fp8_smem(smem_raw, m);
     m.pfull = m.sfull + P_SLOTS;
     m.pempty = m.pfull + P_SLOTS;
     check_smem_layout(smem_raw, m.pempty + P_SLOTS);
@@ -382,10 +367,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     __shared__ int item_index;
     const SmemLayout m = carve_smem(smem_raw);
     if (threadIdx.x == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbarrier_init(m.full + s, 1);         // the copier's expect_tx
-            mbarrier_init(m.used + s, 3 * 128);   // the tile's S, O0 and O1
-        }
+        init_ring_barriers(m.full, m.used, 1, 3 * 128);   // the copier's expect_tx; the tile's S, O0, O1
         for (int k = 0; k < P_SLOTS; ++k) {
             mbarrier_init(m.sfull + k, 128);    // the tile's S
             mbarrier_init(m.pfull + k, 128);    // the tile's S

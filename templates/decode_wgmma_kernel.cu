@@ -19,10 +19,8 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     __shared__ int item_index;
     const SmemLayout m = carve_smem(smem_raw);
     if (threadIdx.x == 0) {
-        for (int s = 0; s < STAGES; ++s) {
-            mbarrier_init(m.full + s, KV_TMA ? 1 : 128);   // one arrival per copier thread
-            mbarrier_init(m.used + s, 256);                // one per thread of both, per tile
-        }
+        // one arrival per copier thread; one per thread of both warpgroups
+        init_ring_barriers(m.full, m.used, KV_TMA ? 1 : 128, 256);
         fence_mbarrier_init();
     }
     wait_prior_grids();   // (the plan, the cache append, Q's producer)

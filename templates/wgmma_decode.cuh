@@ -241,6 +241,18 @@ __device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
     }
 }
 
+// Thread 0 at a kernel entry: the ring's mbarriers, full[s] completing on
+// `full_arrivals` (the copiers' arrivals, with their bytes) and used[s] on
+// `used_arrivals` (one per reading thread, per tile).
+__device__ __forceinline__ void init_ring_barriers(unsigned long long *full, unsigned long long *used,
+                                                   unsigned full_arrivals, unsigned used_arrivals)
+{
+    for (int s = 0; s < STAGES; ++s) {
+        mbarrier_init(full + s, full_arrivals);
+        mbarrier_init(used + s, used_arrivals);
+    }
+}
+
 // A work item's BF16 output leaves through smem (free after the last QK):
 // rows of LATENT channels, 16-byte chunks XORed with row % 8 so that the
 // fragment stores of a warp's rows spread over the banks; then 16-byte

@@ -37,6 +37,35 @@ constexpr int Q_BYTES = round_up_1024(64 * (LATENT + ROPE_ROW) + 64 * 4);
 constexpr int TOKEN_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;   // 16-byte cp.async chunks per token
 static_assert(OUT_STAGE_BYTES <= Q_BYTES + STAGE_BYTES, "the output stage fits in Q's smem and a ring slot");
 
+// Shared memory of both FP8 schedules, 1024-aligned for the 128-byte
+// swizzle: Q, the ring of raw tiles, three tiles' P' and row state, and the
+// ring's mbarriers. The role warpgroups add mbarriers after these.
+struct Fp8Smem {
+    unsigned char *q_lat;              // [LATENT/128][64][128] e4m3
+    unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
+    float *q_scale;                    // [64]
+    unsigned char *ring;               // [STAGES][STAGE_BYTES]
+    unsigned char *p_all;              // [P_BUFFERS][SCALE_GROUPS][P_BYTES]: P' by tile % 3
+    float *state_all;                  // [STATE_SLOTS][STATE_FLOATS]: row state by tile % 3
+    unsigned long long *full, *used;   // per ring slot: copies landed; its readers are done
+};
+
+// Fills m's common part; returns the first byte after it (used[STAGES]).
+__device__ __forceinline__ unsigned long long *carve_fp8_smem(unsigned char *smem_raw, Fp8Smem &m)
+{
+    // The 128-byte swizzle repeats every 1024 bytes: align the layout to it.
+    unsigned char *smem = smem_raw + ((1024u - (smem_address(smem_raw) & 1023u)) & 1023u);
+    m.q_lat = smem;
+    m.q_rope = m.q_lat + 64 * LATENT;
+    m.q_scale = (float *)(m.q_rope + 64 * ROPE_ROW);
+    m.ring = smem + Q_BYTES;
+    m.p_all = m.ring + STAGES * STAGE_BYTES;
+    m.state_all = (float *)(m.p_all + P_BUFFERS * P_TILE_BYTES);
+    m.full = (unsigned long long *)(m.state_all + STATE_SLOTS * STATE_FLOATS);
+    m.used = m.full + STAGES;
+    return m.used + STAGES;
+}
+
 // The warpgroup that copies tile j in: the non-owner of tile j - STAGES,
 // which refills that slot; the prologue's tiles follow the same parity.
 __device__ __forceinline__ int copier_of(int j) { return (j + STAGES + 1) & 1; }
