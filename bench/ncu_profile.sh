@@ -13,8 +13,7 @@ shape=$1; shift
 command -v ncu > /dev/null || { echo "ncu: not on this machine"; exit 1; }
 [[ -x build/snapmla ]] || make -j16 all > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
 export SNAPMLA_CACHE_DIR=/tmp/snapmla-cache
-metrics=sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active
-metrics+=,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum
+metrics=l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum
 metrics+=,smsp__inst_executed.sum,sm__cycles_elapsed.avg,smsp__issue_active.avg.pct_of_peak_sustained_active
 metrics+=,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum
 metrics+=,sm__memory_throughput.avg.pct_of_peak_sustained_elapsed,l1tex__throughput.avg.pct_of_peak_sustained_active
@@ -31,5 +30,5 @@ for spec in "$@"; do
     ncu -i "/tmp/ncu_$name.ncu-rep" --page details > "$out/ncu_$name.log" 2>&1
     [[ ${NCU_SOURCE:-0} == 1 ]] && ncu -i "/tmp/ncu_$name.ncu-rep" --page source --csv --print-source sass \
         > "$out/ncu_${name}_sass.csv" 2>&1
-    grep -E "gmma|shared|Issue|Elapsed Cycles|Duration|Warp Cycles Per Issued|inst_executed|Stall|Active Warps" "$out/ncu_$name.log" | head -40
+    grep -E "pipe_tensor|data_bank|shared|Issue|Elapsed Cycles|Duration|Warp Cycles Per Issued|inst_executed|Stall|Active Warps" "$out/ncu_$name.log" | head -40
 done

@@ -236,15 +236,6 @@ __device__ __forceinline__ void zero_scales_past(float (&ts)[16], int t0, int t_
             ts[c] = 0.f;
 }
 
-// The A fragments of O^T += V^T P'^T for this warpgroup's channels and the
-// 32-token half kc of the tile, read from the raw e4m3 tile (tokens x
-// channels, 128-byte swizzle): a[mb][i], i = 2 j + h. K position 4 quad + e
-// (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
-// +32 kc), the order P' was written in
-// (the score accumulator's own). Per 16 tokens and 4 channels a thread reads
-// 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
-// 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
-// put the 4 such pieces in different banks.
 // Where this thread's 4 words of group grp's 16-token steps start: the
 // offsets of tokens 2 quad + {0, 1, 8, 9} (the swizzle phase repeats every 8).
 __device__ __forceinline__ const unsigned char *vt_group_block(const unsigned char *k_lat, int (&at)[4], int wg,
@@ -275,6 +266,15 @@ __device__ __forceinline__ void load_vt_step(const unsigned char *block, const i
     hi[1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
 }
 
+// The A fragments of O^T += V^T P'^T for this warpgroup's channels and the
+// 32-token half kc of the tile, read from the raw e4m3 tile (tokens x
+// channels, 128-byte swizzle): a[mb][i], i = 2 j + h. K position 4 quad + e
+// (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
+// +32 kc), the order P' was written in
+// (the score accumulator's own). Per 16 tokens and 4 channels a thread reads
+// 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
+// 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
+// put the 4 such pieces in different banks.
 __device__ __forceinline__ void load_vt_chunk(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][4], int wg,
                                               int warp, int lane, int kc)
 {
