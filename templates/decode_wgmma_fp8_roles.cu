@@ -24,9 +24,9 @@
 //           tile in order: wait pfull(t); retire the product of t-1
 //           (pempty(t-1)); O^T = O^T factor(t) + V^T(t) P'(t)^T, wgmma e4m3
 //           with A = V^T byte-transposed from the raw tile into registers
-//           (two m-blocks' fragments of the whole tile at a time: each
-//           accumulator's two products back to back), B = P'(t). Thread 0
-//           of O0 copies:
+//           by quarters (two m-blocks, 32 tokens: 8 registers), each
+//           quarter's load running beside the products of the last one,
+//           B = P'(t). Thread 0 of O0 copies:
 //           tile t+STAGES into t's slot once its S and both O have read it
 //           (used), by TMA.
 // The numbers are the seesaw's (decode_wgmma_fp8.cu) but for where r puts
@@ -279,17 +279,26 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             o[mb][i] = 0.f;
+    // V^T by quarters (one group's 32-token half: two m-blocks, 8 fragment
+    // registers), two quarters' fragments held (by q % 2): quarter q loads
+    // while the products of q - 1 run. (Loading tile t+1's first quarter
+    // before P'(t+1) measured 10% slower: docs/perf.md.)
+    unsigned a[2][2][4];
     for (int t = 0; t < tiles; ++t) {
         const int g = base + t;
         const float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
         mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-        wgmma_wait<0>();   // the product of t-1: O and the fragments are free
+        const int4 flags = *(const int4 *)(st + ST_FLAGS);
+        const unsigned char *slot = m.ring + g % STAGES * STAGE_BYTES;
+        const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
+        // Every wgmma wait below is on every path: a skipped wait, or O^T
+        // rescaled while a product runs, serializes every product (ptxas C7514).
+        wgmma_wait<0>();   // tile t-1's products: O^T may be rescaled
 #pragma unroll
         for (int mb = 0; mb < MBLOCKS; ++mb)
             fence_registers(o[mb]);
-        if (t > 0)
+        if (t > 0)   // tile t-1's P' and state are free
             mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
-        const int4 flags = *(const int4 *)(st + ST_FLAGS);
         if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
             float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
             load_column_pairs(st + ST_FACTOR, quad, f);
@@ -297,28 +306,20 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
             for (int mb = 0; mb < MBLOCKS; ++mb)
                 scale_o_block(o[mb], f);
         }
-        // by channel groups, one group's fragments at a time (registers): each
-        // accumulator takes its two products back to back
-        const unsigned char *slot = m.ring + g % STAGES * STAGE_BYTES;
-        const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
+        load_vt_quarter(slot, a[0][0], a[0][1], ow, warp, lane, 0, 0);
 #pragma unroll
-        for (int grp = 0; grp < GROUPS; ++grp) {
-            unsigned a[2][2][4];
-            if (grp > 0) {   // the last group's fragments are free once its products are done
-                wgmma_wait<0>();
-#pragma unroll
-                for (int mb = 0; mb < MBLOCKS; ++mb)
-                    fence_registers(o[mb]);
+        for (int q = 0; q < 2 * GROUPS; ++q) {
+            const int grp = q / 2, kc = q % 2;
+            if (q > 0) {   // all but the last quarter are done: quarter q - 2's fragments are free
+                wgmma_wait<1>();
+                load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);
             }
-            load_vt_group(slot, a, ow, warp, lane, grp);
-            if (grp == GROUPS - 1)
+            if (q == 2 * GROUPS - 1)
                 mbarrier_arrive(m.used + g % STAGES);
             wgmma_fence();
 #pragma unroll
             for (int mm = 0; mm < 2; ++mm)
-#pragma unroll
-                for (int kc = 0; kc < 2; ++kc)
-                    wgmma_pvt_fp8(o[2 * grp + mm], a[mm][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+                wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);
             wgmma_commit();
         }
         if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
@@ -326,6 +327,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
             issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);
             next = locate_tile(range, t + 1 + STAGES);
         }
+        wgmma_wait<1>();   // (not needed here; without it ptxas spills 92 bytes, not 28)
     }
     wgmma_wait<0>();
 #pragma unroll

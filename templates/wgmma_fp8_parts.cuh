@@ -266,47 +266,37 @@ __device__ __forceinline__ void load_vt_step(const unsigned char *block, const i
     hi[1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
 }
 
-// The A fragments of O^T += V^T P'^T for this warpgroup's channels and the
-// 32-token half kc of the tile, read from the raw e4m3 tile (tokens x
-// channels, 128-byte swizzle): a[mb][i], i = 2 j + h. K position 4 quad + e
+// The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
+// tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
+// 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
+// channels, 128-byte swizzle); fragment i = 2 j + h. K position 4 quad + e
 // (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
-// +32 kc), the order P' was written in
-// (the score accumulator's own). Per 16 tokens and 4 channels a thread reads
-// 4 words (4 tokens x 4 channels) and transposes them with byte permutes; the
-// 8 lanes of a row read 32 consecutive bytes, and the 4 rows' swizzle phases
-// put the 4 such pieces in different banks.
-__device__ __forceinline__ void load_vt_chunk(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][4], int wg,
-                                              int warp, int lane, int kc)
-{
-#pragma unroll
-    for (int grp = 0; grp < GROUPS; ++grp) {
-        int at[4];
-        const unsigned char *block = vt_group_block(k_lat, at, wg, warp, lane, grp);
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j
-            unsigned lo[2], hi[2];
-            load_vt_step(block, at, 2 * kc + j, lo, hi);
-            a[2 * grp][2 * j + 0] = lo[0], a[2 * grp][2 * j + 1] = lo[1];
-            a[2 * grp + 1][2 * j + 0] = hi[0], a[2 * grp + 1][2 * j + 1] = hi[1];
-        }
-    }
-}
-
-// The whole tile's fragments of one group's two m-blocks: a[m][kc], m-block
-// 2 grp + m, kc as load_vt_chunk's (the products of one accumulator back to back).
-__device__ __forceinline__ void load_vt_group(const unsigned char *k_lat, unsigned (&a)[2][2][4], int wg, int warp,
-                                              int lane, int grp)
+// +32 kc), the order P' was written in (the score accumulator's own). Per
+// 16 tokens and 4 channels a thread reads 4 words (4 tokens x 4 channels)
+// and transposes them with byte permutes; the 8 lanes of a row read 32
+// consecutive bytes, and the 4 rows' swizzle phases put the 4 such pieces
+// in different banks.
+__device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsigned (&lo)[4], unsigned (&hi)[4],
+                                                int wg, int warp, int lane, int grp, int kc)
 {
     int at[4];
     const unsigned char *block = vt_group_block(k_lat, at, wg, warp, lane, grp);
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-        unsigned lo[2], hi[2];
-        load_vt_step(block, at, kk, lo, hi);
-        const int kc = kk / 2, i = 2 * (kk % 2);
-        a[0][kc][i] = lo[0], a[0][kc][i + 1] = lo[1];
-        a[1][kc][i] = hi[0], a[1][kc][i + 1] = hi[1];
+    for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j
+        unsigned l[2], h[2];
+        load_vt_step(block, at, 2 * kc + j, l, h);
+        lo[2 * j] = l[0], lo[2 * j + 1] = l[1];
+        hi[2 * j] = h[0], hi[2 * j + 1] = h[1];
     }
+}
+
+// Every group's quarter of the 32-token half kc: a[mb] (load_vt_quarter's).
+__device__ __forceinline__ void load_vt_chunk(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][4], int wg,
+                                              int warp, int lane, int kc)
+{
+#pragma unroll
+    for (int grp = 0; grp < GROUPS; ++grp)
+        load_vt_quarter(k_lat, a[2 * grp], a[2 * grp + 1], wg, warp, lane, grp, kc);
 }
 
 // Both 32-token halves: a[mb][kc] as load_vt_chunk's kc.
