@@ -487,7 +487,9 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     }
     if (out.mma.measured)
         printf("tensor-core peak (back-to-back wgmma from shared memory), measured now: "
-               "bf16 %.0f, fp8 %.0f TFLOP/s\n", out.mma.bf16_tflops, out.mma.fp8_tflops);
+               "bf16 %.0f, fp8 %.0f TFLOP/s (m64n256); fp8 at the decode's m64n64k32: %.0f (2 warpgroups "
+               "from shared memory, 2 with A in registers), %.0f (4 from shared memory)\n",
+               out.mma.bf16_tflops, out.mma.fp8_tflops, out.mma.fp8_n64_mix_tflops, out.mma.fp8_n64_ss_tflops);
     else
         printf("tensor-core peak: not measured (the probe needs a Hopper GPU)\n");
     printf("GEMM ceilings (8192^3 through torch on the lent H100, not this run): bf16 784, "

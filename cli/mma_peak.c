@@ -10,7 +10,7 @@
 #include "jit.h"
 #include "strbuf.h"
 
-enum { PEAK_THREADS = 256, PEAK_ITERS = 2048 };
+enum { PEAK_ITERS = 2048 };
 
 /* Whether the current context's GPU is compute capability 9.0 (wgmma). */
 static int is_hopper(const snapmla_driver *d, int *sm_count, snapmla_error *err)
@@ -25,8 +25,9 @@ static int is_hopper(const snapmla_driver *d, int *sm_count, snapmla_error *err)
     return major == 9 && minor == 0;
 }
 
-/* Best of a few timed launches of one probe kernel, in TFLOP/s. */
-static snapmla_status time_probe(const snapmla_driver *d, CUfunction f, int sm_count,
+/* Best of a few timed launches of one probe kernel (one CTA per SM of
+ * `warpgroups` warpgroups, each issuing 4 wgmma per iteration), in TFLOP/s. */
+static snapmla_status time_probe(const snapmla_driver *d, CUfunction f, int sm_count, int warpgroups,
                                  double flop_per_wgmma, double *tflops, snapmla_error *err)
 {
     CUdeviceptr sink = 0;
@@ -42,7 +43,7 @@ static snapmla_status time_probe(const snapmla_driver *d, CUfunction f, int sm_c
         void *args[] = {&sink, &iters};
         float ms = 0;
         if ((s = SNAPMLA_CU(d, cuEventRecord(start, NULL), err)) ||
-            (s = SNAPMLA_CU(d, cuLaunchKernel(f, (unsigned)sm_count, 1, 1, PEAK_THREADS, 1, 1, 0,
+            (s = SNAPMLA_CU(d, cuLaunchKernel(f, (unsigned)sm_count, 1, 1, 128u * (unsigned)warpgroups, 1, 1, 0,
                                               NULL, args, NULL), err)) ||
             (s = SNAPMLA_CU(d, cuEventRecord(stop, NULL), err)) ||
             (s = SNAPMLA_CU(d, cuEventSynchronize(stop), err)) ||
@@ -52,8 +53,7 @@ static snapmla_status time_probe(const snapmla_driver *d, CUfunction f, int sm_c
             best = ms;
     }
     if (!s) {
-        /* per CTA: 2 warpgroups x 4 wgmma per iteration */
-        double flop = (double)sm_count * 2 * 4 * PEAK_ITERS * flop_per_wgmma;
+        double flop = (double)sm_count * warpgroups * 4 * PEAK_ITERS * flop_per_wgmma;
         *tflops = flop / (best * 1e-3) / 1e12;
     }
     if (start)
@@ -68,7 +68,7 @@ static snapmla_status time_probe(const snapmla_driver *d, CUfunction f, int sm_c
 snapmla_status cli_mma_peak(const snapmla_driver *d, cli_mma_ceilings *out, snapmla_error *err)
 {
     out->measured = 0;
-    out->bf16_tflops = out->fp8_tflops = 0;
+    out->bf16_tflops = out->fp8_tflops = out->fp8_n64_mix_tflops = out->fp8_n64_ss_tflops = 0;
     int sm_count = 0;
     int hopper = is_hopper(d, &sm_count, err);
     if (hopper <= 0)
@@ -82,7 +82,7 @@ snapmla_status cli_mma_peak(const snapmla_driver *d, cli_mma_ceilings *out, snap
     unsigned char *cubin = NULL;
     size_t size = 0;
     CUmodule module = NULL;
-    CUfunction fp8, bf16;
+    CUfunction fp8, bf16, n64_mix, n64_ss;
     snapmla_status s = snapmla_jit_compile(source.data, "mma_peak.cu", SNAPMLA_ARCH_SM90A, &cubin,
                                            &size, err);
     snapmla_strbuf_free(&source);
@@ -93,11 +93,20 @@ snapmla_status cli_mma_peak(const snapmla_driver *d, cli_mma_ceilings *out, snap
         s = SNAPMLA_CU(d, cuModuleGetFunction(&fp8, module, "snapmla_mma_peak_fp8"), err);
     if (!s)
         s = SNAPMLA_CU(d, cuModuleGetFunction(&bf16, module, "snapmla_mma_peak_bf16"), err);
-    /* m64n256k32 e4m3 and m64n256k16 BF16: 2 * 64 * 256 * K flops each */
     if (!s)
-        s = time_probe(d, fp8, sm_count, 2.0 * 64 * 256 * 32, &out->fp8_tflops, err);
+        s = SNAPMLA_CU(d, cuModuleGetFunction(&n64_mix, module, "snapmla_mma_n64_mix_fp8"), err);
     if (!s)
-        s = time_probe(d, bf16, sm_count, 2.0 * 64 * 256 * 16, &out->bf16_tflops, err);
+        s = SNAPMLA_CU(d, cuModuleGetFunction(&n64_ss, module, "snapmla_mma_n64_ss_fp8"), err);
+    /* m64n256k32 e4m3 and m64n256k16 BF16 from two warpgroups, m64n64k32
+     * e4m3 from four: 2 * 64 * N * K flops each */
+    if (!s)
+        s = time_probe(d, fp8, sm_count, 2, 2.0 * 64 * 256 * 32, &out->fp8_tflops, err);
+    if (!s)
+        s = time_probe(d, bf16, sm_count, 2, 2.0 * 64 * 256 * 16, &out->bf16_tflops, err);
+    if (!s)
+        s = time_probe(d, n64_mix, sm_count, 4, 2.0 * 64 * 64 * 32, &out->fp8_n64_mix_tflops, err);
+    if (!s)
+        s = time_probe(d, n64_ss, sm_count, 4, 2.0 * 64 * 64 * 32, &out->fp8_n64_ss_tflops, err);
     if (module)
         d->cuModuleUnload(module);
     out->measured = s == SNAPMLA_OK;

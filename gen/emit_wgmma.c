@@ -74,7 +74,7 @@ void snapmla_emit_wgmma_wrappers(snapmla_strbuf *out, const snapmla_variant *v)
 }
 
 /* The tensor-core peak probe (templates/mma_peak.cu): the wgmma plumbing,
- * its two m64n256 wrappers and the kernels, with no spec behind it. */
+ * its m64n256 and m64n64 wrappers and the kernels, with no spec behind it. */
 void snapmla_emit_mma_peak(snapmla_strbuf *out)
 {
     size_t size;
@@ -86,6 +86,11 @@ void snapmla_emit_mma_peak(snapmla_strbuf *out)
             "m64n256k32.f32.e4m3.e4m3", 0, ", 1, 1");
     wrapper(out, "wgmma_peak_bf16", "peak probe: BF16 x BF16, both from shared memory", 256,
             "m64n256k16.f32.bf16.bf16", 0, ", 1, 1, 0, 0");
+    /* the FP8 decode's own shapes: QK from shared memory, PV with A in registers */
+    wrapper(out, "wgmma_n64_fp8_ss", "decode-shape probe: e4m3 x e4m3, both from shared memory", 64,
+            "m64n64k32.f32.e4m3.e4m3", 0, ", 1, 1");
+    wrapper(out, "wgmma_n64_fp8_rs", "decode-shape probe: e4m3 A from registers x e4m3 B (smem)", 64,
+            "m64n64k32.f32.e4m3.e4m3", 1, ", 1, 1");
     snapmla_strbuf_puts(out, "}  // namespace snapmla\n\n");
     const char *kernels = snapmla_template("mma_peak.cu", &size);
     snapmla_strbuf_append(out, kernels, size);

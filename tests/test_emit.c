@@ -202,7 +202,7 @@ START_TEST(wgmma_copy_path_follows_the_page_size)
 END_TEST
 
 /* The tensor-core peak probe that `snapmla bench` times compiles for
- * sm_90a and holds both kernels. */
+ * sm_90a and holds its four kernels. */
 START_TEST(peak_probe_compiles)
 {
     snapmla_strbuf source = {0};
@@ -211,6 +211,9 @@ START_TEST(peak_probe_compiles)
     ck_assert_ptr_nonnull(strstr(source.data, "snapmla_mma_peak_fp8"));
     ck_assert_ptr_nonnull(strstr(source.data, "snapmla_mma_peak_bf16"));
     ck_assert_ptr_nonnull(strstr(source.data, "m64n256k32.f32.e4m3.e4m3"));
+    ck_assert_ptr_nonnull(strstr(source.data, "snapmla_mma_n64_mix_fp8"));
+    ck_assert_ptr_nonnull(strstr(source.data, "snapmla_mma_n64_ss_fp8"));
+    ck_assert_ptr_nonnull(strstr(source.data, "m64n64k32.f32.e4m3.e4m3"));
     unsigned char *cubin = NULL;
     size_t size = 0;
     snapmla_error err;
