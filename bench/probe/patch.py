@@ -11,8 +11,9 @@ an AssertionError instead of timing the unchanged kernel.
 import sys
 
 PATH = 'templates/decode_wgmma_fp8_roles.cu'
-PV = 'wgmma_pvt_fp8(o[2 * grp + mm], a[mm][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);'
-KEEP_A = 'asm volatile("" :: "r"(a[mm][kc][0]), "r"(a[mm][kc][1]), "r"(a[mm][kc][2]), "r"(a[mm][kc][3]));'
+PV = 'wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);'
+KEEP_A = ('asm volatile("" :: "r"(a[q % 2][mm][0]), "r"(a[q % 2][mm][1]), "r"(a[q % 2][mm][2]), '
+          '"r"(a[q % 2][mm][3]));')
 
 
 def probe(name, s):
@@ -47,7 +48,7 @@ def probe(name, s):
         if (t0 + KV_TILE > t_end)''', '''        fence_registers(s);
         mbarrier_arrive(m.used + g % STAGES);
         if (t0 + KV_TILE > t_end)''')
-        rep('''            if (grp == GROUPS - 1)
+        rep('''            if (q == 2 * GROUPS - 1)
                 mbarrier_arrive(m.used + g % STAGES);
 ''', '')
         rep('''        if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
@@ -57,7 +58,7 @@ def probe(name, s):
         }
 ''', '')
         rep('''        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-        wgmma_wait<0>();''', '''        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
+''', '''        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
         mbarrier_arrive(m.used + g % STAGES);
         if (tid == COPIER && t + STAGES < tiles) {
             mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
@@ -65,9 +66,15 @@ def probe(name, s):
             next = locate_tile(range, t + 1 + STAGES);
         }
         mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-        wgmma_wait<0>();''')
+''')
+    elif name == 'novt':        # V^T fragments loaded for the first two quarters only
+        rep('''                wgmma_wait<1>();
+                load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''',
+            '''                wgmma_wait<1>();
+                if (q == 1)
+                    load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''')
     else:
-        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv early')
+        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv early novt')
     return s
 
 
