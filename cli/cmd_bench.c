@@ -283,6 +283,10 @@ static void json_begin(json_out *j, const char *device, int replays, int plan_re
     json_number(f, mma->measured ? mma->bf16_tflops : NAN, 1);
     snapmla_strbuf_puts(f, ", \"fp8_tflops\": ");
     json_number(f, mma->measured ? mma->fp8_tflops : NAN, 1);
+    snapmla_strbuf_puts(f, ", \"fp8_n64_mix_tflops\": ");
+    json_number(f, mma->measured ? mma->fp8_n64_mix_tflops : NAN, 1);
+    snapmla_strbuf_puts(f, ", \"fp8_n64_ss_tflops\": ");
+    json_number(f, mma->measured ? mma->fp8_n64_ss_tflops : NAN, 1);
     snapmla_strbuf_puts(f, "},\n  \"rows\": [");
 }
 

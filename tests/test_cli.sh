@@ -96,7 +96,7 @@ if [[ -e /dev/nvidiactl ]]; then
     expect "bench JSON rows" 0 "\"batch\": 4, \"seqlen\": 300, \"ragged\": true, \"tokens\": [0-9]+, .*\"mma_fraction\": ([0-9.]+|null), \"flashmla_us\": null" -- cat "$work/b.json"
     expect "bench no JSON temporary left" 1 "" -- test -e "$work/b.json.tmp"
     if command -v python3 >/dev/null; then
-        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ceilings"]["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"] and d["plan_ready"] is False' "$work/b.json"
+        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d["ceilings"]; assert c["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"] and d["plan_ready"] is False; assert all(k in c for k in ("bf16_tflops", "fp8_tflops", "fp8_n64_mix_tflops", "fp8_n64_ss_tflops")); assert (c["fp8_tflops"] is None) == (c["fp8_n64_mix_tflops"] is None) == (c["fp8_n64_ss_tflops"] is None)' "$work/b.json"
     fi
     # --plan-ready on the Hopper FP8 path at a batch that runs persistent (with a plan)
     expect "bench plan-ready says so" 0 "^--plan-ready: each call reuses a plan made once" -- "$snapmla" bench specs/deepseek_v3_fp8_hopper.yaml --shapes 160x100 --replays 3 --plan-ready --json "$work/p.json"
