@@ -282,7 +282,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     // V^T by quarters (one group's 32-token half: two m-blocks, 8 fragment
     // registers), two quarters' fragments held (by q % 2): quarter q loads
     // while the products of q - 1 run. (Loading tile t+1's first quarter
-    // before P'(t+1) measured 10% slower: docs/perf.md.)
+    // before P'(t+1) measured 10-13% slower: docs/perf.md.)
     unsigned a[2][2][4];
     for (int t = 0; t < tiles; ++t) {
         const int g = base + t;
