@@ -18,14 +18,33 @@ template <bool FP8> __device__ __forceinline__ void fill_operand(unsigned char *
     }
 }
 
+// Both operand tiles filled and visible to the tensor cores (the async proxy).
+template <bool FP8> __device__ __forceinline__ void fill_operands(unsigned char *a, int a_bytes, unsigned char *b,
+                                                                  int b_bytes)
+{
+    fill_operand<FP8>(a, a_bytes);
+    fill_operand<FP8>(b, b_bytes);
+    fence_async_smem();
+    __syncthreads();
+}
+
+// Keeps the products alive: their sum is stored only if it is a value no
+// probe produces in practice.
+template <int N> __device__ __forceinline__ void keep_alive(const float (&d)[N], float *sink)
+{
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+        sum += d[i];
+    if (sum == 1234.5f)
+        sink[blockIdx.x] = sum;
+}
+
 template <bool FP8> __device__ __forceinline__ void peak(float *sink, int iters)
 {
     __shared__ __align__(1024) unsigned char a[64 * 128];
     __shared__ __align__(1024) unsigned char b[256 * 128];
-    fill_operand<FP8>(a, sizeof a);
-    fill_operand<FP8>(b, sizeof b);
-    fence_async_smem();
-    __syncthreads();
+    fill_operands<FP8>(a, sizeof a, b, sizeof b);
     float d[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i)
@@ -48,12 +67,7 @@ template <bool FP8> __device__ __forceinline__ void peak(float *sink, int iters)
     }
     wgmma_wait<0>();
     fence_registers(d);
-    float sum = 0.f;
-#pragma unroll
-    for (int i = 0; i < 128; ++i)
-        sum += d[i];
-    if (sum == 1234.5f)   // never true in practice; keeps the products alive
-        sink[blockIdx.x] = sum;
+    keep_alive(d, sink);
 }
 
 // The FP8 decode's shapes (the role warpgroups' mix): m64n64k32 e4m3 from
@@ -100,21 +114,13 @@ __device__ __forceinline__ void n64_probe(float *sink, int iters, int rs_from)
 {
     __shared__ __align__(1024) unsigned char a[64 * 128];
     __shared__ __align__(1024) unsigned char b[64 * 128];
-    fill_operand<true>(a, sizeof a);
-    fill_operand<true>(b, sizeof b);
-    fence_async_smem();
-    __syncthreads();
+    fill_operands<true>(a, sizeof a, b, sizeof b);
     float d[32];
 #pragma unroll
     for (int i = 0; i < 32; ++i)
         d[i] = 0.f;
     n64_loop(d, a, b, iters, (int)threadIdx.x / 128 >= rs_from);
-    float sum = 0.f;
-#pragma unroll
-    for (int i = 0; i < 32; ++i)
-        sum += d[i];
-    if (sum == 1234.5f)   // never true in practice; keeps the products alive
-        sink[blockIdx.x] = sum;
+    keep_alive(d, sink);
 }
 
 // Two warpgroups from shared memory and two with A in registers.
