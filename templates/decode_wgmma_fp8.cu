@@ -76,7 +76,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     float *q_scale = m.q_scale, *state_all = m.state_all;
     unsigned long long *full = m.full, *used = m.used;
     const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
-    const int tid = threadIdx.x, wg = tid / 128;
+    const int tid = threadIdx.x, wg = warp_uniform(tid / 128);
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
     const KvRange range = item_range(p, item, splits);
     const int t_end = range.t_end, tiles = range.tiles;

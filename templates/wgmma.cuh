@@ -38,6 +38,12 @@ template <int N> __device__ __forceinline__ void fence_registers(float (&r)[N])
         asm volatile("" : "+f"(r[i])::"memory");
 }
 
+// A value the same in every lane, broadcast from lane 0: no change in
+// value, but ptxas then knows it is warp-uniform, and what derives from it
+// (ring slots, mbarrier addresses, smem descriptors) stays in uniform
+// registers instead of being moved there (R2UR) before every wgmma.
+__device__ __forceinline__ int warp_uniform(int v) { return __shfl_sync(0xffffffffu, v, 0); }
+
 // Ordinary shared-memory stores (and cp.async) become visible to wgmma only
 // through a proxy fence in each writing thread before the barrier.
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }

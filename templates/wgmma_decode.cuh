@@ -326,7 +326,7 @@ template <typename Work> __device__ __forceinline__ void for_each_item(const Dec
         int splits;
         if (!next_work_item(p, round, shared_index, item, splits))
             break;
-        work(item, splits, base);
+        work(item, splits, warp_uniform(base));
         base += item.w - item.z;
     }
 }
