@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "build_pool.h"
 #include "gpu_check.h"
 #include "snapmla.h"
 #include "run_suite.h"
@@ -135,14 +137,18 @@ static const char *const decode_cases[] = {
 };
 enum { DECODE_CASES = sizeof decode_cases / sizeof decode_cases[0] };
 
-static snapmla_kernel *kernel_for(const char *head, const char *body, snapmla_spec **spec_out)
+static snapmla_status parse_case(const char *head, const char *body, snapmla_spec **spec, snapmla_error *err)
 {
     char yaml[1024];
     snprintf(yaml, sizeof yaml, "%s%s", head, body);
+    return snapmla_spec_parse(yaml, strlen(yaml), "case.yaml", spec, err);
+}
+
+static snapmla_kernel *kernel_for(const char *head, const char *body, snapmla_spec **spec_out)
+{
     snapmla_error err;
     snapmla_spec *spec;
-    ck_assert_msg(snapmla_spec_parse(yaml, strlen(yaml), "case.yaml", &spec, &err) == SNAPMLA_OK,
-                  "%s\n%s", err.message, yaml);
+    ck_assert_msg(parse_case(head, body, &spec, &err) == SNAPMLA_OK, "%s\n%s%s", err.message, head, body);
     snapmla_kernel *kernel;
     ck_assert_msg(snapmla_kernel_get(ctx, &spec->variants[0], &kernel, &err) == SNAPMLA_OK, "%s",
                   err.message);
@@ -361,6 +367,40 @@ START_TEST(combine_matches_reference)
 }
 END_TEST
 
+/* Compiles the selected decode cases' kernels on a pool of threads before
+ * any test runs: NVRTC takes seconds per Hopper kernel, one after another
+ * inside the tests. Each test then finds its kernel in the context's
+ * caches. A spec or kernel that fails here fails again, with its message,
+ * in its own test. */
+static void prebuild_decode_cases(const char *only)
+{
+    snapmla_spec *specs[DECODE_CASES];
+    const snapmla_variant *variants[DECODE_CASES];
+    snapmla_binary binaries[DECODE_CASES];
+    snapmla_error errors[DECODE_CASES];
+    size_t count = 0;
+    for (int i = 0; i < DECODE_CASES; ++i) {
+        if (only && !strstr(decode_cases[i], only))
+            continue;
+        snapmla_error err;
+        if (parse_case("kernel: mla_decode\n", decode_cases[i], &specs[count], &err) != SNAPMLA_OK)
+            continue;
+        variants[count] = &specs[count]->variants[0];
+        ++count;
+    }
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const int threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
+    const double wall = snapmla_build_pool(ctx, variants, count, threads, binaries, errors);
+    int failed = 0;
+    for (size_t i = 0; i < count; ++i) {
+        failed += errors[i].status != SNAPMLA_OK;
+        snapmla_binary_release(&binaries[i]);
+        snapmla_spec_free(specs[i]);
+    }
+    printf("test_gpu: %zu decode kernels built in %.1f s on %d threads (%d failed: their tests say why)\n",
+           count, wall, threads, failed);
+}
+
 /* Registers loop test `test` for each of its `count` spec texts that holds
  * `only` (all of them when only is NULL). */
 static int add_cases(TCase *tc, const TTest *test, const char *const *texts, int count, const char *only)
@@ -431,6 +471,7 @@ int main(void)
         return EXIT_FAILURE;
     }
     suite_add_tcase(suite, tc);
+    prebuild_decode_cases(only);
     /* One process keeps one CUDA context and the loaded modules. */
     int status = run_suite(suite, CK_NOFORK);
     snapmla_context_destroy(ctx);
