@@ -367,6 +367,13 @@ START_TEST(combine_matches_reference)
 }
 END_TEST
 
+/* Whether a case's spec text holds `only` (every case when only is NULL:
+ * SNAPMLA_GPU_CASES unset). */
+static int case_selected(const char *text, const char *only)
+{
+    return !only || strstr(text, only) != NULL;
+}
+
 /* Compiles the selected decode cases' kernels on a pool of threads before
  * any test runs: NVRTC takes seconds per Hopper kernel, one after another
  * inside the tests. Each test then finds its kernel in the context's
@@ -380,7 +387,7 @@ static void prebuild_decode_cases(const char *only)
     snapmla_error errors[DECODE_CASES];
     size_t count = 0;
     for (int i = 0; i < DECODE_CASES; ++i) {
-        if (only && !strstr(decode_cases[i], only))
+        if (!case_selected(decode_cases[i], only))
             continue;
         snapmla_error err;
         if (parse_case("kernel: mla_decode\n", decode_cases[i], &specs[count], &err) != SNAPMLA_OK)
@@ -407,7 +414,7 @@ static int add_cases(TCase *tc, const TTest *test, const char *const *texts, int
 {
     int added = 0;
     for (int i = 0; i < count; ++i)
-        if (!only || strstr(texts[i], only)) {
+        if (case_selected(texts[i], only)) {
             tcase_add_loop_test(tc, test, i, i + 1);
             ++added;
         }
