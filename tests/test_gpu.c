@@ -197,12 +197,21 @@ END_TEST
 
 /* A DeepSeek-dims (512 + 64) mla_decode kernel: `heads` completes the
  * model line, `engine` (one of the bodies below) follows it. */
+static void deepseek_body(const char *heads, const char *engine, char *body, size_t size)
+{
+    snprintf(body, size, "model: {latent_dim: 512, rope_dim: 64, %s}\n%s", heads, engine);
+}
+
 static snapmla_kernel *deepseek_kernel(const char *heads, const char *engine, snapmla_spec **spec_out)
 {
     char body[512];
-    snprintf(body, sizeof body, "model: {latent_dim: 512, rope_dim: 64, %s}\n%s", heads, engine);
+    deepseek_body(heads, engine, body, sizeof body);
     return kernel_for("kernel: mla_decode\n", body, spec_out);
 }
+
+/* The head counts the engine tests below give deepseek_kernel. */
+static const char *const engine_test_heads[] = {"q_heads: 128", "q_heads: 2, q_len: 2",
+                                                "q_heads: 16, q_len: 2"};
 
 /* The default engine, the Hopper FP8 path (on both FP8 caches, and in
  * role warpgroups), the BF16 path and the balanced plan, for the long and
@@ -229,7 +238,7 @@ static const char *const hopper_bodies[] = {
 START_TEST(decode_long_context_single_request)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = deepseek_kernel("q_heads: 128", engine_bodies[_i], &spec);
+    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[0], engine_bodies[_i], &spec);
     const int32_t one[] = {20000 + 13};
     expect_decode(kernel, one, 1, 0, base_seed + 77);
     snapmla_spec_free(spec);
@@ -242,7 +251,7 @@ END_TEST
 START_TEST(decode_million_token_context)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = deepseek_kernel("q_heads: 2, q_len: 2", engine_bodies[_i], &spec);
+    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[1], engine_bodies[_i], &spec);
     const int32_t lens[] = {1 << 20, 0};
     expect_decode(kernel, lens, 2, 0, base_seed + 55);
     snapmla_spec_free(spec);
@@ -252,7 +261,7 @@ END_TEST
 START_TEST(decode_graph_replay_with_changing_lengths)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = deepseek_kernel("q_heads: 16, q_len: 2", engine_bodies[_i], &spec);
+    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[2], engine_bodies[_i], &spec);
     const int32_t most[] = {5000, 300, 64, 1, 2049};
     const int32_t round1[] = {5000, 300, 64, 1, 2049};
     const int32_t round2[] = {4100, 2, 0, 1, 129};
@@ -284,7 +293,7 @@ static void ragged_lengths(int32_t *lens, int count, uint64_t *state)
 START_TEST(decode_persistent_large_batch)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = deepseek_kernel("q_heads: 128", hopper_bodies[_i], &spec);
+    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[0], hopper_bodies[_i], &spec);
     enum { BATCH = 160 };
     static int32_t lens[3][BATCH];
     uint64_t state = base_seed | 1;
@@ -310,7 +319,7 @@ END_TEST
 START_TEST(decode_plan_reused_across_layers)
 {
     snapmla_spec *spec;
-    snapmla_kernel *kernel = deepseek_kernel("q_heads: 128", engine_bodies[_i], &spec);
+    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[0], engine_bodies[_i], &spec);
     enum { BATCH = 160 };
     static int32_t lens[BATCH];
     uint64_t state = base_seed | 5;
@@ -374,23 +383,32 @@ static int case_selected(const char *text, const char *only)
     return !only || strstr(text, only) != NULL;
 }
 
-/* Compiles the selected decode cases' kernels on a pool of threads before
+/* Compiles the selected tests' decode kernels on a pool of threads before
  * any test runs: NVRTC takes seconds per Hopper kernel, one after another
  * inside the tests. Each test then finds its kernel in the context's
  * caches. A spec or kernel that fails here fails again, with its message,
- * in its own test. */
-static void prebuild_decode_cases(const char *only)
+ * in its own test. (hopper_bodies are among engine_bodies.) */
+enum { PREBUILD_MAX = DECODE_CASES + COUNT_OF(engine_bodies) * COUNT_OF(engine_test_heads) };
+
+static void prebuild_decode_kernels(const char *only)
 {
-    snapmla_spec *specs[DECODE_CASES];
-    const snapmla_variant *variants[DECODE_CASES];
-    snapmla_binary binaries[DECODE_CASES];
-    snapmla_error errors[DECODE_CASES];
+    static char bodies[PREBUILD_MAX][1024];
+    size_t texts = 0;
+    for (int i = 0; i < DECODE_CASES; ++i)
+        if (case_selected(decode_cases[i], only))
+            snprintf(bodies[texts++], sizeof bodies[0], "%s", decode_cases[i]);
+    for (int e = 0; e < COUNT_OF(engine_bodies); ++e)
+        if (case_selected(engine_bodies[e], only))
+            for (int h = 0; h < COUNT_OF(engine_test_heads); ++h)
+                deepseek_body(engine_test_heads[h], engine_bodies[e], bodies[texts++], sizeof bodies[0]);
+    snapmla_spec *specs[PREBUILD_MAX];
+    const snapmla_variant *variants[PREBUILD_MAX];
+    snapmla_binary binaries[PREBUILD_MAX];
+    snapmla_error errors[PREBUILD_MAX];
     size_t count = 0;
-    for (int i = 0; i < DECODE_CASES; ++i) {
-        if (!case_selected(decode_cases[i], only))
-            continue;
+    for (size_t i = 0; i < texts; ++i) {
         snapmla_error err;
-        if (parse_case("kernel: mla_decode\n", decode_cases[i], &specs[count], &err) != SNAPMLA_OK)
+        if (parse_case("kernel: mla_decode\n", bodies[i], &specs[count], &err) != SNAPMLA_OK)
             continue;
         variants[count] = &specs[count]->variants[0];
         ++count;
@@ -478,7 +496,7 @@ int main(void)
         return EXIT_FAILURE;
     }
     suite_add_tcase(suite, tc);
-    prebuild_decode_cases(only);
+    prebuild_decode_kernels(only);
     /* One process keeps one CUDA context and the loaded modules. */
     int status = run_suite(suite, CK_NOFORK);
     snapmla_context_destroy(ctx);
