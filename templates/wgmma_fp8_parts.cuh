@@ -246,7 +246,7 @@ __device__ __forceinline__ const unsigned char *vt_group_block(const unsigned ch
 #pragma unroll
     for (int e = 0; e < 4; ++e)
         at[e] = swizzled<128>(2 * (lane % 4) + (e & 1) + 8 * (e >> 1), byte);
-    return k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
+    return k_lat + (c0 / 128) * LAT_BLOCK_STRIDE;
 }
 
 // One 16-token step kk of a group: the fragments of channels c0, c0 + 1
