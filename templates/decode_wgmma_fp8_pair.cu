@@ -38,11 +38,6 @@ constexpr int SCORE_REGS = 152, OUTPUT_REGS = 176;
 static_assert(SCORE_REGS + 2 * OUTPUT_REGS <= 3 * LAUNCH_REGS, "the registers the launch gave the CTA");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
 constexpr int COPIER = 128;          // thread 0 of O0
-// The lazy row state, as the roles kernel's (docs/fidelity.md): reset r to
-// put a tile's largest P' at P_TARGET; keep r while it stays in [P_FLOOR,
-// P_HIGH] and the row max's factor beta stays <= BETA_MAX.
-constexpr float P_TARGET = 112.f, P_FLOOR = 7.f, BETA_MAX = 256.f;
-
 static_assert(P_SLOTS == STATE_SLOTS && SCALE_GROUPS == 1, "one P' and one row state per slot");
 struct SmemLayout : Fp8Smem {
     unsigned long long *pfull, *pempty;
@@ -82,85 +77,20 @@ __device__ __forceinline__ void finish_tile(const SmemLayout &m, const KvRange &
         zero_scales_past(token_scale, t0, range.t_end, quad);
         mask_scores(s, t0, rows.visible_end, quad);
     }
-    float tile_max[2], tile_max_scaled[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        tile_max[h] = quad_max(max_of_row(s, h));
-        // a row that sees nothing in this tile: e = exp2(-inf) = 0
-        tile_max_scaled[h] = tile_max[h] == -inf_f32() ? 0.f : tile_max[h] * rows.scale_log2[h];
-    }
-    float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-        const int h = (i / 2) % 2;
-        const float e = fast_exp2(fmaf(s[i], rows.scale_log2[h], -tile_max_scaled[h]));
-        part_sum[2 * h + (i / 4) % 2] += e;
-        s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale into P
-    }
-    float tile_sum[2], tile_p_max[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        tile_sum[h] = quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
-        tile_p_max[h] = quad_max(fmaxf(max_of_row(s, h), 0.f));
-    }
+    const TileRowStats tile = tile_exponentials(s, token_scale, rows.scale_log2);
     if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
         mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
-
     float factor[2], p_factor[2];   // O's factor; e's factor to P'
     bool rescale_rows = false;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        // Lazy: keep the max and r while this tile's largest P' at them stays
-        // in [P_FLOOR, P_HIGH] and beta <= BETA_MAX; then O's factor is 1.
-        const float beta_keep =
-            tile_max[h] == -inf_f32() ? 0.f : fast_exp2((tile_max[h] - rows.max[h]) * rows.scale_log2[h]);
-        const float mx_keep = beta_keep * tile_p_max[h] * rows.r[h];
-        if (beta_keep <= BETA_MAX && mx_keep <= P_HIGH && (mx_keep >= P_FLOOR || mx_keep == 0.f)) {
-            factor[h] = 1.f;
-            p_factor[h] = rows.r[h] * beta_keep;
-            rows.sum[h] += beta_keep * tile_sum[h];
-            continue;
-        }
-        // else move both: the true max, and r to put the largest P' at P_TARGET
-        const float m_new = fmaxf(rows.max[h], tile_max[h]);
-        const float alpha =
-            rows.max[h] == -inf_f32() ? 1.f : fast_exp2((rows.max[h] - m_new) * rows.scale_log2[h]);
-        const float beta = tile_max[h] == -inf_f32() ? 0.f : fast_exp2((tile_max[h] - m_new) * rows.scale_log2[h]);
-        rows.max[h] = m_new;
-        rows.sum[h] = rows.sum[h] * alpha + beta * tile_sum[h];
-        const float mx = beta * tile_p_max[h];
-        const float r_new = mx > 0.f ? fminf(__fdividef(P_TARGET, mx), 1.2676506e30f) : rows.r[h];
-        factor[h] = alpha * __fdividef(r_new, rows.r[h]);
-        rows.r[h] = r_new;
-        p_factor[h] = r_new * beta;
-        rescale_rows = rescale_rows || factor[h] != 1.f;
-    }
+    for (int h = 0; h < 2; ++h)
+        lazy_row_update(rows.max[h], rows.sum[h], rows.r[h], tile, h, rows.scale_log2[h], factor[h],
+                                        p_factor[h], rescale_rows);
     const bool rescale = __any_sync(0xffffffffu, rescale_rows);
-    float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
-    if (lane == 0)
-        ((int *)st)[ST_FLAGS + warp] = rescale;
-    if (quad == 0) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            st[ST_MAX + rows.row[h]] = rows.max[h];
-            st[ST_SUM + rows.row[h]] = rows.sum[h];
-            st[ST_R + rows.row[h]] = rows.r[h];
-            st[ST_FACTOR + rows.row[h]] = factor[h];
-        }
-    }
-
+    write_row_state(m.state_all + g % P_SLOTS * STATE_FLOATS, rows.row, rows.max, rows.sum, rows.r, factor, rescale,
+                    warp, lane);
     // ---- P' = e v_scale r exp2(c (tile max - m')), e4m3, out to O ----
-    unsigned pa[2][4];
-#pragma unroll
-    for (int kc = 0; kc < 2; ++kc) {
-        const int i = 16 * kc;
-        const float f0 = p_factor[0], f1 = p_factor[1];
-        pa[kc][0] = e4m3x4(s[i + 0] * f0, s[i + 1] * f0, s[i + 4] * f0, s[i + 5] * f0);
-        pa[kc][1] = e4m3x4(s[i + 2] * f1, s[i + 3] * f1, s[i + 6] * f1, s[i + 7] * f1);
-        pa[kc][2] = e4m3x4(s[i + 8] * f0, s[i + 9] * f0, s[i + 12] * f0, s[i + 13] * f0);
-        pa[kc][3] = e4m3x4(s[i + 10] * f1, s[i + 11] * f1, s[i + 14] * f1, s[i + 15] * f1);
-    }
-    store_p(m.p_all + g % P_SLOTS * P_BYTES, pa, warp, lane);
+    store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_factor, warp, lane);
     fence_async_smem();                    // P' is read by wgmma (the async proxy)
     mbarrier_arrive(m.used + g % STAGES);  // S is done with the slot
     mbarrier_arrive(m.pfull + g % P_SLOTS);

@@ -12,7 +12,7 @@
 //             local   e = exp2(c (S - the tile's own row max)), their row
 //                     sum, and the row max of e v_scale
 //             chain   the row state after tile t-1 in (sfull(t-1), from
-//                     the other S); lazily (P_TARGET below): the max m'
+//                     the other S); lazily (wgmma_fp8_parts.cuh): the max m'
 //                     and P's e4m3 factor r kept while the tile's P' fits,
 //                     else moved; the row sum, O's factor (1 when kept);
 //                     the state after t out (sfull(t)). A few instructions
@@ -61,12 +61,7 @@ constexpr int SCORE_REGS = 80, OUTPUT_REGS = 176;
 static_assert(128 * 2 * (SCORE_REGS + OUTPUT_REGS) <= 65536, "the register file");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
 constexpr int COPIER = 2 * 128;      // thread 0 of O0
-// The lazy row state (score_item's chain): reset r to put a tile's largest
-// P' at P_TARGET, a quarter of e4m3's top, so a later tile's max may grow
-// 4x (2 bits) before O needs a rescale; keep r while the largest P' stays
-// above P_FLOOR (e4m3 keeps its relative precision down to 2^-6: P' at
-// P_FLOOR still has 2^9 below it in the normal range).
-constexpr float P_TARGET = 112.f, P_FLOOR = 7.f, BETA_MAX = 256.f;
+// (The lazy row state's P_TARGET, P_FLOOR and BETA_MAX: wgmma_fp8_parts.cuh.)
 
 // Shared memory (wgmma_fp8_parts.cuh; P' buffers and row-state slots by
 // g % P_SLOTS), then the hand-over mbarriers, per P slot.
@@ -154,27 +149,7 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         }
 
         // ---- off the chain: exponentials against the tile's own row max ----
-        float tile_max[2], tile_max_scaled[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            tile_max[h] = quad_max(max_of_row(s, h));
-            // a row that sees nothing in this tile: e = exp2(-inf) = 0
-            tile_max_scaled[h] = tile_max[h] == -inf_f32() ? 0.f : tile_max[h] * row_scale_log2[h];
-        }
-        float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int h = (i / 2) % 2;
-            const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -tile_max_scaled[h]));
-            part_sum[2 * h + (i / 4) % 2] += e;
-            s[i] = e * token_scale[2 * (i / 4) + i % 2];   // scale fusion: V's per-token scale into P
-        }
-        float tile_sum[2], tile_p_max[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            tile_sum[h] = quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
-            tile_p_max[h] = quad_max(fmaxf(max_of_row(s, h), 0.f));
-        }
+        const TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
         if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
             mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
 
@@ -193,60 +168,16 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         float factor[2], p_factor[2];   // O's factor; e's factor to P'
         bool rescale_rows = false;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            // Lazy: keep the row's max and r while this tile's largest P' at
-            // them, r beta tile_p_max, stays in [P_FLOOR, P_HIGH] and beta <=
-            // BETA_MAX (l stays finite); then O's factor is 1 and its rescale
-            // is skipped. O and l only need one scale per row, not the true max.
-            const float beta_keep = tile_max[h] == -inf_f32() ? 0.f
-                                                               : fast_exp2((tile_max[h] - row_max[h]) * row_scale_log2[h]);
-            const float mx_keep = beta_keep * tile_p_max[h] * row_r[h];
-            if (beta_keep <= BETA_MAX && mx_keep <= P_HIGH && (mx_keep >= P_FLOOR || mx_keep == 0.f)) {
-                factor[h] = 1.f;
-                p_factor[h] = row_r[h] * beta_keep;
-                row_sum[h] += beta_keep * tile_sum[h];
-                continue;
-            }
-            // else move both: the true max, and r to put the largest P' at P_TARGET
-            const float m_new = fmaxf(row_max[h], tile_max[h]);
-            const float alpha = row_max[h] == -inf_f32() ? 1.f : fast_exp2((row_max[h] - m_new) * row_scale_log2[h]);
-            const float beta = tile_max[h] == -inf_f32() ? 0.f : fast_exp2((tile_max[h] - m_new) * row_scale_log2[h]);
-            row_max[h] = m_new;
-            row_sum[h] = row_sum[h] * alpha + beta * tile_sum[h];
-            const float mx = beta * tile_p_max[h];
-            const float r_new = mx > 0.f ? fminf(__fdividef(P_TARGET, mx), 1.2676506e30f) : row_r[h];
-            factor[h] = alpha * __fdividef(r_new, row_r[h]);
-            row_r[h] = r_new;
-            p_factor[h] = r_new * beta;
-            rescale_rows = rescale_rows || factor[h] != 1.f;
-        }
+        for (int h = 0; h < 2; ++h)
+            lazy_row_update(row_max[h], row_sum[h], row_r[h], tile, h, row_scale_log2[h], factor[h],
+                                            p_factor[h], rescale_rows);
         const bool rescale = __any_sync(0xffffffffu, rescale_rows);
-        float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
-        if (lane == 0)
-            ((int *)st)[ST_FLAGS + warp] = rescale;
-        if (quad == 0) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                st[ST_MAX + my_row[h]] = row_max[h];
-                st[ST_SUM + my_row[h]] = row_sum[h];
-                st[ST_R + my_row[h]] = row_r[h];
-                st[ST_FACTOR + my_row[h]] = factor[h];
-            }
-        }
+        write_row_state(m.state_all + g % P_SLOTS * STATE_FLOATS, my_row, row_max, row_sum, row_r, factor, rescale,
+                        warp, lane);
         mbarrier_arrive(m.sfull + g % P_SLOTS);
 
         // ---- P' = e v_scale r exp2(c (tile max - m')), e4m3, out to O ----
-        unsigned pa[2][4];
-#pragma unroll
-        for (int kc = 0; kc < 2; ++kc) {
-            const int i = 16 * kc;
-            const float f0 = p_factor[0], f1 = p_factor[1];
-            pa[kc][0] = e4m3x4(s[i + 0] * f0, s[i + 1] * f0, s[i + 4] * f0, s[i + 5] * f0);
-            pa[kc][1] = e4m3x4(s[i + 2] * f1, s[i + 3] * f1, s[i + 6] * f1, s[i + 7] * f1);
-            pa[kc][2] = e4m3x4(s[i + 8] * f0, s[i + 9] * f0, s[i + 12] * f0, s[i + 13] * f0);
-            pa[kc][3] = e4m3x4(s[i + 10] * f1, s[i + 11] * f1, s[i + 14] * f1, s[i + 15] * f1);
-        }
-        store_p(m.p_all + g % P_SLOTS * P_BYTES, pa, warp, lane);
+        store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_factor, warp, lane);
         fence_async_smem();                    // P' is read by wgmma (the async proxy)
         mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
         mbarrier_arrive(m.pfull + g % P_SLOTS);
