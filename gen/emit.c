@@ -140,16 +140,11 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     static const char *const wgmma_fp8_roles_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
                                                         "decode_plan.cu", "wgmma_decode.cuh", "wgmma_fp8_parts.cuh",
                                                         "decode_wgmma_fp8_roles.cu", "combine.cu", NULL};
-    /* tile.warps 12: one score warpgroup over tile pairs, its own kernel entry */
-    static const char *const wgmma_fp8_pair_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
-                                                       "decode_plan.cu", "wgmma_decode.cuh", "wgmma_fp8_parts.cuh",
-                                                       "decode_wgmma_fp8_pair.cu", "combine.cu", NULL};
     static const char *const wgmma_bf16_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
                                                    "decode_plan.cu", "wgmma_decode.cuh", "decode_wgmma_bf16.cu",
                                                    "decode_wgmma_kernel.cu", "combine.cu", NULL};
     const char *const *wgmma_parts = v->compute != SNAPMLA_COMPUTE_FP8 ? wgmma_bf16_parts
                                    : snapmla_variant_role_warpgroups(v) ? wgmma_fp8_roles_parts
-                                   : snapmla_variant_score_pairs(v) ? wgmma_fp8_pair_parts
                                    : wgmma_fp8_parts;
     const char *const *decode_parts = v->engine == SNAPMLA_ENGINE_MMA_SYNC ? mma_parts
                                     : v->engine == SNAPMLA_ENGINE_WGMMA ? wgmma_parts

@@ -7,28 +7,19 @@
 
 #include <string.h>
 
-#include "resources.h"
 #include "templates.h"
 
 /* One wrapper: D[64 x n] (+)= A[64 x k] B[k x n]^T with fp32 accumulators.
  * A comes from shared memory (descriptor) or from 4 registers; B always from
- * shared memory. `tail` holds the immediates after the scale-d predicate.
- * `halves` 2: D is two arrays, columns [0, n/2) and [n/2, n) (two tiles'
- * scores in one product). */
-static void wrapper_in(snapmla_strbuf *out, const char *name, const char *comment, int n,
-                       const char *shape_and_types, int a_in_registers, const char *tail, int halves)
+ * shared memory. `tail` holds the immediates after the scale-d predicate. */
+static void wrapper(snapmla_strbuf *out, const char *name, const char *comment, int n,
+                    const char *shape_and_types, int a_in_registers, const char *tail)
 {
     int acc = n / 2;   /* fp32 accumulators per thread of the warpgroup */
-    int part = acc / halves;
     snapmla_strbuf_printf(out, "// %s\n", comment);
-    if (halves == 2)
-        snapmla_strbuf_printf(out, "__device__ __forceinline__ void %s(float (&d)[%d], float (&e)[%d], %s, "
-                                   "unsigned long long b, int accumulate)\n{\n",
-                              name, part, part, a_in_registers ? "const unsigned (&a)[4]" : "unsigned long long a");
-    else
-        snapmla_strbuf_printf(out, "__device__ __forceinline__ void %s(float (&d)[%d], %s, "
-                                   "unsigned long long b, int accumulate)\n{\n",
-                              name, acc, a_in_registers ? "const unsigned (&a)[4]" : "unsigned long long a");
+    snapmla_strbuf_printf(out, "__device__ __forceinline__ void %s(float (&d)[%d], %s, "
+                               "unsigned long long b, int accumulate)\n{\n",
+                          name, acc, a_in_registers ? "const unsigned (&a)[4]" : "unsigned long long a");
     int a_ops = a_in_registers ? 4 : 1;
     int pred = acc + a_ops + 1;
     snapmla_strbuf_printf(out, "    asm volatile(\"{\\n.reg .pred p;\\nsetp.ne.b32 p, %%%d, 0;\\n\"\n"
@@ -44,19 +35,13 @@ static void wrapper_in(snapmla_strbuf *out, const char *name, const char *commen
         snapmla_strbuf_printf(out, "}, %%%d, %%%d, p%s;\\n}\\n\"\n", acc, acc + 1, tail);
     snapmla_strbuf_puts(out, "                 : ");
     for (int i = 0; i < acc; ++i)
-        snapmla_strbuf_printf(out, "\"+f\"(%c[%d])%s%s", i < part ? 'd' : 'e', i % part, i + 1 < acc ? ", " : "",
+        snapmla_strbuf_printf(out, "\"+f\"(d[%d])%s%s", i, i + 1 < acc ? ", " : "",
                               (i % 8 == 7 && i + 1 < acc) ? "\n                   " : "");
     if (a_in_registers)
         snapmla_strbuf_puts(out, "\n                 : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), "
                                  "\"l\"(b), \"r\"(accumulate));\n}\n\n");
     else
         snapmla_strbuf_puts(out, "\n                 : \"l\"(a), \"l\"(b), \"r\"(accumulate));\n}\n\n");
-}
-
-static void wrapper(snapmla_strbuf *out, const char *name, const char *comment, int n,
-                    const char *shape_and_types, int a_in_registers, const char *tail)
-{
-    wrapper_in(out, name, comment, n, shape_and_types, a_in_registers, tail, 1);
 }
 
 void snapmla_emit_wgmma_wrappers(snapmla_strbuf *out, const snapmla_variant *v)
@@ -71,14 +56,6 @@ void snapmla_emit_wgmma_wrappers(snapmla_strbuf *out, const snapmla_variant *v)
         snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", v->kv_tile);
         wrapper(out, "wgmma_qk_fp8", "scores, latent part: e4m3 Q (smem) x e4m3 K (smem), K-major both",
                 v->kv_tile, shape, 0, ", 1, 1");
-        if (snapmla_variant_score_pairs(v)) {   /* decode_wgmma_fp8_pair.cu: two tiles' scores at once */
-            snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", 2 * v->kv_tile);
-            wrapper_in(out, "wgmma_qk_fp8_x2", "scores of a tile pair, latent part: e4m3 Q (smem) x e4m3 K "
-                       "(smem, the pair's rows at one stride)", 2 * v->kv_tile, shape, 0, ", 1, 1", 2);
-            snprintf(shape, sizeof shape, "m64n%dk16.f32.bf16.bf16", 2 * v->kv_tile);
-            wrapper_in(out, "wgmma_qk_bf16_x2", "scores of a tile pair, RoPE part: BF16 Q (smem) x BF16 K "
-                       "(smem)", 2 * v->kv_tile, shape, 0, ", 1, 1, 0, 0", 2);
-        }
         snprintf(shape, sizeof shape, "m64n%dk32.f32.e4m3.e4m3", v->q_tile);
         wrapper(out, "wgmma_pvt_fp8",
                 "output, transposed: e4m3 V^T (registers) x e4m3 P' (smem, tokens contiguous)",

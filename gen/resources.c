@@ -41,9 +41,8 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4 * groups);
         int p_tile = groups * v->q_tile * v->kv_tile;
         int row_state = (2 + 2 * groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
-        /* tile.warps 16 (decode_wgmma_fp8_roles.cu): three more mbarriers per
-         * P' buffer; tile.warps 12 (decode_wgmma_fp8_pair.cu): two */
-        int p_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 : snapmla_variant_score_pairs(v) ? 3 * 16 : 0;
+        /* tile.warps 16 (decode_wgmma_fp8_roles.cu): three more mbarriers per P' buffer */
+        int p_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 : 0;
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + p_barriers;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {
@@ -79,12 +78,6 @@ int snapmla_variant_role_warpgroups(const snapmla_variant *v)
 {
     return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA &&
            v->compute == SNAPMLA_COMPUTE_FP8 && v->warps == 16;
-}
-
-int snapmla_variant_score_pairs(const snapmla_variant *v)
-{
-    return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA &&
-           v->compute == SNAPMLA_COMPUTE_FP8 && v->warps == 12;
 }
 
 int snapmla_decode_acc_per_thread(const snapmla_variant *v)

@@ -20,9 +20,6 @@ int snapmla_variant_kv_tma(const snapmla_variant *variant);
  * wgmma, target.compute fp8, tile.warps 16: templates/decode_wgmma_fp8_roles.cu),
  * which the generator emits and the shared-memory model counts. */
 int snapmla_variant_role_warpgroups(const snapmla_variant *variant);
-/* 1 when it is the FP8 path with one score warpgroup over tile pairs
- * (tile.warps 12: templates/decode_wgmma_fp8_pair.cu). */
-int snapmla_variant_score_pairs(const snapmla_variant *variant);
 /* FP32 output accumulators each thread of a decode CTA holds in registers. */
 int snapmla_decode_acc_per_thread(const snapmla_variant *variant);
 /* Most accumulators per thread the decode template allows. */

@@ -56,31 +56,23 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       "tile.kv_tokens %d (given %d)", snapmla_cache_format_name(v->cache_format),
                       v->kv_tile, v->page_size);
     }
-    if (v->q_tile != 64 || v->kv_tile != 64 || (v->warps != 8 && v->warps != 12 && v->warps != 16)) {
+    if (v->q_tile != 64 || v->kv_tile != 64 || (v->warps != 8 && v->warps != 16)) {
         static const char *const f[] = {"tile.q_rows", "tile.kv_tokens", "tile.warps"};
         return failed(reason, size, fields, f,
-                      "tile.engine wgmma works on 64 query rows x 64 tokens with two, three or four "
-                      "warpgroups: tile.q_rows 64, tile.kv_tokens 64, tile.warps 8, 12 or 16 (given %d, "
-                      "%d, %d)", v->q_tile, v->kv_tile, v->warps);
+                      "tile.engine wgmma works on 64 query rows x 64 tokens with two or four warpgroups: "
+                      "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 or 16 (given %d, %d, %d)",
+                      v->q_tile, v->kv_tile, v->warps);
     }
-    /* tile.warps 16: the FP8 path's role warpgroups (templates/decode_wgmma_fp8_roles.cu);
-     * 12: one score warpgroup over tile pairs (templates/decode_wgmma_fp8_pair.cu) */
-    if (v->warps != 8 && (!fp8_path || tile128 || !snapmla_variant_kv_tma(v))) {
+    /* tile.warps 16: the FP8 path's role warpgroups (templates/decode_wgmma_fp8_roles.cu) */
+    if (v->warps == 16 && (!fp8_path || tile128 || !snapmla_variant_kv_tma(v))) {
         static const char *const f[] = {"tile.warps", "cache.format", "cache.page_size"};
         return failed(reason, size, fields, f,
-                      "tile.warps %d (%s) is the FP8 path on cache.format "
+                      "tile.warps 16 (the role warpgroups) is the FP8 path on cache.format "
                       "fp8_per_token with TMA copies: target.compute fp8, cache.page_size 16 or more "
                       "that divides or is a multiple of 64 (given %s on %s, page %d); other paths "
-                      "take tile.warps 8", v->warps,
-                      v->warps == 12 ? "one score warpgroup over tile pairs" : "the role warpgroups",
+                      "take tile.warps 8",
                       snapmla_compute_name(v->compute), snapmla_cache_format_name(v->cache_format),
                       v->page_size);
-    }
-    if (v->warps == 12 && v->stages % 2 != 0) {
-        static const char *const f[] = {"tile.stages", "tile.warps", NULL};
-        return failed(reason, size, fields, f,
-                      "tile.warps 12 keeps its ring slots in pairs (two tiles' scores in one product): "
-                      "tile.stages must be even (given %d)", v->stages);
     }
     if (v->stages < 2) {
         static const char *const f[] = {"tile.stages", "tile.engine", NULL};
@@ -130,14 +122,6 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
         return failed(reason, size, fields, f,
                       "writing an FP8 cache needs the e4m3 conversion of sm_89 or later; "
                       "target.arch is sm_80");
-    }
-    if (v->warps == 12 && (v->kernel != SNAPMLA_KERNEL_MLA_DECODE || v->engine != SNAPMLA_ENGINE_WGMMA)) {
-        static const char *const f[] = {"tile.warps", "tile.engine", "kernel"};
-        return failed(reason, size, fields, f,
-                      "tile.warps 12 is the FP8 decode's score warpgroup over tile pairs: it needs "
-                      "kernel mla_decode on tile.engine wgmma (given %s on %s); other kernels and "
-                      "engines take tile.warps 4, 8 or 16", snapmla_kernel_kind_name(v->kernel),
-                      snapmla_engine_name(v->engine));
     }
     if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
         return 1;

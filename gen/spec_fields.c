@@ -17,7 +17,7 @@
 static const int page_sizes[] = {1, 16, 32, 64, 128};
 static const int kv_tokens[] = {16, 32, 64, 128};
 static const int q_rows[] = {8, 16, 32, 64};
-static const int warps[] = {4, 8, 12, 16};
+static const int warps[] = {4, 8, 16};
 static const char *const bools[] = {"false", "true"};
 static const char *const formats[] = {"bf16", "fp8_per_token", "fp8_per_tile128"};
 static const char *const layouts[] = {"interleaved", "planar"};

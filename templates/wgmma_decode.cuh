@@ -12,13 +12,10 @@
 
 namespace snapmla {
 
-// Two warpgroups (the seesaw of both paths), four (the FP8 path's role
-// warpgroups, decode_wgmma_fp8_roles.cu) or three (its score warpgroup over
-// tile pairs, decode_wgmma_fp8_pair.cu).
+// Two warpgroups (the seesaw of both paths), or four (the FP8 path's role
+// warpgroups, decode_wgmma_fp8_roles.cu).
 constexpr bool ROLE_WARPGROUPS = THREADS == 512;
-constexpr bool PAIRED_RING = THREADS == 384;
-static_assert(Q_TILE == 64 && KV_TILE == 64 && (THREADS == 256 || ROLE_WARPGROUPS || PAIRED_RING),
-              "warpgroups on 64 x 64");
+static_assert(Q_TILE == 64 && KV_TILE == 64 && (THREADS == 256 || ROLE_WARPGROUPS), "warpgroups on 64 x 64");
 static_assert(STAGES >= 2, "the two warpgroups work on two tiles at once");
 static_assert(LATENT % 256 == 0 && (ROPE == 32 || ROPE == 64 || ROPE == 128), "wgmma blocks");
 
@@ -38,13 +35,6 @@ constexpr int SCALE_BYTES = KV_FP8 ? 4 * SCALE_GROUPS : 0; // per token, after t
 __host__ __device__ constexpr int round_up_1024(int x) { return (x + 1023) / 1024 * 1024; }
 constexpr int STAGE_BYTES = round_up_1024(KV_TILE * (LAT_ROW + ROPE_ROW + SCALE_BYTES));
 constexpr int LAT_CHUNKS = LAT_ROW / 16, ROPE_CHUNKS = ROPE_ROW / 16;
-// The paired ring (decode_wgmma_fp8_pair.cu): slots 2k and 2k + 1 share
-// their bytes block by block, [block][slot 2k, 2k + 1][64 rows], so that each
-// 128-byte block of the two tiles is 128 rows at one stride: one m64n128
-// operand. Elsewhere a slot's blocks follow each other.
-constexpr int LAT_BLOCK_STRIDE = (PAIRED_RING ? 2 : 1) * LAT_BLOCK_BYTES;
-constexpr int ROPE_BLOCK_STRIDE = (PAIRED_RING ? 2 : 1) * 64 * ROPE_SW;
-static_assert(!PAIRED_RING || STAGES % 2 == 0, "the paired ring has an even number of slots");
 // KV tiles come in by TMA when pages hold at least 16 tokens: one thread
 // issues a tile's boxes (per page piece: the latent's 128-byte blocks and
 // the RoPE rows through the tensor maps, with the swizzle wgmma reads; the
@@ -85,31 +75,6 @@ __device__ __forceinline__ int latent_offset(int row, int byte)
 __device__ __forceinline__ int rope_offset(int row, int byte)
 {
     return (byte / ROPE_SW) * ROPE_BLOCK_BYTES + swizzled<ROPE_SW>(row, byte % ROPE_SW);
-}
-
-// Where ring slot g % STAGES keeps a tile: its first latent block (the
-// next at + LAT_BLOCK_STRIDE), its first RoPE block (+ ROPE_BLOCK_STRIDE)
-// and its scales.
-struct TileAt {
-    unsigned char *lat, *rope;
-    float *scale;
-};
-
-__device__ __forceinline__ TileAt tile_at(unsigned char *ring, int g)
-{
-    TileAt at;
-    if constexpr (PAIRED_RING) {
-        unsigned char *pair = ring + g % STAGES / 2 * 2 * STAGE_BYTES;
-        const int h = g % 2;
-        at.lat = pair + h * LAT_BLOCK_BYTES;
-        at.rope = pair + 2 * KV_TILE * LAT_ROW + h * ROPE_BLOCK_BYTES;
-        at.scale = (float *)(pair + 2 * KV_TILE * (LAT_ROW + ROPE_ROW) + h * KV_TILE * SCALE_BYTES);
-    } else {
-        at.lat = ring + g % STAGES * STAGE_BYTES;
-        at.rope = at.lat + KV_TILE * LAT_ROW;
-        at.scale = (float *)(at.rope + KV_TILE * ROPE_ROW);
-    }
-    return at;
 }
 
 // wgmma descriptors (K-major, under the layout's swizzle) of a region laid
@@ -168,7 +133,7 @@ __device__ __forceinline__ void issue_rope_scores(float (&s)[32], unsigned long 
 #pragma unroll
         for (int ks = 0; ks < ROPE_SW / 32; ++ks)
             wgmma_qk_bf16(s, desc_plus(q_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32),
-                          desc_plus(k_rope_desc, rb * ROPE_BLOCK_STRIDE + ks * 32), 1);
+                          desc_plus(k_rope_desc, rb * ROPE_BLOCK_BYTES + ks * 32), 1);
 }
 
 // The score tile's columns (tokens t0 + 8 j + 2 quad + {0, 1}) at or past
@@ -236,7 +201,9 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
 {
     if (tile >= r.tiles)
         return;
-    const TileAt at = tile_at(ring, base + tile);
+    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
+    unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
     unsigned long long *bar = full + (base + tile) % STAGES;
     const int t0 = r.t_begin + tile * KV_TILE;
     const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
@@ -249,16 +216,15 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
         const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
 #pragma unroll
         for (int blk = 0; blk < LAT_BLOCKS; ++blk)
-            tma_load_3d(at.lat + blk * LAT_BLOCK_STRIDE + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page,
-                        bar);
+            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
 #pragma unroll
         for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
-            tma_load_3d(at.rope + rb * ROPE_BLOCK_STRIDE + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
+            tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
                         page, bar);
         if (KV_TILE128)
-            tma_load_3d(at.scale + k * BOX_ROWS * SCALE_GROUPS, &maps.scales, 0, slot, page, bar);
+            tma_load_3d(k_scale + k * BOX_ROWS * SCALE_GROUPS, &maps.scales, 0, slot, page, bar);
         else if (KV_FP8)
-            bulk_load(at.scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
+            bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
                       BOX_ROWS * 4, bar);
     }
 }
@@ -271,7 +237,7 @@ __device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
 {
     for (int i = threadIdx.x % 128; i < (KV_TILE - valid) * LAT_CHUNKS; i += 128) {
         const int row = valid + i / LAT_CHUNKS, c = i % LAT_CHUNKS;
-        *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_STRIDE + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);
+        *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_BYTES + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);
     }
 }
 

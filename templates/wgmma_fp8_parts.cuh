@@ -246,7 +246,7 @@ __device__ __forceinline__ const unsigned char *vt_group_block(const unsigned ch
 #pragma unroll
     for (int e = 0; e < 4; ++e)
         at[e] = swizzled<128>(2 * (lane % 4) + (e & 1) + 8 * (e >> 1), byte);
-    return k_lat + (c0 / 128) * LAT_BLOCK_STRIDE;
+    return k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
 }
 
 // One 16-token step kk of a group: the fragments of channels c0, c0 + 1
@@ -381,8 +381,8 @@ __device__ __forceinline__ void store_p(unsigned char *pbuf, const unsigned (&pa
             *(unsigned *)(base + (i % 2) * P_SBO + (2 * kc + i / 2) * P_LBO) = pa[kc][i];
 }
 
-// ---- the lazy row state of the role schedules (decode_wgmma_fp8_roles.cu,
-// decode_wgmma_fp8_pair.cu): O and l only need one common scale per row,
+// ---- the role warpgroups' softmax pieces (decode_wgmma_fp8_roles.cu) and
+// their lazy row state: O and l only need one common scale per row,
 // not the true running max (docs/fidelity.md). Reset r to put a tile's
 // largest P' at P_TARGET, a quarter of e4m3's top, so a later tile's max
 // may grow 4x (2 bits) before O needs a rescale; keep r while the largest

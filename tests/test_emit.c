@@ -108,9 +108,8 @@ END_TEST
  * persistent launch, are in the source and compile through NVRTC (the
  * 64-byte RoPE rows of MiniCPM3's dims included). */
 /* The wgmma engine's two paths take their own work item and products: FP8
- * (e4m3 QK, V^T P'^T) on the per-token cache, as the seesaw, in role
- * warpgroups (tile.warps 16) or with one score warpgroup over tile pairs
- * (tile.warps 12), BF16 (bf16 QK, P V with V transposed by the
+ * (e4m3 QK, V^T P'^T) on the per-token cache, as the seesaw or in role
+ * warpgroups (tile.warps 16), BF16 (bf16 QK, P V with V transposed by the
  * instruction, N = latent / 2) on a BF16 cache; all compile through NVRTC
  * (MiniCPM3 dims: N = 128, 64-byte RoPE rows). */
 START_TEST(wgmma_paths_pick_their_products)
@@ -137,16 +136,6 @@ START_TEST(wgmma_paths_pick_their_products)
          "target: {compute: fp8}\n",
          {"setmaxnreg.dec", "wgmma_pvt_fp8", "m64n64k32.f32.e4m3.e4m3"},
          {"decode_item(", "Hopper BF16 path"}},
-        /* tile.warps 12: one score warpgroup, two tiles' scores per product */
-        {"model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_token}\n"
-         "tile: {engine: wgmma, warps: 12, stages: 4}\ntarget: {compute: fp8}\n",
-         {"m64n128k32.f32.e4m3.e4m3", "wgmma_qk_fp8_x2", "score_tiles<2>"},
-         {"decode_item(", "Hopper BF16 path"}},
-        {"model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2}\n"
-         "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma, warps: 12}\n"
-         "target: {compute: fp8}\n",
-         {"m64n128k16.f32.bf16.bf16", "wgmma_qk_bf16_x2", "PAIRED_RING"},
-         {"decode_item(", "wgmma_pv_bf16_rs"}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; ++c) {
         char yaml[512];

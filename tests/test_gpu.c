@@ -113,28 +113,6 @@ static const char *const decode_cases[] = {
     "target: {compute: fp8}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\ncache: {format: fp8_per_token}\n"
     "tile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\nsplit: {policy: balanced}\n",
-    /* the Hopper FP8 path's score warpgroup over tile pairs (tile.warps 12:
-     * paired ring slots, an even number of stages): the same spread */
-    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_token}\n"
-    "tile: {engine: wgmma, warps: 12, stages: 4}\ntarget: {compute: fp8}\n",
-    "model: {latent_dim: 512, rope_dim: 64, q_heads: 1, q_len: 1}\ncache: {format: fp8_per_token}\n"
-    "tile: {engine: wgmma, warps: 12}\ntarget: {compute: fp8}\n",
-    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
-    "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma, warps: 12, stages: 2}\n"
-    "target: {compute: fp8}\n",
-    "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\n"
-    "cache: {format: fp8_per_token, page_size: 128}\ntile: {engine: wgmma, warps: 12, stages: 4}\n"
-    "target: {compute: fp8}\n",
-    "model: {latent_dim: 512, rope_dim: 32, q_heads: 3, q_len: 4}\n"
-    "cache: {format: fp8_per_token, page_size: 32}\ntile: {engine: wgmma, warps: 12}\ntarget: {compute: fp8}\n"
-    "split: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
-    "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2, causal: false}\n"
-    "cache: {format: fp8_per_token, page_size: 16}\ntile: {engine: wgmma, warps: 12}\ntarget: {compute: fp8}\n",
-    "model: {latent_dim: 512, rope_dim: 128, q_heads: 64}\n"
-    "cache: {format: fp8_per_token, page_size: 64}\ntile: {engine: wgmma, warps: 12, stages: 2}\n"
-    "target: {compute: fp8}\n",
-    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\ncache: {format: fp8_per_token}\n"
-    "tile: {engine: wgmma, warps: 12}\ntarget: {compute: fp8}\nsplit: {policy: balanced}\n",
     /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
      * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
      * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off) */
@@ -248,7 +226,6 @@ static const char *const engine_bodies[] = {
     "split: {policy: balanced}\n",
     "cache: {format: fp8_per_tile128}\ntile: {engine: wgmma, stages: 3}\ntarget: {compute: fp8}\n",
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\n",
-    "cache: {format: fp8_per_token}\ntile: {engine: wgmma, warps: 12, stages: 4}\ntarget: {compute: fp8}\n",
 };
 /* The Hopper paths, for the persistent-launch test. */
 static const char *const hopper_bodies[] = {
@@ -256,7 +233,6 @@ static const char *const hopper_bodies[] = {
     "tile: {engine: wgmma}\n",
     "cache: {format: fp8_per_tile128}\ntile: {engine: wgmma, stages: 3}\ntarget: {compute: fp8}\n",
     "cache: {format: fp8_per_token}\ntile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\n",
-    "cache: {format: fp8_per_token}\ntile: {engine: wgmma, warps: 12, stages: 4}\ntarget: {compute: fp8}\n",
 };
 
 START_TEST(decode_long_context_single_request)

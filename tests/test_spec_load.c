@@ -119,8 +119,8 @@ static const bad_case bad_cases[] = {
      "t.yaml:5:16: tile.engine wgmma needs Hopper's warpgroup MMA: target.arch must be sm_90a (given sm_89)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "cache: {format: fp8_per_token}\ntile: {engine: wgmma, q_rows: 32}\ntarget: {compute: fp8}\n",
-     "t.yaml:4:31: tile.engine wgmma works on 64 query rows x 64 tokens with two, three or four "
-     "warpgroups: tile.q_rows 64, tile.kv_tokens 64, tile.warps 8, 12 or 16 (given 32, 64, 8)"},
+     "t.yaml:4:31: tile.engine wgmma works on 64 query rows x 64 tokens with two or four warpgroups: "
+     "tile.q_rows 64, tile.kv_tokens 64, tile.warps 8 or 16 (given 32, 64, 8)"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "tile: {engine: wgmma, warps: 16}\n",
      "t.yaml:3:30: tile.warps 16 (the role warpgroups) is the FP8 path on cache.format fp8_per_token "
@@ -131,23 +131,6 @@ static const bad_case bad_cases[] = {
      "t.yaml:4:30: tile.warps 16 (the role warpgroups) is the FP8 path on cache.format fp8_per_token "
      "with TMA copies: target.compute fp8, cache.page_size 16 or more that divides or is a multiple of 64 "
      "(given fp8 on fp8_per_token, page 1); other paths take tile.warps 8"},
-    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
-     "cache: {format: fp8_per_tile128}\ntile: {engine: wgmma, warps: 12}\ntarget: {compute: fp8}\n",
-     "t.yaml:4:30: tile.warps 12 (one score warpgroup over tile pairs) is the FP8 path on cache.format "
-     "fp8_per_token with TMA copies: target.compute fp8, cache.page_size 16 or more that divides or is a "
-     "multiple of 64 (given fp8 on fp8_per_tile128, page 64); other paths take tile.warps 8"},
-    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
-     "cache: {format: fp8_per_token}\ntile: {engine: wgmma, warps: 12, stages: 3}\ntarget: {compute: fp8}\n",
-     "t.yaml:4:42: tile.warps 12 keeps its ring slots in pairs (two tiles' scores in one product): "
-     "tile.stages must be even (given 3)"},
-    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntile: {warps: 12}\n",
-     "t.yaml:3:15: tile.warps 12 is the FP8 decode's score warpgroup over tile pairs: it needs kernel "
-     "mla_decode on tile.engine wgmma (given mla_decode on simt); other kernels and engines take "
-     "tile.warps 4, 8 or 16"},
-    {"kernel: kv_append\nmodel: {latent_dim: 512, rope_dim: 64}\ntile: {warps: 12}\n",
-     "t.yaml:3:15: tile.warps 12 is the FP8 decode's score warpgroup over tile pairs: it needs kernel "
-     "mla_decode on tile.engine wgmma (given kv_append on simt); other kernels and engines take "
-     "tile.warps 4, 8 or 16"},
     {"kernel: mla_decode\nmodel: {latent_dim: 384, rope_dim: 64, q_heads: 16}\n"
      "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",
      "t.yaml:4:16: tile.engine wgmma splits the output between two warpgroups in 128-channel blocks: "
