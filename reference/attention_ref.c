@@ -1,19 +1,16 @@
 /* The float64 host reference of MLA decode (absorbed, MQA form) and of the
  * split-KV merge: what every GPU result is judged against. */
 #include <math.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bf16.h"
 #include "cache_layout.h"
 #include "decode_problem.h"
 #include "error.h"
 #include "fp8.h"
-
-/* The reference shares a request's rows among up to this many threads. */
-enum { REFERENCE_MAX_THREADS = 32 };
+#include "parallel.h"
 
 /* Query row r as the kernel sees it. BF16 as given, except that the FP8
  * path (target.compute fp8) quantizes the latent part to e4m3 with one scale
@@ -42,21 +39,15 @@ snapmla_status snapmla_ref_decode(const snapmla_problem *p, double *out, double 
     return snapmla_ref_decode_magnitude(p, out, lse, NULL, err);
 }
 
-/* One request's keys (dequantized once) and where its rows' results go;
- * the rows are shared out among threads, each with its own buffers. */
+/* One request's keys (dequantized once) and where its rows' results go. */
 typedef struct request_job {
     const snapmla_problem *p;
-    int b, n, rows, workers;
-    const double *keys;
+    const snapmla_layout *layout;
+    int b, n, rows;
+    double *keys;
     double *out, *lse, *magnitude;
+    atomic_int out_of_memory;
 } request_job;
-
-typedef struct row_worker {
-    const request_job *job;
-    int first;                 /* rows first, first + workers, ... */
-    double *q, *scores;        /* latent+rope, longest+1 */
-    pthread_t thread;
-} row_worker;
 
 /* Row r of request b: softmax over the tokens it sees, the weighted sum of
  * their latents, its LSE and (when asked) its score magnitude. */
@@ -108,73 +99,61 @@ static void reference_row(const request_job *job, int r, double *q, double *scor
     job->lse[row] = m + log(sum);
 }
 
-static void *row_worker_main(void *arg)
+/* Tokens [begin, end) of the request, dequantized into keys. */
+static void load_keys(void *context, size_t begin, size_t end)
 {
-    row_worker *w = arg;
-    for (int r = w->first; r < w->job->rows; r += w->job->workers)
-        reference_row(w->job, r, w->q, w->scores);
-    return NULL;
+    request_job *job = context;
+    const snapmla_problem *p = job->p;
+    int W = p->variant.latent_dim + p->variant.rope_dim, P = p->variant.page_size;
+    const int32_t *table = p->block_table + (size_t)job->b * p->block_table_stride;
+    for (size_t t = begin; t < end; ++t)
+        snapmla_layout_load(job->layout, p->cache + (size_t)table[t / P] * (size_t)p->page_stride,
+                            (int)(t % P), job->keys + t * W);
 }
 
-/* A request's rows on `count` threads (the first on this one). Every row is
- * computed alone in the same order, so the result does not depend on the
- * thread count. A thread that cannot start leaves its rows to this one. */
-static void run_rows(request_job *job, row_worker *workers, int count)
+/* Rows [begin, end) of the request, with this chunk's own buffers. */
+static void reference_rows(void *context, size_t begin, size_t end)
 {
-    job->workers = count;
-    int started[REFERENCE_MAX_THREADS] = {0};
-    for (int i = 0; i < count; ++i) {
-        workers[i].job = job;
-        workers[i].first = i;
-        started[i] = i > 0 && pthread_create(&workers[i].thread, NULL, row_worker_main, &workers[i]) == 0;
-    }
-    for (int i = 0; i < count; ++i)
-        if (!started[i])
-            row_worker_main(&workers[i]);
-    for (int i = 1; i < count; ++i)
-        if (started[i])
-            pthread_join(workers[i].thread, NULL);
+    request_job *job = context;
+    int W = job->p->variant.latent_dim + job->p->variant.rope_dim;
+    double *q = malloc((size_t)W * sizeof *q);
+    double *scores = malloc(((size_t)job->n + 1) * sizeof *scores);
+    if (!q || !scores)
+        atomic_store(&job->out_of_memory, 1);
+    else
+        for (size_t r = begin; r < end; ++r)
+            reference_row(job, (int)r, q, scores);
+    free(q);
+    free(scores);
 }
 
 snapmla_status snapmla_ref_decode_magnitude(const snapmla_problem *p, double *out, double *lse,
                                             double *magnitude, snapmla_error *err)
 {
     const snapmla_variant *v = &p->variant;
-    int W = v->latent_dim + v->rope_dim, P = v->page_size;
+    int W = v->latent_dim + v->rope_dim;
     int rows = v->q_len * v->q_heads, longest = 0;
     for (int b = 0; b < p->batch; ++b)
         longest = p->seqlens[b] > longest ? p->seqlens[b] : longest;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cpus < 1 ? 1 : cpus > REFERENCE_MAX_THREADS ? REFERENCE_MAX_THREADS : (int)cpus;
-    threads = threads > rows ? rows : threads;
     /* the request's tokens, dequantized once, then every row reads them */
     double *keys = malloc(((size_t)longest + 1) * W * sizeof *keys);
-    row_worker workers[REFERENCE_MAX_THREADS] = {{0}};
-    int ok = keys != NULL;
-    for (int i = 0; i < threads; ++i) {
-        workers[i].q = malloc((size_t)W * sizeof *workers[i].q);
-        workers[i].scores = malloc(((size_t)longest + 1) * sizeof *workers[i].scores);
-        ok = ok && workers[i].q && workers[i].scores;
-    }
-    if (ok) {
-        snapmla_layout layout = snapmla_layout_of(v);
-        for (int b = 0; b < p->batch; ++b) {
-            int n = p->seqlens[b];
-            const int32_t *table = p->block_table + (size_t)b * p->block_table_stride;
-            for (int t = 0; t < n; ++t)
-                snapmla_layout_load(&layout, p->cache + (size_t)table[t / P] * (size_t)p->page_stride,
-                                    t % P, keys + (size_t)t * W);
-            request_job job = {.p = p, .b = b, .n = n, .rows = rows, .keys = keys,
-                               .out = out, .lse = lse, .magnitude = magnitude};
-            /* threads only pay off past about a million multiply-adds */
-            int count = (double)rows * n * W < 1e6 ? 1 : threads;
-            run_rows(&job, workers, count);
-        }
+    if (!keys)
+        return snapmla_fail(err, SNAPMLA_ERR_NOMEM, "reference: out of host memory");
+    snapmla_layout layout = snapmla_layout_of(v);
+    int out_of_memory = 0;
+    for (int b = 0; b < p->batch && !out_of_memory; ++b) {
+        request_job job = {.p = p, .layout = &layout, .b = b, .n = p->seqlens[b], .rows = rows,
+                           .keys = keys, .out = out, .lse = lse, .magnitude = magnitude};
+        atomic_init(&job.out_of_memory, 0);
+        snapmla_parallel_for((size_t)job.n, 4096, load_keys, &job);
+        /* a row is n x (latent + rope) multiply-adds, twice: threads pay off
+         * past about a million of them */
+        size_t row_work = (size_t)job.n * W + 1;
+        snapmla_parallel_for((size_t)rows, row_work >= 1000000 ? 1 : 1000000 / row_work, reference_rows, &job);
+        out_of_memory = atomic_load(&job.out_of_memory);
     }
     free(keys);
-    for (int i = 0; i < threads; ++i)
-        free(workers[i].q), free(workers[i].scores);
-    return ok ? snapmla_ok(err) : snapmla_fail(err, SNAPMLA_ERR_NOMEM, "reference: out of host memory");
+    return out_of_memory ? snapmla_fail(err, SNAPMLA_ERR_NOMEM, "reference: out of host memory") : snapmla_ok(err);
 }
 
 void snapmla_ref_combine(int batch, int splits, int rows, int latent, const float *o_part,
