@@ -392,7 +392,11 @@ enum { PREBUILD_MAX = DECODE_CASES + COUNT_OF(engine_bodies) * COUNT_OF(engine_t
 
 static void prebuild_decode_kernels(const char *only)
 {
-    static char bodies[PREBUILD_MAX][1024];
+    char (*bodies)[1024] = malloc(PREBUILD_MAX * sizeof *bodies);
+    if (!bodies) {   /* the tests then compile their own kernels */
+        printf("test_gpu: no memory to prebuild the kernels\n");
+        return;
+    }
     size_t texts = 0;
     for (int i = 0; i < DECODE_CASES; ++i)
         if (case_selected(decode_cases[i], only))
@@ -413,6 +417,7 @@ static void prebuild_decode_kernels(const char *only)
         variants[count] = &specs[count]->variants[0];
         ++count;
     }
+    free(bodies);
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     const int threads = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
     const double wall = snapmla_build_pool(ctx, variants, count, threads, binaries, errors);
