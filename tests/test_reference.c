@@ -9,11 +9,13 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "parallel.h"
 #include "reference.h"
 #include "run_suite.h"
 
@@ -599,6 +601,64 @@ START_TEST(problem_is_deterministic_in_its_seed)
 }
 END_TEST
 
+/* A problem large enough to be made and referenced on several threads
+ * (over 2048 tokens a thread, over a million multiply-adds a row) gives
+ * the same bytes and the same float64 answer every time. */
+START_TEST(threaded_problem_and_reference_repeat_exactly)
+{
+    snapmla_variant v = variant_of(512, 64, 8, 2, 1, 64, SNAPMLA_ROPE_PLANAR);
+    v.cache_format = SNAPMLA_FORMAT_FP8_PER_TOKEN;
+    const int32_t seqlens[] = {9000, 0, 2500};
+    snapmla_problem a = make(&v, 3, seqlens, 0, g_seed), b = make(&v, 3, seqlens, 0, g_seed);
+    ck_assert_int_eq(memcmp(a.cache, b.cache, (size_t)(a.num_pages * a.page_stride)), 0);
+    size_t rows = 3 * 16;
+    double *out[2], *lse[2];
+    snapmla_error err;
+    for (int i = 0; i < 2; ++i) {
+        out[i] = malloc(rows * 512 * sizeof(double));
+        lse[i] = malloc(rows * sizeof(double));
+        ck_assert_ptr_nonnull(out[i]);
+        ck_assert_ptr_nonnull(lse[i]);
+        ck_assert_int_eq(snapmla_ref_decode(i ? &b : &a, out[i], lse[i], &err), SNAPMLA_OK);
+    }
+    ck_assert_int_eq(memcmp(out[0], out[1], rows * 512 * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(lse[0], lse[1], rows * sizeof(double)), 0);
+    ck_assert(isinf(lse[0][16]));   /* the empty request's rows see nothing */
+    ck_assert(isfinite(lse[0][0]) && isfinite(lse[0][47]));
+    for (int i = 0; i < 2; ++i)
+        free(out[i]), free(lse[i]);
+    snapmla_problem_free(&a);
+    snapmla_problem_free(&b);
+}
+END_TEST
+
+/* snapmla_parallel_for visits every index once, for loops smaller and
+ * larger than a thread's share. */
+static void count_visits(void *context, size_t begin, size_t end)
+{
+    atomic_int *visits = context;
+    for (size_t i = begin; i < end; ++i)
+        atomic_fetch_add(&visits[i], 1);
+}
+
+START_TEST(parallel_for_visits_each_index_once)
+{
+    static const size_t counts[] = {0, 1, 7, 1000, 100003};
+    static const size_t mins[] = {0, 1, 10, 4096};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; ++c)
+        for (size_t m = 0; m < sizeof mins / sizeof mins[0]; ++m) {
+            atomic_int *visits = calloc(counts[c] + 1, sizeof *visits);
+            ck_assert_ptr_nonnull(visits);
+            snapmla_parallel_for(counts[c], mins[m], count_visits, visits);
+            for (size_t i = 0; i < counts[c]; ++i)
+                ck_assert_msg(atomic_load(&visits[i]) == 1, "count %zu min %zu: index %zu visited %d times",
+                              counts[c], mins[m], i, atomic_load(&visits[i]));
+            ck_assert_int_eq(atomic_load(&visits[counts[c]]), 0);
+            free(visits);
+        }
+}
+END_TEST
+
 /* ---- combine ------------------------------------------------------------- */
 
 START_TEST(combine_of_hand_splits_equals_decode)
@@ -812,6 +872,8 @@ int main(void)
     tcase_add_test(tc, problem_poisons_exactly_the_unused_bytes);
     tcase_add_test(tc, problem_block_tables_use_distinct_valid_pages);
     tcase_add_test(tc, problem_is_deterministic_in_its_seed);
+    tcase_add_test(tc, threaded_problem_and_reference_repeat_exactly);
+    tcase_add_test(tc, parallel_for_visits_each_index_once);
     tcase_add_test(tc, combine_of_hand_splits_equals_decode);
     tcase_add_test(tc, append_writes_valid_slots_only);
     tcase_add_test(tc, append_quantizes_like_the_layout);
