@@ -266,15 +266,9 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             // a row that sees nothing: P = exp2(-inf) = 0
             m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * row_scale_log2[h];
         }
-        float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int h = (i / 2) % 2;
-            const float e = fast_exp2(fmaf(s[i], row_scale_log2[h], -m_scaled[h]));
-            part_sum[2 * h + (i / 4) % 2] += e;
-            // scale fusion: V's per-token scale (per scale group: below)
-            s[i] = SCALE_GROUPS == 1 ? e * token_scale[2 * (i / 4) + i % 2] : e;
-        }
+        // scale fusion: V's per-token scale here (per scale group: below)
+        float part_sum[4];
+        exponentials<SCALE_GROUPS == 1>(s, row_scale_log2, m_scaled, token_scale, part_sum);
 #pragma unroll
         for (int h = 0; h < 2; ++h)
             row_sum[h] = row_sum[h] * alpha[h] + quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);

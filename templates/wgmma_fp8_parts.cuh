@@ -397,9 +397,28 @@ struct TileRowStats {
     float max[2], sum[2], p_max[2];
 };
 
+// e = exp2(s scale_log2 - offset) per row half of a score tile, summed
+// into part_sum (two chains per row half); s becomes e, times V's
+// per-token scale when FUSE (scale fusion: V's scale into P).
+template <bool FUSE>
+__device__ __forceinline__ void exponentials(float (&s)[32], const float (&scale_log2)[2], const float (&offset)[2],
+                                             const float (&token_scale)[16], float (&part_sum)[4])
+{
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+        part_sum[k] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const int h = (i / 2) % 2;
+        const float e = fast_exp2(fmaf(s[i], scale_log2[h], -offset[h]));
+        part_sum[2 * h + (i / 4) % 2] += e;
+        s[i] = FUSE ? e * token_scale[2 * (i / 4) + i % 2] : e;
+    }
+}
+
 // A score tile's exponentials against the tile's own row max (off the
-// chain of row states): s becomes e v_scale (scale fusion: V's per-token
-// scale into P). scale_log2: softmax scale x log2 e x the row's q_s.
+// chain of row states): s becomes e v_scale. scale_log2: softmax scale x
+// log2 e x the row's q_s.
 __device__ __forceinline__ TileRowStats tile_exponentials(float (&s)[32], const float (&token_scale)[16],
                                                           const float (&scale_log2)[2])
 {
@@ -411,14 +430,8 @@ __device__ __forceinline__ TileRowStats tile_exponentials(float (&s)[32], const 
         // a row that sees nothing in this tile: e = exp2(-inf) = 0
         max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
     }
-    float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-        const int h = (i / 2) % 2;
-        const float e = fast_exp2(fmaf(s[i], scale_log2[h], -max_scaled[h]));
-        part_sum[2 * h + (i / 4) % 2] += e;
-        s[i] = e * token_scale[2 * (i / 4) + i % 2];
-    }
+    float part_sum[4];
+    exponentials<true>(s, scale_log2, max_scaled, token_scale, part_sum);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         t.sum[h] = quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
