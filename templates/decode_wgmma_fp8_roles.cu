@@ -12,7 +12,7 @@
 //             local   e = exp2(c (S - the tile's own row max)), their row
 //                     sum, and the row max of e v_scale
 //             chain   the row state after tile t-1 in (sfull(t-1), from
-//                     the other S); lazily (wgmma_fp8_parts.cuh): the max m'
+//                     the other S); lazily (lazy_row_update below): the max m'
 //                     and P's e4m3 factor r kept while the tile's P' fits,
 //                     else moved; the row sum, O's factor (1 when kept);
 //                     the state after t out (sfull(t)). A few instructions
@@ -61,8 +61,6 @@ constexpr int SCORE_REGS = 80, OUTPUT_REGS = 176;
 static_assert(128 * 2 * (SCORE_REGS + OUTPUT_REGS) <= 65536, "the register file");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
 constexpr int COPIER = 2 * 128;      // thread 0 of O0
-// (The lazy row state's P_TARGET, P_FLOOR and BETA_MAX: wgmma_fp8_parts.cuh.)
-
 // Shared memory (wgmma_fp8_parts.cuh; P' buffers and row-state slots by
 // g % P_SLOTS), then the hand-over mbarriers, per P slot.
 static_assert(P_SLOTS == STATE_SLOTS && SCALE_GROUPS == 1, "one P' and one row state per slot");
@@ -82,6 +80,113 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
 
 // mbarrier phase parity of the n-th use of a slot: uses n = g / slots.
 __device__ __forceinline__ unsigned parity_of(int g, int slots) { return (unsigned)(g / slots) & 1u; }
+
+// The score warpgroups' softmax pieces and their lazy row state: O and l
+// only need one common scale per row, not the true running max
+// (docs/fidelity.md). Reset r to put a tile's
+// largest P' at P_TARGET, a quarter of e4m3's top, so a later tile's max
+// may grow 4x (2 bits) before O needs a rescale; keep r while the largest
+// P' stays above P_FLOOR (e4m3 keeps its relative precision down to 2^-6:
+// P' at P_FLOOR still has 2^9 below it in the normal range) and the max's
+// factor beta stays <= BETA_MAX (l stays finite).
+constexpr float P_TARGET = 112.f, P_FLOOR = 7.f, BETA_MAX = 256.f;
+
+// What one tile's exponentials give per row half h: its largest raw score,
+// the sum of its e, and its largest e v_scale.
+struct TileRowStats {
+    float max[2], sum[2], p_max[2];
+};
+
+// A score tile's exponentials against the tile's own row max (off the
+// chain of row states): s becomes e v_scale. scale_log2: softmax scale x
+// log2 e x the row's q_s.
+__device__ __forceinline__ TileRowStats tile_exponentials(float (&s)[32], const float (&token_scale)[16],
+                                                          const float (&scale_log2)[2])
+{
+    TileRowStats t;
+    float max_scaled[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        t.max[h] = quad_max(max_of_row(s, h));
+        // a row that sees nothing in this tile: e = exp2(-inf) = 0
+        max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
+    }
+    float part_sum[4];
+    exponentials<true>(s, scale_log2, max_scaled, token_scale, part_sum);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        t.sum[h] = quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
+        t.p_max[h] = quad_max(fmaxf(max_of_row(s, h), 0.f));
+    }
+    return t;
+}
+
+// One row's state (max, sum, r) after tile stats t of row half h: kept
+// while the tile's largest P' at them, r beta p_max, stays in [P_FLOOR,
+// P_HIGH] and beta <= BETA_MAX (then O's factor is 1 and its rescale is
+// skipped), else moved to the true max and r reset. factor: O's;
+// p_factor: e's to P'; rescale is set when O's factor is not 1.
+__device__ __forceinline__ void lazy_row_update(float &row_max, float &row_sum, float &row_r,
+                                                const TileRowStats &t, int h, float scale_log2, float &factor,
+                                                float &p_factor, bool &rescale)
+{
+    const float beta_keep = t.max[h] == -inf_f32() ? 0.f : fast_exp2((t.max[h] - row_max) * scale_log2);
+    const float mx_keep = beta_keep * t.p_max[h] * row_r;
+    if (beta_keep <= BETA_MAX && mx_keep <= P_HIGH && (mx_keep >= P_FLOOR || mx_keep == 0.f)) {
+        factor = 1.f;
+        p_factor = row_r * beta_keep;
+        row_sum += beta_keep * t.sum[h];
+        return;
+    }
+    const float m_new = fmaxf(row_max, t.max[h]);
+    const float alpha = row_max == -inf_f32() ? 1.f : fast_exp2((row_max - m_new) * scale_log2);
+    const float beta = t.max[h] == -inf_f32() ? 0.f : fast_exp2((t.max[h] - m_new) * scale_log2);
+    row_max = m_new;
+    row_sum = row_sum * alpha + beta * t.sum[h];
+    const float mx = beta * t.p_max[h];
+    const float r_new = mx > 0.f ? fminf(__fdividef(P_TARGET, mx), 1.2676506e30f) : row_r;
+    factor = alpha * __fdividef(r_new, row_r);
+    row_r = r_new;
+    p_factor = r_new * beta;
+    rescale = rescale || factor != 1.f;
+}
+
+// The row state after a tile into its slot st: per warp of 16 rows a flag
+// (some factor is not 1), per row (the quad's first thread) max, sum, r and
+// O's factor.
+__device__ __forceinline__ void write_row_state(float *st, const int (&row)[2], const float (&row_max)[2],
+                                                const float (&row_sum)[2], const float (&row_r)[2],
+                                                const float (&factor)[2], bool rescale, int warp, int lane)
+{
+    if (lane == 0)
+        ((int *)st)[ST_FLAGS + warp] = rescale;
+    if (lane % 4 == 0) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            st[ST_MAX + row[h]] = row_max[h];
+            st[ST_SUM + row[h]] = row_sum[h];
+            st[ST_R + row[h]] = row_r[h];
+            st[ST_FACTOR + row[h]] = factor[h];
+        }
+    }
+}
+
+// P' = s p_factor (per row half) to e4m3, into P buffer pbuf (store_p).
+__device__ __forceinline__ void store_p_scaled(unsigned char *pbuf, const float (&s)[32], const float (&p_factor)[2],
+                                               int warp, int lane)
+{
+    unsigned pa[2][4];
+#pragma unroll
+    for (int kc = 0; kc < 2; ++kc) {
+        const int i = 16 * kc;
+        const float f0 = p_factor[0], f1 = p_factor[1];
+        pa[kc][0] = e4m3x4(s[i + 0] * f0, s[i + 1] * f0, s[i + 4] * f0, s[i + 5] * f0);
+        pa[kc][1] = e4m3x4(s[i + 2] * f1, s[i + 3] * f1, s[i + 6] * f1, s[i + 7] * f1);
+        pa[kc][2] = e4m3x4(s[i + 8] * f0, s[i + 9] * f0, s[i + 12] * f0, s[i + 13] * f0);
+        pa[kc][3] = e4m3x4(s[i + 10] * f1, s[i + 11] * f1, s[i + 14] * f1, s[i + 15] * f1);
+    }
+    store_p(pbuf, pa, warp, lane);
+}
 
 // S_w's tiles of one work item (w = 0, 1).
 __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayout &m, int4 item, int splits,
