@@ -261,14 +261,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             row_max[h] = m_new;
             m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * scale_log2;   // a row that sees nothing: P = 0
         }
-        float part_sum[4] = {0.f, 0.f, 0.f, 0.f};   // two chains per row half
+        float part_sum[4];                          // two chains per row half
+        const float row_scale_log2[2] = {scale_log2, scale_log2};
+        row_exponentials(s, row_scale_log2, m_scaled, part_sum);
         unsigned pa[KV_TILE / 16][4];               // P as the A fragments of the own product
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            const int h = (i / 2) % 2;
-            s[i] = fast_exp2(fmaf(s[i], scale_log2, -m_scaled[h]));
-            part_sum[2 * h + (i / 4) % 2] += s[i];
-        }
 #pragma unroll
         for (int kk = 0; kk < KV_TILE / 16; ++kk)
 #pragma unroll

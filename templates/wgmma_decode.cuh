@@ -123,6 +123,30 @@ __device__ __forceinline__ float max_of_row(const float (&s)[32], int h)
     return max_of_row([&](int i) { return s[i]; }, h);
 }
 
+// e = exp2(s scale_log2 - offset) per row half of a score tile, summed
+// into part_sum (two chains per row half); s[i] becomes times(i, e), or e.
+template <typename Times>
+__device__ __forceinline__ void row_exponentials(float (&s)[32], const float (&scale_log2)[2],
+                                                 const float (&offset)[2], float (&part_sum)[4], Times times)
+{
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+        part_sum[k] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        const int h = (i / 2) % 2;
+        const float e = fast_exp2(fmaf(s[i], scale_log2[h], -offset[h]));
+        part_sum[2 * h + (i / 4) % 2] += e;
+        s[i] = times(i, e);
+    }
+}
+
+__device__ __forceinline__ void row_exponentials(float (&s)[32], const float (&scale_log2)[2],
+                                                 const float (&offset)[2], float (&part_sum)[4])
+{
+    row_exponentials(s, scale_log2, offset, part_sum, [](int, float e) { return e; });
+}
+
 // Issues S += Q_rope K_rope^T (BF16 wgmma over the RoPE swizzle blocks)
 // into the open group; the caller fences, commits and waits.
 __device__ __forceinline__ void issue_rope_scores(float (&s)[32], unsigned long long q_rope_desc,

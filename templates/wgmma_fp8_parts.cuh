@@ -381,23 +381,14 @@ __device__ __forceinline__ void store_p(unsigned char *pbuf, const unsigned (&pa
             *(unsigned *)(base + (i % 2) * P_SBO + (2 * kc + i / 2) * P_LBO) = pa[kc][i];
 }
 
-// e = exp2(s scale_log2 - offset) per row half of a score tile, summed
-// into part_sum (two chains per row half); s becomes e, times V's
-// per-token scale when FUSE (scale fusion: V's scale into P).
+// row_exponentials, with s becoming e times V's per-token scale when FUSE
+// (scale fusion: V's scale into P).
 template <bool FUSE>
 __device__ __forceinline__ void exponentials(float (&s)[32], const float (&scale_log2)[2], const float (&offset)[2],
                                              const float (&token_scale)[16], float (&part_sum)[4])
 {
-#pragma unroll
-    for (int k = 0; k < 4; ++k)
-        part_sum[k] = 0.f;
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-        const int h = (i / 2) % 2;
-        const float e = fast_exp2(fmaf(s[i], scale_log2[h], -offset[h]));
-        part_sum[2 * h + (i / 4) % 2] += e;
-        s[i] = FUSE ? e * token_scale[2 * (i / 4) + i % 2] : e;
-    }
+    row_exponentials(s, scale_log2, offset, part_sum,
+                     [&](int i, float e) { return FUSE ? e * token_scale[2 * (i / 4) + i % 2] : e; });
 }
 
 }  // namespace snapmla
