@@ -19,6 +19,7 @@
 //   2. take tile t-1's row state (max, sum, O's factor) from the other
 //      warpgroup; rescale O, O += P(t-1) V(t-1) with P(t-1) from the P
 //      buffer, retired at once: the P buffer and t-1's slot are free here
+//      (warpgroup 1: right behind step 3's QK instead, retired with it)
 //   3. QK(t), scores masked; the rows of a range's last tile past its end
 //      zeroed (clear_tail)
 //   4. softmax of t (online, in registers)
