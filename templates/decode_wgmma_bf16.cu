@@ -177,10 +177,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const unsigned long long p_desc = latent_desc(m.p);
 
     // The other warpgroup's tile u, once it is out: its row state (this
-    // warpgroup's chain), then O += P(u) V(u) over this warpgroup's channels
-    // (issue_other); retire_other waits for that product, which frees u's
-    // slot for the next copy and the P buffer for this warpgroup's next P.
-    auto issue_other = [&](int u) {
+    // warpgroup's chain), then O += P(u) V(u) over this warpgroup's channels,
+    // retired at once (with any QK issued before it): u's slot is then free
+    // for the next copy and the P buffer for this warpgroup's next P.
+    auto other_tile = [&](int u) {
         named_barrier(BAR_STATE + u % 2, 256);     // P(u) and its row state are out
         mbarrier_wait(full + slot(u), phase(u));   // (already complete: its owner saw it) TMA's bytes, this side
         float f[2];
@@ -197,8 +197,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         for (int kk = 0; kk < KV_TILE / 16; ++kk)
             wgmma_pv_bf16_ss(o, desc_plus(p_desc, kk * 32), desc_plus(v, kk * 16 * 128), 1);
         wgmma_commit();
-    };
-    auto retire_other = [&](int u) {
         wait_products();
         mbarrier_arrive(used + slot(u));
     };
@@ -217,8 +215,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 
         // ---- 2. the other's tile t-1: its row state, O += P(t-1) V(t-1) ----
         if (t > 0 && !qk_first) {
-            issue_other(t - 1);
-            retire_other(t - 1);
+            other_tile(t - 1);
             if (STAGES > 2)
                 refill(t);
         }
@@ -240,8 +237,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         issue_rope_scores(s, q_rope_desc, k_rope_desc);
         wgmma_commit();
         if (t > 0 && qk_first) {   // the other's product right behind the QK, both retired here
-            issue_other(t - 1);
-            retire_other(t - 1);
+            other_tile(t - 1);
             if (STAGES > 2)
                 refill(t);
         } else {
@@ -305,10 +301,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     wait_products();
     if (own_pending >= 0)
         mbarrier_arrive(used + slot(own_pending));
-    if (tiles > 0 && (tiles - 1) % 2 != wg) {   // the last tile is the other's
-        issue_other(tiles - 1);
-        retire_other(tiles - 1);
-    }
+    if (tiles > 0 && (tiles - 1) % 2 != wg)   // the last tile is the other's
+        other_tile(tiles - 1);
 
     // ---- epilogue: O / l per query row, lse ----
     const bool direct = range.splits == 1;   // the same for the whole CTA
