@@ -21,31 +21,25 @@
         }                                                                                \
     } while (0)
 
-__device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+// The kernels' own mbarrier and bulk-copy helpers (templates/wgmma.cuh),
+// given the one prelude function they use; the rest of the prelude is
+// filled in by the generator.
+namespace snapmla {
+__device__ __forceinline__ unsigned smem_address(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+}  // namespace snapmla
+#include "../../templates/wgmma.cuh"
+using namespace snapmla;
 
-__device__ __forceinline__ void bar_wait(unsigned bar, unsigned parity)
-{
-    asm volatile("{\n.reg .pred done;\nWAIT:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-                 "@!done bra WAIT;\n}\n" ::"r"(bar), "r"(parity)
-                 : "memory");
-}
-
-// Copy tile `i` of this CTA into `slot`: one bulk copy per 8 KB piece, as the
-// decode's TMA boxes are about that size.
+// Copy tile `tile` of this CTA into `slot`: one bulk copy per 8 KB piece, as
+// the decode's TMA boxes are about that size.
 __device__ __forceinline__ void copy_tile(unsigned char *ring, unsigned long long *bars, int slot, const char *src,
                                           long long src_tiles, int tile_bytes, long long tile)
 {
-    const unsigned bar = smem_addr(bars + slot);
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(tile_bytes) : "memory");
+    mbarrier_expect_bytes(bars + slot, tile_bytes);
     const long long at = (tile * 7919 + blockIdx.x * 104729LL) % src_tiles * tile_bytes;
-    for (int off = 0; off < tile_bytes; off += 8192) {
-        const int n = tile_bytes - off < 8192 ? tile_bytes - off : 8192;
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                         smem_addr(ring + slot * tile_bytes + off)),
-                     "l"(src + at + off), "r"(n), "r"(bar)
-                     : "memory");
-    }
+    for (int off = 0; off < tile_bytes; off += 8192)
+        bulk_load(ring + slot * tile_bytes + off, src + at + off, tile_bytes - off < 8192 ? tile_bytes - off : 8192,
+                  bars + slot);
 }
 
 extern "C" __global__ void __launch_bounds__(32, 1)
@@ -56,14 +50,14 @@ pull_tiles(const char *src, long long src_tiles, int tile_bytes, int slots, int 
     if (threadIdx.x != 0)
         return;
     for (int s = 0; s < slots; ++s)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bars + s)));
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        mbarrier_init(bars + s, 1);
+    fence_mbarrier_init();
     for (int i = 0; i < slots && i < tiles; ++i)
         copy_tile(ring, bars, i, src, src_tiles, tile_bytes, i);
     int acc = 0;
     for (int i = 0; i < tiles; ++i) {
         const int slot = i % slots;
-        bar_wait(smem_addr(bars + slot), (unsigned)(i / slots) & 1u);
+        mbarrier_wait(bars + slot, (unsigned)(i / slots) & 1u);
         acc += ring[slot * tile_bytes + (i & 127)];   // touch the tile (generic proxy, after the wait)
         if (i + slots < tiles)
             copy_tile(ring, bars, slot, src, src_tiles, tile_bytes, i + slots);
