@@ -200,6 +200,13 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         wait_products();
         mbarrier_arrive(used + slot(u));
     };
+    // The other's tile t-1 at own tile t; with more than two slots its
+    // release lets the refill of t-2's slot go out (with two, step 1 did).
+    auto other_then_refill = [&](int t) {
+        other_tile(t - 1);
+        if (STAGES > 2)
+            refill(t);
+    };
     // Warpgroup 0 takes the other's tile before its QK, warpgroup 1 after
     // (the header says why).
     const bool qk_first = wg == 1;
@@ -214,11 +221,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             refill(t);
 
         // ---- 2. the other's tile t-1: its row state, O += P(t-1) V(t-1) ----
-        if (t > 0 && !qk_first) {
-            other_tile(t - 1);
-            if (STAGES > 2)
-                refill(t);
-        }
+        if (t > 0 && !qk_first)
+            other_then_refill(t);
 
         // ---- 3. S = Q K^T (latent, then RoPE) ----
         const unsigned char *k_lat = lat_of(t);
@@ -237,9 +241,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         issue_rope_scores(s, q_rope_desc, k_rope_desc);
         wgmma_commit();
         if (t > 0 && qk_first) {   // the other's product right behind the QK, both retired here
-            other_tile(t - 1);
-            if (STAGES > 2)
-                refill(t);
+            other_then_refill(t);
         } else {
             wgmma_wait<0>();
         }
