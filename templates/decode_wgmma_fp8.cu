@@ -159,7 +159,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
                 for (int mb = 0; mb < MBLOCKS; ++mb)
                     if (WG_SCALE_GROUPS == 1 || mb / 2 == sg)
-                        scale_o_block(o[mb], f);
+                        scale_columns(o[mb], f);
             }
         }
         unsigned a[MBLOCKS][2][4];
@@ -226,17 +226,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             }
         }
         load_token_scales(k_scale, quad, SCALE_GROUPS - 1, token_scale);
-        // The K scale on the columns (the row's q_s is in row_scale_log2).
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            s[i] *= token_scale[2 * (i / 4) + i % 2];
+        scale_columns(s, token_scale);   // the K scale (the row's q_s is in row_scale_log2)
 
         // ---- the RoPE part, BF16 ----
-        wgmma_fence();
-        issue_rope_scores(s, q_rope_desc, k_rope_desc);
-        wgmma_commit();
-        wgmma_wait<0>();
-        fence_registers(s);
+        add_rope_scores(s, q_rope_desc, k_rope_desc);
         if (KV_TMA && t0 + KV_TILE > t_end)
             clear_tail(ring + slot(t) * STAGE_BYTES, t_end - t0);
 

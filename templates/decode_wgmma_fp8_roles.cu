@@ -238,14 +238,8 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         fence_registers(s);
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}: K's scale, then V's (the same)
         load_token_scales(k_scale, quad, 0, token_scale);
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            s[i] *= token_scale[2 * (i / 4) + i % 2];
-        wgmma_fence();
-        issue_rope_scores(s, q_rope_desc, k_rope_desc);
-        wgmma_commit();
-        wgmma_wait<0>();
-        fence_registers(s);
+        scale_columns(s, token_scale);
+        add_rope_scores(s, q_rope_desc, k_rope_desc);
         if (t0 + KV_TILE > t_end)   // rows past the range: zero V before any product (clear_tail)
             clear_tail(m.ring + g % STAGES * STAGE_BYTES, t_end - t0);
         if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
@@ -340,7 +334,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
             load_column_pairs(st + ST_FACTOR, quad, f);
 #pragma unroll
             for (int mb = 0; mb < MBLOCKS; ++mb)
-                scale_o_block(o[mb], f);
+                scale_columns(o[mb], f);
         }
         load_vt_quarter(slot, a[0][0], a[0][1], ow, warp, lane, 0, 0);
 #pragma unroll

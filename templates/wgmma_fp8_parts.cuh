@@ -315,13 +315,25 @@ __device__ __forceinline__ void load_vt_fragments(const unsigned char *k_lat, un
     }
 }
 
-// One m64 block of O^T times its rows' factors f (query rows 8 j + 2 quad
-// + {0, 1}: this thread's columns of the block, load_column_pairs).
-__device__ __forceinline__ void scale_o_block(float (&o)[32], const float (&f)[16])
+// An m64n64 accumulator times per-column factors f (columns 8 j + 2 quad
+// + {0, 1}: this thread's, load_column_pairs' order): a score tile times its
+// tokens' scales, or a block of O^T times its query rows' factors.
+__device__ __forceinline__ void scale_columns(float (&acc)[32], const float (&f)[16])
 {
 #pragma unroll
     for (int i = 0; i < 32; ++i)
-        o[i] *= f[2 * (i / 4) + i % 2];
+        acc[i] *= f[2 * (i / 4) + i % 2];
+}
+
+// The RoPE part of a score tile (BF16 wgmma) added to s, retired at once.
+__device__ __forceinline__ void add_rope_scores(float (&s)[32], unsigned long long q_rope_desc,
+                                                unsigned long long k_rope_desc)
+{
+    wgmma_fence();
+    issue_rope_scores(s, q_rope_desc, k_rope_desc);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_registers(s);
 }
 
 // A work item's output from this warpgroup's O^T (channels of warpgroup
