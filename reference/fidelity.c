@@ -22,6 +22,7 @@ const char *snapmla_recipe_name(snapmla_recipe recipe)
         [SNAPMLA_RECIPE_PER_TILE128] = "FP8 latent per-tile128, RoPE BF16 (FlashMLA)",
         [SNAPMLA_RECIPE_PER_TILE128_EXACT] = "per-tile128 with exact (not pow2) scales",
         [SNAPMLA_RECIPE_PER_TOKEN_SMOOTH] = "per-token + static per-channel equalization",
+        [SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED] = "per-token, RoPE BF16 divided by its scale",
     };
     return recipe < SNAPMLA_RECIPE_COUNT ? names[recipe] : "?";
 }
@@ -165,6 +166,25 @@ static void smooth(const snapmla_fidelity_config *c, const float *in, float *out
     free(e);
 }
 
+/* Per-token, with the RoPE part stored as BF16 of RoPE / the token's latent
+ * scale (SnapMLA's engine, so that QK takes the scale once, after both
+ * parts): one more BF16 rounding, of the quotient; the product multiplies
+ * the scale back in fp32. */
+static void rope_divided(const snapmla_fidelity_config *c, const float *in, float *out)
+{
+    int L = c->latent_dim, W = L + c->rope_dim;
+    through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, in, out, NULL);
+    for (int t = 0; t < c->context; ++t) {
+        const float *row = in + (size_t)t * W;
+        float amax = 0;
+        for (int i = 0; i < L; ++i)
+            amax = fmaxf(amax, fabsf(row[i]));
+        float scale = snapmla_fp8_group_scale(amax, 0);
+        for (int i = L; i < W; ++i)
+            out[(size_t)t * W + i] = to_bf16_value(row[i] / scale) * scale;
+    }
+}
+
 /* ---- attention ----------------------------------------------------------- */
 
 enum { SCORE_SPREAD = 3 };
@@ -284,6 +304,7 @@ snapmla_status snapmla_fidelity_run(const snapmla_fidelity_config *c,
             break;
         case SNAPMLA_RECIPE_PER_TILE128_EXACT: per_tile_exact(c, cache, quantized); break;
         case SNAPMLA_RECIPE_PER_TOKEN_SMOOTH: smooth(c, cache, quantized); break;
+        case SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED: rope_divided(c, cache, quantized); break;
         case SNAPMLA_RECIPE_COUNT: break;
         }
         for (int set = 0; set < c->queries; ++set) {

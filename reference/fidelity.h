@@ -16,6 +16,7 @@ typedef enum snapmla_recipe {
     SNAPMLA_RECIPE_PER_TILE128,      /* FlashMLA: 4 scales per token (pow2), RoPE BF16 */
     SNAPMLA_RECIPE_PER_TILE128_EXACT,/* the same with exact amax/448 scales */
     SNAPMLA_RECIPE_PER_TOKEN_SMOOTH, /* per-token after static per-channel equalization */
+    SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED, /* per-token, RoPE stored BF16 divided by the token's scale */
     SNAPMLA_RECIPE_COUNT
 } snapmla_recipe;
 

@@ -299,8 +299,10 @@ START_TEST(combine_reference_merges_splits)
 END_TEST
 
 /* The study's headline, on a small fixed case: per-token beats naive FP8 on
- * latents with outlier channels, and exact per-tile128 scales beat
- * power-of-two ones. Deterministic (fixed seed). */
+ * latents with outlier channels, exact per-tile128 scales beat
+ * power-of-two ones, and RoPE stored divided by the token's scale is as good
+ * as RoPE stored as it is (a wrong scale on that part would show at once).
+ * Deterministic (fixed seed). */
 START_TEST(fidelity_ranks_the_recipes)
 {
     snapmla_fidelity_config c = {.latent_dim = 512, .rope_dim = 64, .q_heads = 4, .context = 4096,
@@ -317,6 +319,9 @@ START_TEST(fidelity_ranks_the_recipes)
                   "per-token %g naive %g", rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2,
                   rows[SNAPMLA_RECIPE_NAIVE_FP8].rel_l2);
     ck_assert(rows[SNAPMLA_RECIPE_PER_TILE128_EXACT].rel_l2 < rows[SNAPMLA_RECIPE_PER_TILE128].rel_l2);
+    const double divided = rows[SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED].rel_l2;
+    ck_assert_msg(fabs(divided - rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2) < 0.02 * rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2,
+                  "RoPE divided %g, per-token %g", divided, rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2);
 }
 END_TEST
 
