@@ -49,6 +49,9 @@ for round in $(seq "${ROUNDS:-2}"); do
         SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 200 "$work/snapmla_$v" bench "${specs[@]}" \
             --shapes "${SHAPES:-128x16384}" > "$out/bench_${v}_$round.log" 2>&1
         echo "$v round $round | $(awk -F'|' '/mla_decode/ {split($2, a, "."); printf "%s %s:%s us; ", a[4], $4 + 0, $5 + 0}' \
-            "$out/bench_${v}_$round.log")"
+            "$out/bench_${v}_$round.log")" | tee -a "$work/rounds.txt"
     done
 done
+# Summary: each variant's mean over the rounds per kernel and context, and
+# its change against the first variant named (the base).
+[[ -s $work/rounds.txt ]] && bash "$(dirname "$0")/ab_summary.sh" "$work/rounds.txt"

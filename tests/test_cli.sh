@@ -163,5 +163,14 @@ expect "tune merge wrote nothing" 1 "" -- test -e "$work/m2.yaml"
 expect "tune merge needs -o" 2 "^snapmla tune: merge: need at least one database and -o OUT.yaml" -- "$snapmla" tune merge "$work/a.yaml"
 expect "tune pick needs shapes" 2 "^snapmla tune: pick: need DB.yaml, at least one SPEC and --shapes" -- "$snapmla" tune pick "$work/m.yaml" "$tune_spec"
 
+# bench/ab_summary.sh: the device A/Bs' round lines to means and changes against the base
+printf '%s\n' "base round 1 | h128q1c 16384:700.0 us; h16q1c 16384:330.0 us; " \
+    "V round 1 | h128q1c 16384:650.0 us; h16q1c 16384:336.0 us; " \
+    "base round 2 | h128q1c 16384:710.0 us; h16q1c 16384:330.0 us; " \
+    "V round 2 | h128q1c 16384:660.0 us; " > "$work/rounds.txt"
+expect "ab summary: means and changes" 0 "^V +\| 655\.0 \(-7\.1%\) +\| 336\.0 \(\+1\.8%\)" -- bash bench/ab_summary.sh "$work/rounds.txt"
+expect "ab summary: the base as it is" 0 "^base +\| 705\.0 +\| 330\.0" -- bash bench/ab_summary.sh "$work/rounds.txt"
+expect "ab summary: no round lines" 1 "^no round lines" -- bash bench/ab_summary.sh /dev/null
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
