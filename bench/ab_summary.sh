@@ -24,7 +24,11 @@ awk '
 END {
     if (n == 0) { print "no round lines"; exit 1 }
     printf "%-10s", "variant"
-    for (k = 1; k <= nk; ++k) printf " | %-24s", keys[k] " us"
+    for (k = 1; k <= nk; ++k) {
+        width[k] = length(keys[k]) + 3 > 18 ? length(keys[k]) + 3 : 18
+        fmt[k] = " | %-" width[k] "s"
+        printf fmt[k], keys[k] " us"
+    }
     printf "\n"
     base = order[1]
     for (i = 1; i <= n; ++i) {
@@ -32,11 +36,11 @@ END {
         printf "%-10s", v
         for (k = 1; k <= nk; ++k) {
             key = keys[k]
-            if (cnt[v, key] == 0) { printf " | %-24s", "-"; continue }
+            if (cnt[v, key] == 0) { printf fmt[k], "-"; continue }
             mean = sum[v, key] / cnt[v, key]
             if (v == base || cnt[base, key] == 0) cell = sprintf("%.1f", mean)
             else cell = sprintf("%.1f (%+.1f%%)", mean, 100 * (mean / (sum[base, key] / cnt[base, key]) - 1))
-            printf " | %-24s", cell
+            printf fmt[k], cell
         }
         printf "\n"
     }

@@ -54,4 +54,4 @@ for round in $(seq "${ROUNDS:-2}"); do
 done
 # Summary: each variant's mean over the rounds per kernel and context, and
 # its change against the first variant named (the base).
-[[ -s $work/rounds.txt ]] && bash "$(dirname "$0")/ab_summary.sh" "$work/rounds.txt"
+[[ -s $work/rounds.txt ]] && bash bench/ab_summary.sh "$work/rounds.txt"
