@@ -176,10 +176,7 @@ static void rope_divided(const snapmla_fidelity_config *c, const float *in, floa
     through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, in, out, NULL);
     for (int t = 0; t < c->context; ++t) {
         const float *row = in + (size_t)t * W;
-        float amax = 0;
-        for (int i = 0; i < L; ++i)
-            amax = fmaxf(amax, fabsf(row[i]));
-        float scale = snapmla_fp8_group_scale(amax, 0);
+        float scale = snapmla_fp8_group_scale((float)amax_of(row, 1, W, 0, L), 0);
         for (int i = L; i < W; ++i)
             out[(size_t)t * W + i] = to_bf16_value(row[i] / scale) * scale;
     }
