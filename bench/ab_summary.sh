@@ -4,7 +4,16 @@
 # For each variant, the mean time per kernel and context over its rounds,
 # and the change against the first variant in the file (the base).
 #   bash bench/ab_summary.sh rounds.txt
+# The round lines' body from `snapmla bench` logs, one entry per kernel
+# (spec name / heads and query tokens / batch) and context:
+#   bash bench/ab_summary.sh --line bench.log...
 set -euo pipefail
+if [[ ${1:-} == --line ]]; then
+    shift
+    cat "$@" | awk -F'|' '/mla_decode/ {split($2, a, "."); gsub(/ /, "", a[1]);
+        printf "%s/%s/b%s %s:%s us; ", a[1], a[4], $3 + 0, $4 + 0, $5 + 0}'
+    exit 0
+fi
 awk '
 / round [0-9]+ \|/ {
     v = $1

@@ -56,8 +56,8 @@ for round in $(seq "${ROUNDS:-2}"); do
         [[ -x $work/snapmla_$v ]] || continue
         SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 200 "$work/snapmla_$v" bench "${specs[@]}" \
             --shapes "${SHAPES:-128x16384}" > "$out/bench_${v}_$round.log" 2>&1
-        echo "$v round $round | $(awk -F'|' '/mla_decode/ {split($2, a, "."); printf "%s %s:%s us; ", a[4], $4 + 0, $5 + 0}' \
-            "$out/bench_${v}_$round.log")" | tee -a "$work/rounds.txt"
+        echo "$v round $round | $(bash bench/ab_summary.sh --line "$out/bench_${v}_$round.log")" |
+            tee -a "$work/rounds.txt"
     done
 done
 # Summary: each variant's mean over the rounds per kernel and context, and

@@ -48,8 +48,7 @@ for round in $(seq "${ROUNDS:-2}"); do
         SNAPMLA_CACHE_DIR="$w/cache_$v" "$w/bin_$v" bench $specs --shapes "${SHAPES:-128x16384}" > "$out/b1_${v}_$round.log" 2>&1
         # shellcheck disable=SC2086
         SNAPMLA_CACHE_DIR="$w/cache_$v" "$w/bin_$v" bench $mtp_specs --shapes "${MTP_SHAPES:-128x8192}" > "$out/b2_${v}_$round.log" 2>&1
-        echo "$v round $round | $(cat "$out/b1_${v}_$round.log" "$out/b2_${v}_$round.log" |
-            awk -F'|' '/mla_decode/ {split($2, a, "."); gsub(/ /, "", a[1]); printf "%s/%s/b%s %s:%s us; ", a[1], a[4], $3 + 0, $4 + 0, $5 + 0}')" |
+        echo "$v round $round | $(bash bench/ab_summary.sh --line "$out/b1_${v}_$round.log" "$out/b2_${v}_$round.log")" |
             tee -a "$w/rounds.txt"
     done
 done

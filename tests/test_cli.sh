@@ -171,6 +171,10 @@ printf '%s\n' "base round 1 | h128q1c 16384:700.0 us; h16q1c 16384:330.0 us; " \
 expect "ab summary: means and changes" 0 "^V +\| 655\.0 \(-7\.1%\) +\| 336\.0 \(\+1\.8%\)" -- bash bench/ab_summary.sh "$work/rounds.txt"
 expect "ab summary: the base as it is" 0 "^base +\| 705\.0 +\| 330\.0" -- bash bench/ab_summary.sh "$work/rounds.txt"
 expect "ab summary: no round lines" 1 "^no round lines" -- bash bench/ab_summary.sh /dev/null
+printf '%s\n' "| variant | batch | s_k | us |" \
+    "| deepseek_v3_fp8_roles_hopper.mla_decode.l512r64.h128q1c.fp8tokp64p.kv64q64s4w16 | 128 | 16384 | 701.3 | 1.98 |" \
+    "| mtp_bf16.mla_decode.l512r64.h128q2c.bf16p64i.kv64q64s2w8 | 128 | 8192 | 968.9 | 1.32 |" > "$work/bench.log"
+expect "ab summary: round line from a bench log" 0 "^deepseek_v3_fp8_roles_hopper/h128q1c/b128 16384:701\.3 us; mtp_bf16/h128q2c/b128 8192:968\.9 us; $" -- bash bench/ab_summary.sh --line "$work/bench.log"
 
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
