@@ -12,7 +12,7 @@ typedef struct cli_command {
 } cli_command;
 
 extern const cli_command cli_gen, cli_list, cli_build, cli_cache, cli_run, cli_fidelity,
-    cli_bench, cli_tune;
+    cli_bench, cli_tune, cli_inspect;
 /* `snapmla tune merge` and `snapmla tune pick` (tune_db_cmds.c); argv[0] is
  * "merge" or "pick". */
 int cli_tune_merge(int argc, char **argv);

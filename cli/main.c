@@ -5,7 +5,7 @@
 #include "cli.h"
 
 static const cli_command *const commands[] = {&cli_gen, &cli_list, &cli_build, &cli_cache,
-                                              &cli_run, &cli_fidelity, &cli_bench, &cli_tune};
+                                              &cli_run, &cli_fidelity, &cli_bench, &cli_tune, &cli_inspect};
 enum { COMMAND_COUNT = sizeof commands / sizeof commands[0] };
 
 static void usage(FILE *out)

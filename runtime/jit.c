@@ -39,33 +39,45 @@ static snapmla_status nvrtc_fail(snapmla_error *err, nvrtcResult result,
                         name, nvrtcGetErrorString(result));
 }
 
+/* The program's whole log (NUL-terminated, caller frees), or NULL. */
+static char *program_log(nvrtcProgram program)
+{
+    size_t size = 0;
+    if (nvrtcGetProgramLogSize(program, &size) != NVRTC_SUCCESS || size == 0)
+        return NULL;
+    char *log = malloc(size);
+    if (log && nvrtcGetProgramLog(program, log) != NVRTC_SUCCESS) {
+        free(log);
+        return NULL;
+    }
+    return log;
+}
+
 /* Message: the first lines of NVRTC's log, which name the failing line. */
 static snapmla_status compile_failed(nvrtcProgram program, const char *name,
                                      snapmla_error *err)
 {
-    size_t log_size = 0;
-    char *log = NULL;
-    if (nvrtcGetProgramLogSize(program, &log_size) == NVRTC_SUCCESS && log_size > 0)
-        log = malloc(log_size);
-    if (log && nvrtcGetProgramLog(program, log) != NVRTC_SUCCESS)
-        log[0] = '\0';
+    char *log = program_log(program);
     snapmla_fail(err, SNAPMLA_ERR_COMPILE, "NVRTC could not compile '%s':\n%s", name,
                  log ? log : "(no log)");
     free(log);
     return SNAPMLA_ERR_COMPILE;
 }
 
-snapmla_status snapmla_jit_compile(const char *source, const char *name,
-                                   snapmla_arch arch, unsigned char **cubin,
-                                   size_t *size, snapmla_error *err)
+/* Compiles source; with a report, ptxas's verbose output is asked for and
+ * read into it. */
+static snapmla_status compile(const char *source, const char *name, snapmla_arch arch, unsigned char **cubin,
+                              size_t *size, snapmla_ptxas_report *report, snapmla_error *err)
 {
     nvrtcProgram program;
     nvrtcResult r = nvrtcCreateProgram(&program, source, name, 0, NULL, NULL);
     if (r != NVRTC_SUCCESS)
         return nvrtc_fail(err, r, "nvrtcCreateProgram", name);
 
-    const char *options[SNAPMLA_JIT_MAX_OPTIONS];
+    const char *options[SNAPMLA_JIT_MAX_OPTIONS + 1];
     int count = snapmla_jit_options(arch, options);
+    if (report)   /* (the CUBIN is the same with or without it) */
+        options[count++] = "--ptxas-options=-v";
     snapmla_status status = SNAPMLA_OK;
     r = nvrtcCompileProgram(program, count, options);
     if (r == NVRTC_ERROR_COMPILATION) {
@@ -82,6 +94,12 @@ snapmla_status snapmla_jit_compile(const char *source, const char *name,
             status = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory for the CUBIN of '%s'", name);
         else if ((r = nvrtcGetCUBIN(program, (char *)data)) != NVRTC_SUCCESS)
             status = nvrtc_fail(err, r, "nvrtcGetCUBIN", name);
+        if (status == SNAPMLA_OK && report) {
+            char *log = program_log(program);
+            status = log ? snapmla_ptxas_report_parse(log, name, report, err)
+                         : snapmla_fail(err, SNAPMLA_ERR_COMPILE, "NVRTC gave no log for '%s'", name);
+            free(log);
+        }
         if (status == SNAPMLA_OK) {
             *cubin = data;
             *size = bytes;
@@ -91,4 +109,18 @@ snapmla_status snapmla_jit_compile(const char *source, const char *name,
     }
     nvrtcDestroyProgram(&program);
     return status == SNAPMLA_OK ? snapmla_ok(err) : status;
+}
+
+snapmla_status snapmla_jit_compile(const char *source, const char *name,
+                                   snapmla_arch arch, unsigned char **cubin,
+                                   size_t *size, snapmla_error *err)
+{
+    return compile(source, name, arch, cubin, size, NULL, err);
+}
+
+snapmla_status snapmla_jit_compile_report(const char *source, const char *name, snapmla_arch arch,
+                                          unsigned char **cubin, size_t *size, snapmla_ptxas_report *report,
+                                          snapmla_error *err)
+{
+    return compile(source, name, arch, cubin, size, report, err);
 }

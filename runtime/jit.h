@@ -3,6 +3,7 @@
 #define SNAPMLA_RUNTIME_JIT_H
 #include <stddef.h>
 
+#include "ptxas_report.h"
 #include "snapmla.h"
 
 #define SNAPMLA_JIT_MAX_OPTIONS 8
@@ -17,4 +18,9 @@ void snapmla_jit_version(char out[32]);
 snapmla_status snapmla_jit_compile(const char *source, const char *name,
                                    snapmla_arch arch, unsigned char **cubin,
                                    size_t *size, snapmla_error *err);
+/* snapmla_jit_compile with ptxas's report of each kernel (registers,
+ * spills, performance-loss notes) in *report. Not cached: for inspection. */
+snapmla_status snapmla_jit_compile_report(const char *source, const char *name, snapmla_arch arch,
+                                          unsigned char **cubin, size_t *size, snapmla_ptxas_report *report,
+                                          snapmla_error *err);
 #endif

@@ -27,7 +27,7 @@ expect() {
 }
 
 expect "help" 0 "commands:" -- "$snapmla" --help
-for c in gen list build cache run fidelity bench; do
+for c in gen list build cache run fidelity bench inspect; do
     expect "$c --help" 0 "usage: snapmla $c" -- "$snapmla" "$c" --help
 done
 expect "no command" 2 "usage: snapmla COMMAND" -- "$snapmla"
@@ -83,6 +83,41 @@ expect "bench bad replays" 2 "^snapmla bench: --replays: '2' is not allowed; all
 expect "bench unknown option" 2 "^snapmla bench: unknown option '--ragged'$" -- "$snapmla" bench specs/deepseek_v3.yaml --ragged
 expect "bench json in a missing folder" 2 "^snapmla: cannot write '$work/nope/b.json': No such file or directory$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work/nope/b.json"
 expect "bench json onto a folder" 2 "^snapmla: cannot write '$work': Is a directory$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work"
+
+# inspect: ptxas's report per kernel (NVRTC, no GPU) and a SASS census by
+# nvdisasm; a stand-in nvdisasm prints a known listing, so the census's
+# counting is checked exactly (a predicated QGMMA, labels, two kernels).
+cat > "$work/nvdisasm" <<'FAKE'
+#!/bin/sh
+cat <<'LISTING'
+//--------------------- .text.snapmla_decode_split --------------------------
+	.section	.text.snapmla_decode_split,"ax",@progbits
+.text.snapmla_decode_split:
+        /*0000*/                   LDC R1, c[0x0][0x28] ;
+        /*0010*/              @!P0 QGMMA.64x64x32.F32.E4M3.E4M3 R24, gdesc[UR4], R24 ;
+        /*0020*/                   HGMMA.64x64x16.F32.BF16 R24, gdesc[UR8], R24, gsb0 ;
+        /*0030*/                   STL [R1], R2 ;
+.L_x_1:
+        /*0040*/                   LDL R2, [R1] ;
+        /*0050*/                   EXIT ;
+.text.snapmla_combine:
+        /*0000*/                   EXIT ;
+LISTING
+FAKE
+printf '#!/bin/sh\necho "nvdisasm fatal : bad cubin"; exit 3\n' > "$work/nvdisasm_fails"
+chmod +x "$work/nvdisasm" "$work/nvdisasm_fails"
+expect "inspect needs a spec" 2 "^snapmla inspect: need at least one SPEC" -- "$snapmla" inspect --strict
+expect "inspect unknown option" 2 "^snapmla inspect: unknown option" -- "$snapmla" inspect specs/deepseek_v3.yaml --sass
+expect "inspect bad spec" 2 "^snapmla: $work/bad.yaml:7:14: cache.page_size" -- "$snapmla" inspect "$work/bad.yaml"
+expect "inspect: ptxas report and SASS census" 0 "^  snapmla_decode_split +[0-9]+ registers, +[0-9]+ barriers?, stack 0 B, spill stores/loads 0/0 B, static smem [0-9]+ B; SASS 6: QGMMA 1, HGMMA 1, HMMA 0, UTMALDG 0, LDL 1, STL 1$" -- env TMPDIR="$work" SNAPMLA_NVDISASM="$work/nvdisasm" "$snapmla" inspect specs/deepseek_v3.yaml
+expect "inspect: the variant line" 0 "^deepseek_v3\.mla_decode\..* \(sm_90a, [0-9]+ threads, [0-9]+ B dynamic smem\)$" -- "$snapmla" inspect specs/deepseek_v3.yaml --no-sass
+expect "inspect --strict, nothing spills" 0 "^1 variant, [0-9]+ kernels; spilling: 0; with performance-loss notes: 0$" -- "$snapmla" inspect specs/deepseek_v3.yaml --strict --no-sass
+printf 'kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 128, q_heads: 128}\ntile: {engine: simt, q_rows: 16, kv_tokens: 64, warps: 4, stages: 2}\n' > "$work/spills.yaml"
+expect "inspect --strict, a kernel spills" 1 "^snapmla inspect: --strict: kernels spilling: 2; with performance-loss notes: 0$" -- "$snapmla" inspect "$work/spills.yaml" --strict --no-sass
+expect "inspect: the spill is shown" 0 "^  snapmla_decode_split .* spill stores/loads [1-9][0-9]*/[1-9][0-9]* B" -- "$snapmla" inspect "$work/spills.yaml" --no-sass
+expect "inspect: a bad SNAPMLA_NVDISASM" 2 "^snapmla: SNAPMLA_NVDISASM: '$work/none' is not an executable file; allowed: the path of nvdisasm$" -- env SNAPMLA_NVDISASM="$work/none" "$snapmla" inspect specs/deepseek_v3.yaml
+expect "inspect: nvdisasm fails" 1 "^snapmla: deepseek_v3\.mla_decode\..*: '$work/nvdisasm_fails' failed \(exit 3\): nvdisasm fatal : bad cubin" -- env TMPDIR="$work" SNAPMLA_NVDISASM="$work/nvdisasm_fails" "$snapmla" inspect specs/deepseek_v3.yaml
+expect "inspect leaves no temporary files" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'snapmla-sass-*' | wc -l"
 
 # run: on a GPU it checks one decode step; without one it says so and still compiles.
 # bench: on a GPU a small uniform + ragged run with CSV and JSON; without one
