@@ -23,6 +23,9 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
 /* Prints "snapmla: MESSAGE" to stderr and returns the exit code for status. */
 int cli_report(const snapmla_error *err);
+/* Loads the spec at path into specs[*count] and counts it: CLI_OK, or the
+ * exit code of the error it reported. */
+int cli_load_spec(const char *path, snapmla_spec **specs, int *count);
 /* True when argv holds -h or --help; prints usage then. */
 int cli_wants_help(const cli_command *command, int argc, char **argv);
 int cli_usage_error(const cli_command *command, const char *problem);

@@ -143,11 +143,7 @@ static int run_build(int argc, char **argv)
         } else if (argv[i][0] == '-') {
             code = cli_usage_error(&cli_build, "unknown option or missing value");
         } else {
-            snapmla_error err;
-            if (snapmla_spec_load(argv[i], &specs[spec_count], &err) != SNAPMLA_OK)
-                code = cli_report(&err);
-            else
-                spec_count++;
+            code = cli_load_spec(argv[i], specs, &spec_count);
         }
     }
     if (code == CLI_OK && (!o.output || spec_count == 0))

@@ -31,6 +31,15 @@ int cli_report(const snapmla_error *err)
     }
 }
 
+int cli_load_spec(const char *path, snapmla_spec **specs, int *count)
+{
+    snapmla_error err;
+    if (snapmla_spec_load(path, &specs[*count], &err) != SNAPMLA_OK)
+        return cli_report(&err);
+    ++*count;
+    return CLI_OK;
+}
+
 int cli_wants_help(const cli_command *command, int argc, char **argv)
 {
     for (int i = 1; i < argc; ++i)
