@@ -145,16 +145,17 @@ static int run_nvdisasm(const char *nvdisasm, const char *cubin_path, const char
 snapmla_status sass_census_run(const char *nvdisasm, const unsigned char *cubin, size_t size,
                                sass_census out[SASS_MAX_KERNELS], int *count, snapmla_error *err)
 {
-    const char *tmp = getenv("TMPDIR");
+    const char *tmpdir = getenv("TMPDIR");
+    const char *dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
     char cubin_path[512], out_path[512];
-    snprintf(cubin_path, sizeof cubin_path, "%s/snapmla-sass-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    snprintf(out_path, sizeof out_path, "%s/snapmla-sass-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(cubin_path, sizeof cubin_path, "%s/snapmla-sass-XXXXXX", dir);
+    snprintf(out_path, sizeof out_path, "%s/snapmla-sass-XXXXXX", dir);
     const int cubin_fd = mkstemp(cubin_path);
     const int out_fd = cubin_fd < 0 ? -1 : mkstemp(out_path);
     snapmla_status status = SNAPMLA_OK;
     if (cubin_fd < 0 || out_fd < 0) {
-        status = snapmla_fail(err, SNAPMLA_ERR_IO, "cannot create a temporary file in '%s': %s",
-                              tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        status = snapmla_fail(err, SNAPMLA_ERR_IO, "cannot create a temporary file in '%s': %s", dir,
+                              strerror(errno));
     } else {
         size_t written = 0;
         while (written < size) {
