@@ -1,5 +1,5 @@
 /* SHA-256 for the cache: small, dependency-free, checked against the FIPS
- * 180-4 test vectors in tests/test_cache.c. */
+ * 180-4 test vectors in tests/test_disk_cache.c. */
 #include "digest.h"
 
 #include <string.h>
