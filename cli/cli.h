@@ -26,6 +26,10 @@ int cli_report(const snapmla_error *err);
 /* Loads the spec at path into specs[*count] and counts it: CLI_OK, or the
  * exit code of the error it reported. */
 int cli_load_spec(const char *path, snapmla_spec **specs, int *count);
+/* Whether a file can be written at path (its folder exists and is
+ * writable, it is not a folder); if not, says why on stderr. For output
+ * files checked before a long job. */
+int cli_writable_file(const char *path);
 /* True when argv holds -h or --help; prints usage then. */
 int cli_wants_help(const cli_command *command, int argc, char **argv);
 int cli_usage_error(const cli_command *command, const char *problem);

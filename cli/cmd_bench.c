@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "context.h"
@@ -200,26 +198,9 @@ typedef struct json_out {
  * once: not a folder, in a folder that exists and takes new files. */
 static int json_open(json_out *j, const char *path)
 {
-    struct stat st;
-    char folder[4096];
     memset(j, 0, sizeof *j);
     j->path = path;
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 0;
-    if (strlen(path) + sizeof ".tmp" > sizeof folder)
-        errno = ENAMETOOLONG;
-    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        errno = EISDIR;
-    else {
-        if (!slash)
-            snprintf(folder, sizeof folder, ".");
-        else
-            snprintf(folder, sizeof folder, "%.*s", n ? (int)n : 1, path);   /* "/x": "/" */
-        if (access(folder, W_OK | X_OK) == 0)
-            return j->open = 1;
-    }
-    fprintf(stderr, "snapmla: cannot write '%s': %s\n", path, strerror(errno));
-    return 0;
+    return j->open = cli_writable_file(path);
 }
 
 static void json_abandon(json_out *j)

@@ -7,18 +7,42 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fileio.h"
 #include "jit.h"
 #include "sass_census.h"
+#include "strbuf.h"
 
 typedef struct inspect_options {
     int strict;
     int sass;                  /* 1: count SASS (nvdisasm found) */
     char nvdisasm[512];
+    const char *csv;           /* NULL: no CSV */
 } inspect_options;
 
 typedef struct inspect_totals {
     int variants, kernels, spilling, noted;
+    snapmla_strbuf csv;        /* the CSV's rows, written whole at the end */
 } inspect_totals;
+
+static const char csv_header[] = "variant,kernel,registers,barriers,stack_bytes,spill_store_bytes,spill_load_bytes,"
+                                 "static_smem_bytes,dynamic_smem_bytes,performance_notes,sass_instructions";
+
+/* One kernel's CSV row; the SASS columns are empty when SASS was not counted. */
+static void csv_row(snapmla_strbuf *csv, const snapmla_variant *v, const snapmla_kernel_resources *k,
+                    const sass_census *census)
+{
+    snapmla_strbuf_printf(csv, "%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,", v->name, k->name, k->registers, k->barriers,
+                          k->stack_bytes, k->spill_store_bytes, k->spill_load_bytes, k->static_smem_bytes,
+                          v->smem_bytes, k->performance_notes);
+    if (census)
+        snapmla_strbuf_printf(csv, "%d", census->instructions);
+    for (int c = 0; c < SASS_CLASS_COUNT; ++c)
+        if (census)
+            snapmla_strbuf_printf(csv, ",%d", census->counts[c]);
+        else
+            snapmla_strbuf_puts(csv, ",");
+    snapmla_strbuf_puts(csv, "\n");
+}
 
 static const sass_census *census_of(const sass_census *census, int count, const char *kernel)
 {
@@ -76,7 +100,10 @@ static int inspect_variant(const snapmla_variant *v, const inspect_options *o, i
     totals->variants++;
     for (int i = 0; i < report->count; ++i) {
         const snapmla_kernel_resources *k = &report->kernels[i];
-        print_kernel(k, census_of(census, census_count, k->name));
+        const sass_census *counted = census_of(census, census_count, k->name);
+        print_kernel(k, counted);
+        if (o->csv)
+            csv_row(&totals->csv, v, k, counted);
         totals->kernels++;
         totals->spilling += k->spill_store_bytes > 0 || k->spill_load_bytes > 0;
         totals->noted += k->performance_notes > 0;
@@ -107,6 +134,12 @@ static int run_inspect(int argc, char **argv)
             o.strict = 1;
         } else if (strcmp(argv[i], "--no-sass") == 0) {
             o.sass = 0;
+        } else if (strcmp(argv[i], "--csv") == 0) {
+            const size_t n = i + 1 < argc ? strlen(argv[i + 1]) : 0;
+            if (n == 0 || argv[i + 1][n - 1] == '/')
+                code = cli_usage_error(&cli_inspect, "--csv needs the path of the CSV file to write");
+            else
+                o.csv = argv[++i];
         } else if (argv[i][0] == '-') {
             code = cli_usage_error(&cli_inspect, "unknown option");
         } else {
@@ -115,6 +148,8 @@ static int run_inspect(int argc, char **argv)
     }
     if (code == CLI_OK && spec_count == 0)
         code = cli_usage_error(&cli_inspect, "need at least one SPEC");
+    if (code == CLI_OK && o.csv && !cli_writable_file(o.csv))
+        code = CLI_USAGE;
     if (code == CLI_OK && o.sass) {
         snapmla_error err;
         const int found = sass_find_disassembler(o.nvdisasm, sizeof o.nvdisasm, &err);
@@ -125,9 +160,16 @@ static int run_inspect(int argc, char **argv)
         o.sass = found == 1;
     }
     inspect_totals totals = {0};
+    if (o.csv) {
+        snapmla_strbuf_puts(&totals.csv, csv_header);
+        for (int c = 0; c < SASS_CLASS_COUNT; ++c)
+            snapmla_strbuf_printf(&totals.csv, ",%s", sass_class_names[c]);
+        snapmla_strbuf_puts(&totals.csv, "\n");
+    }
     for (int s = 0; s < spec_count && code == CLI_OK; ++s)
         for (size_t i = 0; i < specs[s]->count && code == CLI_OK; ++i)
             code = inspect_variant(&specs[s]->variants[i], &o, &totals);
+    const int inspected_all = code == CLI_OK;
     if (code == CLI_OK) {
         printf("%d variant%s, %d kernels; spilling: %d; with performance-loss notes: %d\n", totals.variants,
                totals.variants == 1 ? "" : "s", totals.kernels, totals.spilling, totals.noted);
@@ -137,6 +179,14 @@ static int run_inspect(int argc, char **argv)
             code = CLI_FAILED;
         }
     }
+    if (o.csv && inspected_all) {   /* (also when --strict fails: the report is whole) */
+        snapmla_error err;
+        if (totals.csv.failed)
+            code = cli_report(&(snapmla_error){SNAPMLA_ERR_NOMEM, "out of memory for the CSV"});
+        else if (snapmla_write_file_atomic(o.csv, totals.csv.data, totals.csv.length, &err) != SNAPMLA_OK)
+            code = cli_report(&err);
+    }
+    snapmla_strbuf_free(&totals.csv);
     for (int s = 0; s < spec_count; ++s)
         snapmla_spec_free(specs[s]);
     free(specs);
@@ -145,7 +195,7 @@ static int run_inspect(int argc, char **argv)
 
 const cli_command cli_inspect = {
     "inspect", "the compiler's resource report and SASS census of each variant",
-    "usage: snapmla inspect SPEC... [--strict] [--no-sass]\n\n"
+    "usage: snapmla inspect SPEC... [--strict] [--no-sass] [--csv FILE]\n\n"
     "Compiles every variant through NVRTC with ptxas's report (no GPU needed; not\n"
     "cached) and prints, per kernel: registers per thread at launch (setmaxnreg\n"
     "may move them later), named barriers, stack frame, spill stores and loads,\n"
@@ -155,6 +205,7 @@ const cli_command cli_inspect = {
     "all, QGMMA (FP8 wgmma), HGMMA (BF16 wgmma), HMMA (mma.sync), UTMALDG (TMA\n"
     "loads), LDL and STL (local memory).\n"
     "  --strict   exit 1 when a kernel spills or ptxas notes a performance loss\n"
-    "  --no-sass  skip the disassembly\n",
+    "  --no-sass  skip the disassembly\n"
+    "  --csv F    also write one row per kernel to F (written whole, at the end)\n",
     run_inspect,
 };

@@ -1,6 +1,9 @@
 /* snapmla: entry point of the command line; dispatches to the subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -38,6 +41,28 @@ int cli_load_spec(const char *path, snapmla_spec **specs, int *count)
         return cli_report(&err);
     ++*count;
     return CLI_OK;
+}
+
+int cli_writable_file(const char *path)
+{
+    struct stat st;
+    char folder[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (strlen(path) + sizeof ".tmp" > sizeof folder)
+        errno = ENAMETOOLONG;
+    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        errno = EISDIR;
+    else {
+        if (!slash)
+            snprintf(folder, sizeof folder, ".");
+        else
+            snprintf(folder, sizeof folder, "%.*s", n ? (int)n : 1, path);   /* "/x": "/" */
+        if (access(folder, W_OK | X_OK) == 0)
+            return 1;
+    }
+    fprintf(stderr, "snapmla: cannot write '%s': %s\n", path, strerror(errno));
+    return 0;
 }
 
 int cli_wants_help(const cli_command *command, int argc, char **argv)

@@ -117,6 +117,11 @@ expect "inspect --strict, a kernel spills" 1 "^snapmla inspect: --strict: kernel
 expect "inspect: the spill is shown" 0 "^  snapmla_decode_split .* spill stores/loads [1-9][0-9]*/[1-9][0-9]* B" -- "$snapmla" inspect "$work/spills.yaml" --no-sass
 expect "inspect: a bad SNAPMLA_NVDISASM" 2 "^snapmla: SNAPMLA_NVDISASM: '$work/none' is not an executable file; allowed: the path of nvdisasm$" -- env SNAPMLA_NVDISASM="$work/none" "$snapmla" inspect specs/deepseek_v3.yaml
 expect "inspect: nvdisasm fails" 1 "^snapmla: deepseek_v3\.mla_decode\..*: '$work/nvdisasm_fails' failed \(exit 3\): nvdisasm fatal : bad cubin" -- env TMPDIR="$work" SNAPMLA_NVDISASM="$work/nvdisasm_fails" "$snapmla" inspect specs/deepseek_v3.yaml
+expect "inspect --csv: the census row" 0 "^deepseek_v3\.mla_decode\.[^,]+,snapmla_decode_split,[0-9]+,[0-9]+,0,0,0,[0-9]+,[0-9]+,0,6,1,1,0,0,1,1$" -- bash -c "TMPDIR='$work' SNAPMLA_NVDISASM='$work/nvdisasm' '$snapmla' inspect specs/deepseek_v3.yaml --csv '$work/i.csv' > /dev/null && cat '$work/i.csv'"
+expect "inspect --csv: the header" 0 "^variant,kernel,registers,barriers,stack_bytes,spill_store_bytes,spill_load_bytes,static_smem_bytes,dynamic_smem_bytes,performance_notes,sass_instructions,QGMMA,HGMMA,HMMA,UTMALDG,LDL,STL$" -- head -n 1 "$work/i.csv"
+expect "inspect --csv --no-sass: SASS columns empty" 0 "^deepseek_v3\.mla_decode\.[^,]+,snapmla_decode_split,([0-9]+,){7}0,,,,,,,$" -- bash -c "'$snapmla' inspect specs/deepseek_v3.yaml --no-sass --csv '$work/n.csv' > /dev/null && cat '$work/n.csv'"
+expect "inspect --csv needs a value" 2 "^snapmla inspect: --csv needs the path of the CSV file to write$" -- "$snapmla" inspect specs/deepseek_v3.yaml --csv
+expect "inspect --csv in a missing folder, before compiling" 2 "^snapmla: cannot write '$work/nope/i.csv': No such file or directory$" -- "$snapmla" inspect specs/deepseek_v3.yaml --csv "$work/nope/i.csv"
 expect "inspect leaves no temporary files" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'snapmla-sass-*' | wc -l"
 
 # run: on a GPU it checks one decode step; without one it says so and still compiles.
