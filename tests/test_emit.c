@@ -9,6 +9,7 @@
 
 #include "emit_wgmma.h"
 #include "jit.h"
+#include "parallel.h"
 #include "ptxas_report.h"
 #include "snapmla.h"
 #include "strbuf.h"
@@ -347,51 +348,80 @@ static int spill_limit(const char *kernel)
     return strcmp(kernel, "snapmla_decode_split") == 0 ? 0 : 16;
 }
 
+/* One shipped variant's compile, made on a worker thread and checked after. */
+typedef struct shipped_build {
+    const snapmla_variant *variant;
+    snapmla_status status;
+    snapmla_error err;
+    size_t cubin_size;
+    int elf;   /* the CUBIN starts with ELF's magic */
+    snapmla_ptxas_report report;
+} shipped_build;
+
+static void build_shipped(void *context, size_t begin, size_t end)
+{
+    shipped_build *builds = context;
+    for (size_t i = begin; i < end; ++i) {
+        shipped_build *b = &builds[i];
+        char *source = NULL;
+        size_t length = 0;
+        unsigned char *cubin = NULL;
+        b->status = snapmla_emit(b->variant, &source, &length, &b->err);
+        if (b->status == SNAPMLA_OK)
+            b->status = snapmla_jit_compile_report(source, b->variant->name, b->variant->arch, &cubin,
+                                                   &b->cubin_size, &b->report, &b->err);
+        b->elf = cubin && b->cubin_size >= 4 && memcmp(cubin, "\177ELF", 4) == 0;
+        free(cubin);
+        free(source);
+    }
+}
+
 START_TEST(every_shipped_variant_compiles)
 {
     glob_t found;
     ck_assert_int_eq(glob(SNAPMLA_SOURCE_DIR "/specs/*.yaml", 0, NULL, &found), 0);
     ck_assert_uint_gt(found.gl_pathc, 5);
-    size_t compiled = 0, kernels = 0;
-    snapmla_ptxas_report *report = malloc(sizeof *report);
-    ck_assert_ptr_nonnull(report);
+    snapmla_spec **specs = calloc(found.gl_pathc, sizeof *specs);
+    ck_assert_ptr_nonnull(specs);
+    size_t count = 0;
     for (size_t f = 0; f < found.gl_pathc; ++f) {
         snapmla_error err;
-        snapmla_spec *spec;
-        ck_assert_msg(snapmla_spec_load(found.gl_pathv[f], &spec, &err) == SNAPMLA_OK, "%s",
-                      err.message);
-        for (size_t i = 0; i < spec->count; ++i) {
-            const snapmla_variant *v = &spec->variants[i];
-            size_t length;
-            char *source = emit(v, &length);
-            unsigned char *cubin = NULL;
-            size_t size = 0;
-            snapmla_status s = snapmla_jit_compile_report(source, v->name, v->arch, &cubin, &size, report, &err);
-            ck_assert_msg(s == SNAPMLA_OK, "%s: %s", v->name, err.message);
-            ck_assert_uint_gt(size, 1000);
-            ck_assert_int_eq(memcmp(cubin, "\177ELF", 4), 0);
-            ck_assert_int_ge(report->count, 1);
-            for (int k = 0; k < report->count; ++k) {
-                const snapmla_kernel_resources *r = &report->kernels[k];
-                ck_assert_msg(r->spill_store_bytes <= spill_limit(r->name) &&
-                                  r->spill_load_bytes <= spill_limit(r->name),
-                              "%s: %s spills %d / %d bytes (snapmla inspect), over %d", v->name, r->name,
-                              r->spill_store_bytes, r->spill_load_bytes, spill_limit(r->name));
-                ck_assert_msg(r->performance_notes == 0, "%s: %s: %s", v->name, r->name, report->notes);
-                ck_assert_msg(r->registers > 0 && r->registers <= 255, "%s: %s: %d registers", v->name, r->name,
-                              r->registers);
-                kernels++;
-            }
-            ck_assert_msg(report->notes[0] == '\0', "%s: %s", v->name, report->notes);
-            free(cubin);
-            free(source);
-            compiled++;
-        }
-        snapmla_spec_free(spec);
+        ck_assert_msg(snapmla_spec_load(found.gl_pathv[f], &specs[f], &err) == SNAPMLA_OK, "%s", err.message);
+        count += specs[f]->count;
     }
-    free(report);
+    shipped_build *builds = calloc(count, sizeof *builds);
+    ck_assert_ptr_nonnull(builds);
+    for (size_t f = 0, n = 0; f < found.gl_pathc; ++f)
+        for (size_t i = 0; i < specs[f]->count; ++i)
+            builds[n++].variant = &specs[f]->variants[i];
+    snapmla_parallel_for(count, 1, build_shipped, builds);   /* NVRTC is thread-safe */
+    size_t kernels = 0;
+    for (size_t i = 0; i < count; ++i) {
+        const shipped_build *b = &builds[i];
+        const char *name = b->variant->name;
+        ck_assert_msg(b->status == SNAPMLA_OK, "%s: %s", name, b->err.message);
+        ck_assert_uint_gt(b->cubin_size, 1000);
+        ck_assert_msg(b->elf, "%s: the CUBIN is not an ELF file", name);
+        ck_assert_int_ge(b->report.count, 1);
+        for (int k = 0; k < b->report.count; ++k) {
+            const snapmla_kernel_resources *r = &b->report.kernels[k];
+            ck_assert_msg(r->spill_store_bytes <= spill_limit(r->name) &&
+                              r->spill_load_bytes <= spill_limit(r->name),
+                          "%s: %s spills %d / %d bytes (snapmla inspect), over %d", name, r->name,
+                          r->spill_store_bytes, r->spill_load_bytes, spill_limit(r->name));
+            ck_assert_msg(r->performance_notes == 0, "%s: %s: %s", name, r->name, b->report.notes);
+            ck_assert_msg(r->registers > 0 && r->registers <= 255, "%s: %s: %d registers", name, r->name,
+                          r->registers);
+            kernels++;
+        }
+        ck_assert_msg(b->report.notes[0] == '\0', "%s: %s", name, b->report.notes);
+    }
     printf("compiled %zu shipped variants through NVRTC: %zu kernels, no decode kernel spills, none is "
-           "serialized\n", compiled, kernels);
+           "serialized\n", count, kernels);
+    free(builds);
+    for (size_t f = 0; f < found.gl_pathc; ++f)
+        snapmla_spec_free(specs[f]);
+    free(specs);
     globfree(&found);
 }
 END_TEST
