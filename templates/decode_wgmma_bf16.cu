@@ -139,6 +139,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // This thread's two rows of the score tile and of O: 16*warp + lane/4, and + 8.
     const int my_row[2] = {16 * warp + lane / 4, 16 * warp + lane / 4 + 8};
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
+    const float row_scale_log2[2] = {scale_log2, scale_log2};   // (both row halves: row_exponentials)
     const int visible_end[2] = {visible_end_of(range, row0 + my_row[0]), visible_end_of(range, row0 + my_row[1])};
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
     const unsigned long long q_lat_desc = latent_desc(m.q_lat);
@@ -261,7 +262,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             m_scaled[h] = m_new == -inf_f32() ? 0.f : m_new * scale_log2;   // a row that sees nothing: P = 0
         }
         float part_sum[4];                          // two chains per row half
-        const float row_scale_log2[2] = {scale_log2, scale_log2};
         row_exponentials(s, row_scale_log2, m_scaled, part_sum);
         unsigned pa[KV_TILE / 16][4];               // P as the A fragments of the own product
 #pragma unroll
