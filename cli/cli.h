@@ -26,6 +26,8 @@ int cli_report(const snapmla_error *err);
 /* Loads the spec at path into specs[*count] and counts it: CLI_OK, or the
  * exit code of the error it reported. */
 int cli_load_spec(const char *path, snapmla_spec **specs, int *count);
+/* Frees specs[0..count) and the array (as filled by cli_load_spec). */
+void cli_free_specs(snapmla_spec **specs, int count);
 /* Whether a file can be written at path (its folder exists and is
  * writable, it is not a folder); if not, says why on stderr. For output
  * files checked before a long job. */

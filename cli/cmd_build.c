@@ -150,9 +150,7 @@ static int run_build(int argc, char **argv)
         code = cli_usage_error(&cli_build, "need at least one SPEC and -o DIR");
     if (code == CLI_OK)
         code = build_all(&o, specs, spec_count);
-    for (int s = 0; s < spec_count; ++s)
-        snapmla_spec_free(specs[s]);
-    free(specs);
+    cli_free_specs(specs, spec_count);
     return code;
 }
 

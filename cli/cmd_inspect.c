@@ -187,9 +187,7 @@ static int run_inspect(int argc, char **argv)
             code = cli_report(&err);
     }
     snapmla_strbuf_free(&totals.csv);
-    for (int s = 0; s < spec_count; ++s)
-        snapmla_spec_free(specs[s]);
-    free(specs);
+    cli_free_specs(specs, spec_count);
     return code;
 }
 

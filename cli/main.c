@@ -1,6 +1,7 @@
 /* snapmla: entry point of the command line; dispatches to the subcommands. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,6 +42,13 @@ int cli_load_spec(const char *path, snapmla_spec **specs, int *count)
         return cli_report(&err);
     ++*count;
     return CLI_OK;
+}
+
+void cli_free_specs(snapmla_spec **specs, int count)
+{
+    for (int s = 0; s < count; ++s)
+        snapmla_spec_free(specs[s]);
+    free(specs);
 }
 
 int cli_writable_file(const char *path)
