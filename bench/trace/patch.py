@@ -49,12 +49,27 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 # retired, 5 softmax done, 6 P(t) and state out, 7 own product issued.
 
 
-def patch(kind, s, c):
+PLAN_PRINT = '''    wait_prior_grids();
+    if (blockIdx.x == 0 && tid == 0 && snap_launch == 8 && atomicExch(&snap_printed, 1u) == 0) {
+        printf("TRACE tiles %d rows %d\\n", (int)snap_trace[0][63][7], ROWS);
+        for (int w = 0; w < 4; ++w)
+            for (int t = 0; t < 63; ++t)
+                printf("TR %d %d %llu %llu %llu %llu %llu %llu %llu %llu\\n", w, t, snap_trace[w][t][0],
+                       snap_trace[w][t][1], snap_trace[w][t][2], snap_trace[w][t][3], snap_trace[w][t][4],
+                       snap_trace[w][t][5], snap_trace[w][t][6], snap_trace[w][t][7]);
+    }
+'''
+
+
+def patch(kind, s, c, plan):
     def rep(text, old, new):
         assert text.count(old) == 1, (kind, old)
         return text.replace(old, new)
 
-    s = rep(s, 'namespace snapmla {\n', GLOBALS)
+    # the plan kernel comes first in the module: it holds the array, and it
+    # prints it too (a persistent decode launches no combine kernel)
+    plan = rep(plan, 'namespace snapmla {\n', GLOBALS)
+    plan = rep(plan, '    wait_prior_grids();\n', PLAN_PRINT)
     c = rep(c, '    wait_prior_grids();   // the split kernel\'s partials\n', PRINT)
     if kind == 'roles':
         s = rep(s, '''        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
@@ -169,12 +184,14 @@ def patch(kind, s, c):
     }''')
     else:
         raise SystemExit(f'unknown kernel {kind!r}: roles or bf16')
-    return s, c
+    return s, c, plan
 
 
 if __name__ == '__main__':
     kind = sys.argv[1]
     path = {'roles': 'templates/decode_wgmma_fp8_roles.cu', 'bf16': 'templates/decode_wgmma_bf16.cu'}[kind]
-    s, c = patch(kind, open(path).read(), open('templates/combine.cu').read())
+    s, c, plan = patch(kind, open(path).read(), open('templates/combine.cu').read(),
+                       open('templates/decode_plan.cu').read())
     open(path, 'w').write(s)
     open('templates/combine.cu', 'w').write(c)
+    open('templates/decode_plan.cu', 'w').write(plan)

@@ -13,8 +13,8 @@ kind=$1 spec=$2 shape=${3:-128x16384}
 work=$(mktemp -d)
 declare -A template=([roles]=templates/decode_wgmma_fp8_roles.cu [bf16]=templates/decode_wgmma_bf16.cu)
 file=${template[$kind]:?kernel: roles or bf16}
-cp "$file" "$work/kernel.cu"; cp templates/combine.cu "$work/combine.cu"
-restore() { cp "$work/kernel.cu" "$file"; cp "$work/combine.cu" templates/combine.cu; }
+cp "$file" "$work/kernel.cu"; cp templates/combine.cu "$work/combine.cu"; cp templates/decode_plan.cu "$work/plan.cu"
+restore() { cp "$work/kernel.cu" "$file"; cp "$work/combine.cu" templates/combine.cu; cp "$work/plan.cu" templates/decode_plan.cu; }
 trap restore EXIT
 name=$(basename "$spec" .yaml)_$shape
 make -j16 build/snapmla > "$out/build_untraced.log" 2>&1 || { tail -5 "$out/build_untraced.log"; exit 1; }
