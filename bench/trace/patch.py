@@ -2,9 +2,9 @@
 
 Edits the template in place so that thread 0 of each warpgroup of CTA 0
 stamps clock64() at the steps of its tile loop, for the CTA's first work
-item and its tiles < 63, into a __device__ array; the combine kernel of
-the same module prints the array once, after the split kernel's 8th
-launch (a warm one). The decode kernel itself makes no call (a printf
+item and its tiles < 63, into a __device__ array; the plan kernel of the
+same module (and the combine kernel, where one runs) prints the array
+once, after the split kernel's 8th launch (a warm one). The decode kernel itself makes no call (a printf
 there would serialize its wgmma, ptxas C7510), so its SASS only gains
 the stores. bench/trace/run.sh restores the templates; bench/trace/view.py
 reads the printed lines. A patch whose text no longer matches the template
