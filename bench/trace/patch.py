@@ -20,6 +20,16 @@ __device__ unsigned long long snap_trace[4][64][8];
 __device__ unsigned snap_launch, snap_printed;
 #define TR(wg_, t_, ev_) do { if (blockIdx.x == 0 && base == 0 && (threadIdx.x % 128) == 0 && (t_) < 63) \\
     snap_trace[wg_][t_][ev_] = clock64(); } while (0)
+// (called by the plan and combine kernels only: a call in the decode kernel serializes its wgmma)
+__device__ __noinline__ void print_trace()
+{
+    printf("TRACE tiles %d rows %d\\n", (int)snap_trace[0][63][7], ROWS);
+    for (int w = 0; w < 4; ++w)
+        for (int t = 0; t < 63; ++t)
+            printf("TR %d %d %llu %llu %llu %llu %llu %llu %llu %llu\\n", w, t, snap_trace[w][t][0],
+                   snap_trace[w][t][1], snap_trace[w][t][2], snap_trace[w][t][3], snap_trace[w][t][4],
+                   snap_trace[w][t][5], snap_trace[w][t][6], snap_trace[w][t][7]);
+}
 '''
 
 PRINT = '''    wait_prior_grids();   // the split kernel's partials
@@ -29,12 +39,7 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
             print_now = row == 0 && b == 0 && snap_launch == 8 && atomicExch(&snap_printed, 1u) == 0;
         __syncthreads();
         if (print_now && tid == 0) {
-            printf("TRACE tiles %d rows %d\\n", (int)snap_trace[0][63][7], ROWS);
-            for (int w = 0; w < 4; ++w)
-                for (int t = 0; t < 63; ++t)
-                    printf("TR %d %d %llu %llu %llu %llu %llu %llu %llu %llu\\n", w, t, snap_trace[w][t][0],
-                           snap_trace[w][t][1], snap_trace[w][t][2], snap_trace[w][t][3], snap_trace[w][t][4],
-                           snap_trace[w][t][5], snap_trace[w][t][6], snap_trace[w][t][7]);
+            print_trace();
         }
     }
 '''
@@ -51,12 +56,7 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 
 PLAN_PRINT = '''    wait_prior_grids();
     if (blockIdx.x == 0 && tid == 0 && snap_launch == 8 && atomicExch(&snap_printed, 1u) == 0) {
-        printf("TRACE tiles %d rows %d\\n", (int)snap_trace[0][63][7], ROWS);
-        for (int w = 0; w < 4; ++w)
-            for (int t = 0; t < 63; ++t)
-                printf("TR %d %d %llu %llu %llu %llu %llu %llu %llu %llu\\n", w, t, snap_trace[w][t][0],
-                       snap_trace[w][t][1], snap_trace[w][t][2], snap_trace[w][t][3], snap_trace[w][t][4],
-                       snap_trace[w][t][5], snap_trace[w][t][6], snap_trace[w][t][7]);
+        print_trace();
     }
 '''
 
