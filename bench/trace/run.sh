@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Device call: the timeline trace (bench/trace/patch.py) of one decode
 # kernel at one shape: builds the traced snapmla, runs `snapmla bench` on
-# SPEC at SHAPE (the trace is printed after the split kernel's 13th
-# launch), restores the templates and prints bench/trace/view.py's summary.
+# SPEC at SHAPE (the trace is printed after the split kernel's 8th
+# launch; 20 replays), restores the templates and prints bench/trace/view.py's summary.
 # The untraced kernel is timed in the same call for comparison. Logs under $OUT.
 #   bench/trace/run.sh roles SPEC 128x16384
 #   bench/trace/run.sh bf16 bench/mtp_bf16.yaml 128x8192
@@ -24,9 +24,10 @@ make -j16 build/snapmla > "$out/build_trace_$kind.log" 2>&1 || { tail -5 "$out/b
 restore
 SNAPMLA_CACHE_DIR="$work/cache_trace" timeout 150 build/snapmla bench "$spec" --shapes "$shape" --replays 20 \
     > "$out/trace_$name.log" 2>&1
-echo "traced: $(grep -c '^TR ' "$out/trace_$name.log") trace lines; $(grep -E '\| *[0-9.]+ *us' "$out/trace_$name.log" | head -1 | cut -c1-120)"
+rows() { grep -E "q[0-9]" "$1" | head -3 | cut -c1-150; }   # the bench table's rows
+echo "traced ($(grep -c '^TR ' "$out/trace_$name.log") trace lines):"; rows "$out/trace_$name.log"
 SNAPMLA_CACHE_DIR="$work/cache_untraced" timeout 150 "$work/snapmla_untraced" bench "$spec" --shapes "$shape" --replays 20 \
     > "$out/untraced_$name.log" 2>&1
-grep -E "q[0-9]" "$out/untraced_$name.log" | head -3 | cut -c1-150
-make -j16 build/snapmla > /dev/null 2>&1
+echo "untraced:"; rows "$out/untraced_$name.log"
+cp "$work/snapmla_untraced" build/snapmla   # (the templates are back; the binary too, without a rebuild)
 python3 bench/trace/view.py "$kind" "$out/trace_$name.log"
