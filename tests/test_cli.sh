@@ -216,5 +216,29 @@ printf '%s\n' "| variant | batch | s_k | us |" \
     "| mtp_bf16.mla_decode.l512r64.h128q2c.bf16p64i.kv64q64s2w8 | 128 | 8192 | 968.9 | 1.32 |" > "$work/bench.log"
 expect "ab summary: round line from a bench log" 0 "^deepseek_v3_fp8_roles_hopper/h128q1c/b128 16384:701\.3 us; mtp_bf16/h128q2c/b128 8192:968\.9 us; $" -- bash bench/ab_summary.sh --line "$work/bench.log"
 
+# bench/trace: the patch still matches the shipped templates (a copy of them), and the reader's sums
+if command -v python3 >/dev/null; then
+    for kind in roles bf16; do
+        mkdir -p "$work/trace_$kind/templates"
+        cp templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/combine.cu \
+            templates/decode_plan.cu "$work/trace_$kind/templates"
+        kernel=$([[ $kind == roles ]] && echo decode_wgmma_fp8_roles.cu || echo decode_wgmma_bf16.cu)
+        stamps=$([[ $kind == roles ]] && echo 15 || echo 8)   # the macro's definition and each step's stamp
+        expect "trace patch applies ($kind)" 0 "^$stamps 2 1$" -- bash -c "cd '$work/trace_$kind' &&
+            python3 '$PWD/bench/trace/patch.py' $kind && echo \$(grep -c 'TR(' templates/$kernel) \
+            \$(grep -c print_trace templates/decode_plan.cu) \$(grep -c print_trace templates/combine.cu)"
+    done
+    python3 -c 'print("TRACE tiles 100 rows 128")
+for w in range(4):
+    for t in range(63):
+        if w >= 2 or t % 2 == w:   # score warpgroups on their own tiles; output warpgroups on every tile
+            print("TR", w, t, *[t * 1000 + (500 if w >= 2 else 0) + 10 * e for e in range(8)])' > "$work/trace.log"
+    expect "trace view: the tile period" 0 "tile period \(O0 sees P' of t, then of t\+1\): 1000$" -- \
+        python3 bench/trace/view.py roles "$work/trace.log"
+    expect "trace view: the score steps" 0 "S per own tile: full wait 10, .*; top to last 70$" -- \
+        python3 bench/trace/view.py roles "$work/trace.log"
+    expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
+fi
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
