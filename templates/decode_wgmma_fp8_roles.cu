@@ -24,9 +24,10 @@
 //           tile in order: wait pfull(t); retire the product of t-1
 //           (pempty(t-1)); O^T = O^T factor(t) + V^T(t) P'(t)^T, wgmma e4m3
 //           with A = V^T byte-transposed from the raw tile into registers
-//           by quarters (two m-blocks, 32 tokens: 8 registers), each
-//           quarter's load running beside the products of the last one,
-//           B = P'(t). Thread 0 of O0 copies:
+//           (a quarter: two m-blocks, 32 tokens, 8 registers) and B = P'(t):
+//           the whole tile's quarters at once, then the eight products
+//           (V_WHOLE_TILE below), or quarter by quarter, each load beside
+//           the products of the last one. Thread 0 of O0 copies:
 //           tile t+STAGES into t's slot once its S and both O have read it
 //           (used), by TMA.
 // The numbers are the seesaw's (decode_wgmma_fp8.cu) but for where r puts
@@ -53,11 +54,23 @@ namespace snapmla {
 
 static_assert(SCALE_GROUPS == 1 && KV_TMA, "role warpgroups: fp8_per_token, pages of 16 tokens or more");
 
+// How O reads a tile's V^T. Whole tile (the query rows fill whole 64-row
+// tiles): all four quarters' fragments (32 registers) at once, the slot
+// released, then the eight products as one group; by quarters (otherwise):
+// two quarters' fragments held, each quarter loaded while the products of
+// the last one run. The whole tile releases the slot sooner, and the ring's
+// cycle (refill, landing, scores, P', O's read of V) sets the tile period:
+// 6% faster at 128 heads (docs/perf.md). It needs O at 192 registers (at
+// 176 or 184 ptxas serializes its wgmma) and so S at 64, where S spills
+// unless ROWS is a multiple of 64 (checked with `snapmla inspect` at 1, 8,
+// 16, 20, 32, 48 and 100 heads): those take the quarters.
+constexpr bool V_WHOLE_TILE = ROWS % 64 == 0;
+constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;
 // Registers per thread after the hand-over (the launch gives 128 a thread
 // to 512 threads): S holds a score tile (32) and its scales; O its O^T
-// (128), a half product's V^T fragments (16) and their byte-permute
+// (128), the V^T fragments held (8 per quarter) and their byte-permute
 // temporaries.
-constexpr int SCORE_REGS = 80, OUTPUT_REGS = 176;
+constexpr int SCORE_REGS = V_WHOLE_TILE ? 64 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 192 : 176;
 static_assert(128 * 2 * (SCORE_REGS + OUTPUT_REGS) <= 65536, "the register file");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
 constexpr int COPIER = 2 * 128;      // thread 0 of O0
@@ -313,7 +326,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     // registers), two quarters' fragments held (by q % 2): quarter q loads
     // while the products of q - 1 run. (Loading tile t+1's first quarter
     // before P'(t+1) measured 10-13% slower: docs/perf.md.)
-    unsigned a[2][2][4];
+    unsigned a[V_QUARTERS_HELD][2][4];
     for (int t = 0; t < tiles; ++t) {
         const int g = base + t;
         const float *st = m.state_all + g % P_SLOTS * STATE_FLOATS;
@@ -336,21 +349,35 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
             for (int mb = 0; mb < MBLOCKS; ++mb)
                 scale_columns(o[mb], f);
         }
-        load_vt_quarter(slot, a[0][0], a[0][1], ow, warp, lane, 0, 0);
+        if constexpr (V_WHOLE_TILE) {
 #pragma unroll
-        for (int q = 0; q < 2 * GROUPS; ++q) {
-            const int grp = q / 2, kc = q % 2;
-            if (q > 0) {   // all but the last quarter are done: quarter q - 2's fragments are free
-                wgmma_wait<1>();
-                load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);
-            }
-            if (q == 2 * GROUPS - 1)
-                mbarrier_arrive(m.used + g % STAGES);
+            for (int q = 0; q < 2 * GROUPS; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+            mbarrier_arrive(m.used + g % STAGES);
             wgmma_fence();
 #pragma unroll
-            for (int mm = 0; mm < 2; ++mm)
-                wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+            for (int q = 0; q < 2 * GROUPS; ++q)
+#pragma unroll
+                for (int mm = 0; mm < 2; ++mm)
+                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
             wgmma_commit();
+        } else {
+            load_vt_quarter(slot, a[0][0], a[0][1], ow, warp, lane, 0, 0);
+#pragma unroll
+            for (int q = 0; q < 2 * GROUPS; ++q) {
+                const int grp = q / 2, kc = q % 2;
+                if (q > 0) {   // all but the last quarter are done: quarter q - 2's fragments are free
+                    wgmma_wait<1>();
+                    load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);
+                }
+                if (q == 2 * GROUPS - 1)
+                    mbarrier_arrive(m.used + g % STAGES);
+                wgmma_fence();
+#pragma unroll
+                for (int mm = 0; mm < 2; ++mm)
+                    wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+                wgmma_commit();
+            }
         }
         if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
             mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
@@ -384,7 +411,9 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
     if (direct) {
         named_barrier(BAR_OUTPUT, 256);
-        copy_out_stage(p, b, row0, stage, o_thread, 256);
+        int out_thread = o_thread;
+        asm volatile("" : "+r"(out_thread));   // (else ptxas hoists the stage's addresses out of the loops and spills them)
+        copy_out_stage(p, b, row0, stage, out_thread, 256);
     }
 }
 

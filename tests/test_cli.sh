@@ -223,7 +223,7 @@ if command -v python3 >/dev/null; then
         cp templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/combine.cu \
             templates/decode_plan.cu "$work/trace_$kind/templates"
         kernel=$([[ $kind == roles ]] && echo decode_wgmma_fp8_roles.cu || echo decode_wgmma_bf16.cu)
-        stamps=$([[ $kind == roles ]] && echo 15 || echo 8)   # the macro's definition and each step's stamp
+        stamps=$([[ $kind == roles ]] && echo 16 || echo 8)   # each step's stamp (roles: both forms of the V^T read)
         expect "trace patch applies ($kind)" 0 "^$stamps 2 1$" -- bash -c "cd '$work/trace_$kind' &&
             python3 '$PWD/bench/trace/patch.py' $kind && echo \$(grep -c 'TR(' templates/$kernel) \
             \$(grep -c print_trace templates/decode_plan.cu) \$(grep -c print_trace templates/combine.cu)"
@@ -238,6 +238,14 @@ for w in range(4):
     expect "trace view: the score steps" 0 "S per own tile: full wait 10, .*; top to last 70$" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
+    # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
+    mkdir -p "$work/probe/templates"
+    for probe in norope halfqk nochain nopv halfpv early novt; do
+        expect "probe applies ($probe)" 0 "^edited$" -- bash -c "cd '$work/probe' &&
+            cp '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/ &&
+            python3 '$PWD/bench/probe/patch.py' $probe &&
+            ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
+    done
 fi
 
 echo "cli: $passed passed, $failed failed"

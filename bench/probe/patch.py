@@ -11,9 +11,16 @@ an AssertionError instead of timing the unchanged kernel.
 import sys
 
 PATH = 'templates/decode_wgmma_fp8_roles.cu'
-PV = 'wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);'
-KEEP_A = ('asm volatile("" :: "r"(a[q % 2][mm][0]), "r"(a[q % 2][mm][1]), "r"(a[q % 2][mm][2]), '
-          '"r"(a[q % 2][mm][3]));')
+# The output warpgroups' products in both forms of the V^T read: the whole
+# tile (128 and 64 heads, the probes' shape) and by quarters (other head
+# counts). Each probe edits both, so it holds whichever form is compiled.
+PV_WHOLE = 'wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);'
+PV_QUARTERS = 'wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);'
+
+
+def keep_a(frag):
+    """Uses the fragments without a product (so their loads stay)."""
+    return 'asm volatile("" :: ' + ', '.join(f'"r"({frag}[{i}])' for i in range(4)) + ');'
 
 
 def probe(name, s):
@@ -25,31 +32,33 @@ def probe(name, s):
     if name == 'base':
         pass
     elif name == 'norope':      # no RoPE product (and no wait for it)
-        rep('''        wgmma_fence();
-        issue_rope_scores(s, q_rope_desc, k_rope_desc);
-        wgmma_commit();
-        wgmma_wait<0>();
-        fence_registers(s);
+        rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
 ''', '')
     elif name == 'halfqk':      # half the latent QK products
         rep('for (int kb = 0; kb < LAT_BLOCKS; ++kb)', 'for (int kb = 0; kb < LAT_BLOCKS / 2; ++kb)')
     elif name == 'nochain':     # S does not wait for the other S's row state
         rep('            mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));\n', '')
     elif name == 'nopv':        # no PV products (the fragments still load)
-        rep(PV, KEEP_A)
+        rep(PV_WHOLE, keep_a('a[q][mm]'))
+        rep(PV_QUARTERS, keep_a('a[q % 2][mm]'))
     elif name == 'halfpv':      # the products of one channel group of two
-        rep(PV, 'if (grp == 0) ' + PV + ' else ' + KEEP_A)
+        rep(PV_WHOLE, 'if (q / 2 == 0) ' + PV_WHOLE + ' else ' + keep_a('a[q][mm]'))
+        rep(PV_QUARTERS, 'if (grp == 0) ' + PV_QUARTERS + ' else ' + keep_a('a[q % 2][mm]'))
     elif name == 'early':       # the slot freed once S has read K, refilled at O's loop head
         rep('''        fence_async_smem();                    // P' is read by wgmma (the async proxy)
         mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
 ''', '''        fence_async_smem();                    // P' is read by wgmma (the async proxy)
 ''')
-        rep('''        fence_registers(s);
-        if (t0 + KV_TILE > t_end)''', '''        fence_registers(s);
+        rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
+''', '''        add_rope_scores(s, q_rope_desc, k_rope_desc);
         mbarrier_arrive(m.used + g % STAGES);
-        if (t0 + KV_TILE > t_end)''')
-        rep('''            if (q == 2 * GROUPS - 1)
-                mbarrier_arrive(m.used + g % STAGES);
+''')
+        rep('''                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+            mbarrier_arrive(m.used + g % STAGES);
+''', '''                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+''')
+        rep('''                if (q == 2 * GROUPS - 1)
+                    mbarrier_arrive(m.used + g % STAGES);
 ''', '')
         rep('''        if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
             mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
@@ -68,11 +77,15 @@ def probe(name, s):
         mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
 ''')
     elif name == 'novt':        # V^T fragments loaded for the first two quarters only
-        rep('''                wgmma_wait<1>();
-                load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''',
-            '''                wgmma_wait<1>();
-                if (q == 1)
-                    load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''')
+        rep('''            for (int q = 0; q < 2 * GROUPS; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);''',
+            '''            for (int q = 0; q < 2; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);''')
+        rep('''                    wgmma_wait<1>();
+                    load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''',
+            '''                    wgmma_wait<1>();
+                    if (q == 1)
+                        load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''')
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv early novt')
     return s

@@ -48,7 +48,8 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 # (full), 2 latent QK retired, 3 RoPE retired, 4 exponentials done and P
 # slot free (pempty), 5 previous row state in (sfull), 6 row state out,
 # 7 P' out. O (2, 3): 0 top, 1 P' in (pfull), 2 previous products retired,
-# 6 first quarter issued, 3 all issued, 4 (O0) slot's readers done (used),
+# 6 V^T read (whole tile: all of it, the slot released; by quarters: the
+# first quarter issued), 3 all issued, 4 (O0) slot's readers done (used),
 # 5 end. bf16 (warpgroups 0, 1; own tiles): 0 top, 1 own product of t-2
 # retired, 2 the other's P(t-1) and row state in, 3 tile landed, 4 QK
 # retired, 5 softmax done, 6 P(t) and state out, 7 own product issued.
@@ -114,11 +115,17 @@ def patch(kind, s, c, plan):
         if (t > 0)''', '''            fence_registers(o[mb]);
         TR(2 + ow, t, 2);
         if (t > 0)''')
-        s = rep(s, '''            wgmma_commit();
+        s = rep(s, '''            mbarrier_arrive(m.used + g % STAGES);
+            wgmma_fence();''', '''            mbarrier_arrive(m.used + g % STAGES);
+            TR(2 + ow, t, 6);
+            wgmma_fence();''')
+        s = rep(s, '''                wgmma_commit();
+            }
         }
-        if (tid == COPIER && t + STAGES < tiles) {''', '''            wgmma_commit();
-            if (q == 0)
-                TR(2 + ow, t, 6);
+        if (tid == COPIER && t + STAGES < tiles) {''', '''                wgmma_commit();
+                if (q == 0)
+                    TR(2 + ow, t, 6);
+            }
         }
         TR(2 + ow, t, 3);
         if (tid == COPIER && t + STAGES < tiles) {''')

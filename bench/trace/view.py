@@ -11,8 +11,8 @@ STEPS = {
     'roles': {
         'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (4, 'exps + pempty'),
               (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
-        'O': [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'first quarter'), (3, 'other quarters'),
-              (5, 'copier + tail')],
+        'O': [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
+              (3, 'products issued'), (5, 'copier + tail')],
     },
     'bf16': {
         'S': [(0, 'top'), (1, 'retire own t-2'), (2, "other's P in"), (3, 'full wait'), (4, 'QK (+ other PV)'),
