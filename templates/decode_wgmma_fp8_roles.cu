@@ -322,10 +322,9 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
         for (int i = 0; i < 32; ++i)
             o[mb][i] = 0.f;
-    // V^T by quarters (one group's 32-token half: two m-blocks, 8 fragment
-    // registers), two quarters' fragments held (by q % 2): quarter q loads
-    // while the products of q - 1 run. (Loading tile t+1's first quarter
-    // before P'(t+1) measured 10-13% slower: docs/perf.md.)
+    // V^T's fragments, a quarter (one group's 32-token half: two m-blocks)
+    // per a[i]: the whole tile's, or two quarters' by q % 2 (V_WHOLE_TILE).
+    // (Reading V^T before P'(t) measured slower in both forms: docs/perf.md.)
     unsigned a[V_QUARTERS_HELD][2][4];
     for (int t = 0; t < tiles; ++t) {
         const int g = base + t;
