@@ -246,6 +246,14 @@ for w in range(4):
             python3 '$PWD/bench/probe/patch.py' $probe &&
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
+    # bench/variants: each prepared variant still edits the shipped roles template
+    for v in prefetch1 prefetch2; do
+        expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
+            templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
+            ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
+    done
+    expect "variant unknown" 1 "unknown variant nosuch" -- python3 bench/variants/patch.py nosuch \
+        templates/decode_wgmma_fp8_roles.cu "$work/roles_nosuch.cu"
 fi
 
 echo "cli: $passed passed, $failed failed"

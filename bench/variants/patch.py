@@ -1,0 +1,76 @@
+"""Candidate variants of the FP8 role-warpgroup kernel, kept as edits of the
+shipped template so that they follow it and can be timed in a later device
+call (unlike bench/probe, their numbers must be right: each is checked
+against the float64 reference before it is timed).
+
+    python3 bench/variants/patch.py NAME TEMPLATE OUT
+
+writes TEMPLATE edited as NAME to OUT; bench/variants/run.sh writes them
+for bench/template_ab.sh. A variant whose text no longer matches the
+template stops with an AssertionError.
+
+  prefetch1  the copier also prefetches into L2 the tile after the one it
+             just copied (cp.async.bulk.prefetch), so that copy reads L2
+  prefetch2  the same, two tiles after
+"""
+import sys
+
+PREFETCH = '''// The boxes of KV tile `tile` (its copy's pieces) prefetched into L2, so
+// that the copy issued a tile later reads L2 instead of HBM.
+__device__ __forceinline__ void prefetch_tile_l2(const DecodeParams &p, const KvMaps &maps, const KvRange &r, int tile,
+                                                 const TileWhere &w)
+{
+    if (tile >= r.tiles)
+        return;
+    const int t0 = r.t_begin + tile * KV_TILE;
+    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+    const long long scale_plane = (long long)PAGE_SIZE * (LAT_ROW + ROPE_ROW);
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        if (k >= pieces)
+            break;
+        const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
+#pragma unroll
+        for (int blk = 0; blk < LAT_BLOCKS; ++blk)
+            asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\\n" ::"l"(
+                             (unsigned long long)&maps.latent), "r"(blk * 128), "r"(slot), "r"(page) : "memory");
+#pragma unroll
+        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+            asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\\n" ::"l"(
+                             (unsigned long long)&maps.rope), "r"(rb * ROPE_SW), "r"(slot), "r"(page) : "memory");
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\\n" ::"l"(
+                         p.cache + (long long)page * p.page_stride + scale_plane + slot * 4), "r"(BOX_ROWS * 4)
+                     : "memory");
+    }
+}
+
+// O_w's share of Q's load'''
+
+
+def variant(name, s):
+    def rep(old, new):
+        nonlocal s
+        assert s.count(old) == 1, (name, old)
+        s = s.replace(old, new)
+
+    if name in ('prefetch1', 'prefetch2'):
+        ahead = 1 if name == 'prefetch1' else 2
+        rep("// O_w's share of Q's load", PREFETCH)
+        first = ''.join(f'        prefetch_tile_l2(p, maps, range, STAGES + {k}, locate_tile(range, STAGES + {k}));\n'
+                        for k in range(ahead))
+        rep('''        next = locate_tile(range, STAGES);
+''', '''        next = locate_tile(range, STAGES);
+''' + first)
+        rep('''            next = locate_tile(range, t + 1 + STAGES);
+''', f'''            next = locate_tile(range, t + 1 + STAGES);
+            prefetch_tile_l2(p, maps, range, t + {ahead} + STAGES, locate_tile(range, t + {ahead} + STAGES));
+''')
+    else:
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2')
+    return s
+
+
+if __name__ == '__main__':
+    name, template, out = sys.argv[1:4]
+    text = variant(name, open(template).read())
+    open(out, 'w').write(text)
