@@ -237,6 +237,8 @@ for w in range(4):
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: the score steps" 0 "S per own tile: full wait 10, .*; top to last 70$" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
+    expect "trace view: each output warpgroup apart" 0 "O1 per own tile: pfull wait 10, retire t-1 10," -- \
+        python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
     # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
     mkdir -p "$work/probe/templates"
@@ -247,7 +249,7 @@ for w in range(4):
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
     # bench/variants: each prepared variant still edits the shipped roles template
-    for v in prefetch1 prefetch2; do
+    for v in prefetch1 prefetch2 copier1; do
         expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"

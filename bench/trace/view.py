@@ -38,7 +38,8 @@ def main():
     ev = lambda w, t, e: rows.get((w, t), [0] * 8)[e]
     mean = lambda xs: statistics.mean(xs) if xs else float('nan')
     print(f'{kind}: {tiles} tiles in CTA 0\'s first item; steady tiles {first}..{last - 1}; clock64 cycles')
-    groups = [('S', 'S', None), ('O', 'O', None)] if kind == 'roles' else [('WG0', 'S', 0), ('WG1', 'S', 1)]
+    # (O0 and O1 apart: thread 0 of O0 also issues the copies, so the two may keep different paces)
+    groups = [('S', 'S', None), ('O0', 'O', 2), ('O1', 'O', 3)] if kind == 'roles' else [('WG0', 'S', 0), ('WG1', 'S', 1)]
     for label, who, only in groups:
         steps = STEPS[kind][who]
         if who == 'S':   # (warpgroup 1 of bf16 runs its QK before the other's product: its own order)
@@ -46,7 +47,7 @@ def main():
             if only == 1:
                 steps = [steps[i] for i in (0, 1, 3, 2, 4, 5, 6, 7)]
         else:
-            tile_ws = lambda t: [2, 3]
+            tile_ws = lambda t: [only]
         out = []
         for (e0, _), (e1, name) in zip(steps, steps[1:]):
             d = [ev(w, t, e1) - ev(w, t, e0) for t in range(first, last) for w in tile_ws(t)

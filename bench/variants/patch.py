@@ -12,6 +12,9 @@ template stops with an AssertionError.
   prefetch1  the copier also prefetches into L2 the tile after the one it
              just copied (cp.async.bulk.prefetch), so that copy reads L2
   prefetch2  the same, two tiles after
+  copier1    the copies are issued by thread 0 of O1 instead of O0, so
+             that the output warpgroup that also copies is not the one the
+             other waits for (O0 waits for O1's read of V today)
 """
 import sys
 
@@ -65,8 +68,16 @@ def variant(name, s):
 ''', f'''            next = locate_tile(range, t + 1 + STAGES);
             prefetch_tile_l2(p, maps, range, t + {ahead} + STAGES, locate_tile(range, t + {ahead} + STAGES));
 ''')
+    elif name == 'copier1':
+        rep('''constexpr int COPIER = 2 * 128;      // thread 0 of O0
+''', '''constexpr int O_FIRST = 2 * 128;     // thread 0 of O0
+constexpr int COPIER = 3 * 128;      // thread 0 of O1
+''')
+        rep('tid - COPIER);', 'tid - O_FIRST);')
+        rep('const int o_thread = tid - COPIER;', 'const int o_thread = tid - O_FIRST;')
+        rep('if (threadIdx.x < COPIER) {', 'if (threadIdx.x < O_FIRST) {')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 copier1')
     return s
 
 
