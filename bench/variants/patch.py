@@ -5,13 +5,17 @@ against the float64 reference before it is timed).
 
     python3 bench/variants/patch.py NAME TEMPLATE OUT
 
-writes TEMPLATE edited as NAME to OUT; bench/variants/run.sh writes them
+writes TEMPLATE edited as NAME to OUT (NAME may join several with '+',
+applied in order: prefetch1+copier1); bench/variants/run.sh writes them
 for bench/template_ab.sh. A variant whose text no longer matches the
 template stops with an AssertionError.
 
   prefetch1  the copier also prefetches into L2 the tile after the one it
              just copied (cp.async.bulk.prefetch), so that copy reads L2
   prefetch2  the same, two tiles after
+  retire_first  the output warpgroups retire tile t-1's products and free
+             its P slot (pempty) before they wait for P'(t), not after, so
+             that a late P' does not hold the slot the score side waits for
   copier1    the copies are issued by thread 0 of O1 instead of O0, so
              that the output warpgroup that also copies is not the one the
              other waits for (O0 waits for O1's read of V today)
@@ -76,12 +80,38 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         rep('tid - COPIER);', 'tid - O_FIRST);')
         rep('const int o_thread = tid - COPIER;', 'const int o_thread = tid - O_FIRST;')
         rep('if (threadIdx.x < COPIER) {', 'if (threadIdx.x < O_FIRST) {')
+    elif name == 'retire_first':
+        rep('''        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
+        const int4 flags = *(const int4 *)(st + ST_FLAGS);
+        const unsigned char *slot = m.ring + g % STAGES * STAGE_BYTES;
+        const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
+        // Every wgmma wait below is on every path: a skipped wait, or O^T
+        // rescaled while a product runs, serializes every product (ptxas C7514).
+        wgmma_wait<0>();   // tile t-1's products: O^T may be rescaled
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+            fence_registers(o[mb]);
+        if (t > 0)   // tile t-1's P' and state are free
+            mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
+''', '''        const unsigned char *slot = m.ring + g % STAGES * STAGE_BYTES;
+        const unsigned long long p_desc = smem_desc(m.p_all + g % P_SLOTS * P_BYTES, P_LBO, P_SBO, 0);
+        wgmma_wait<0>();   // tile t-1's products: O^T may be rescaled
+#pragma unroll
+        for (int mb = 0; mb < MBLOCKS; ++mb)
+            fence_registers(o[mb]);
+        if (t > 0)   // tile t-1's P' and state are free
+            mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
+        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
+        const int4 flags = *(const int4 *)(st + ST_FLAGS);
+''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 copier1')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first copier1')
     return s
 
 
 if __name__ == '__main__':
     name, template, out = sys.argv[1:4]
-    text = variant(name, open(template).read())
+    text = open(template).read()
+    for part in name.split('+'):
+        text = variant(part, text)
     open(out, 'w').write(text)
