@@ -62,9 +62,10 @@ static_assert(SCALE_GROUPS == 1 && KV_TMA, "role warpgroups: fp8_per_token, page
 // cycle (refill, landing, scores, P', O's read of V) sets the tile period:
 // 6% faster at 128 heads (docs/perf.md). It needs O at 192 registers (at
 // 176 or 184 ptxas serializes its wgmma) and so S at 64, where S spills
-// unless ROWS is a multiple of 64 (checked with `snapmla inspect` at 1, 8,
-// 16, 20, 32, 48 and 100 heads): those take the quarters.
-constexpr bool V_WHOLE_TILE = ROWS % 64 == 0;
+// unless every 64-row query tile is whole and, under a causal mask, holds
+// one query token's heads (`snapmla inspect`, 1 to 128 heads, q_len 1 to
+// 4): the others take the quarters.
+constexpr bool V_WHOLE_TILE = ROWS % 64 == 0 && (!CAUSAL || Q_LEN == 1 || Q_HEADS % 64 == 0);
 constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;
 // Registers per thread after the hand-over (the launch gives 128 a thread
 // to 512 threads): S holds a score tile (32) and its scales; O its O^T
