@@ -338,7 +338,9 @@ START_TEST(ptxas_report_refuses_a_log_without_kernels)
 }
 END_TEST
 
-/* The promise of CI: every variant we ship compiles, with no GPU present;
+/* The promise of CI: every variant we ship (and those of
+ * tests/specs_compile/, at the edges of a kernel's register plan) compiles,
+ * with no GPU present;
  * ptxas serializes none of their kernels (a serialized wgmma loses the
  * schedule) and the decode kernel does not spill. The small kernels may keep
  * a value or two in local memory (today the combine at 128 and 512 threads
@@ -381,6 +383,8 @@ START_TEST(every_shipped_variant_compiles)
     glob_t found;
     ck_assert_int_eq(glob(SNAPMLA_SOURCE_DIR "/specs/*.yaml", 0, NULL, &found), 0);
     ck_assert_uint_gt(found.gl_pathc, 5);
+    /* and the test-only specs at the edges of a kernel's register plan */
+    ck_assert_int_eq(glob(SNAPMLA_SOURCE_DIR "/tests/specs_compile/*.yaml", GLOB_APPEND, NULL, &found), 0);
     snapmla_spec **specs = calloc(found.gl_pathc, sizeof *specs);
     ck_assert_ptr_nonnull(specs);
     size_t count = 0;
