@@ -7,8 +7,10 @@
 # in ROUNDS interleaved rounds (snapmla bench, SHAPES, default 128x16384),
 # so that drift between calls does not land on one variant (a variant whose
 # check runs out of time is not timed). SPECS default:
-# the roles spec at 128 and 16 heads. The template is restored at the end.
-# Logs under $OUT.
+# the roles spec at 128 and 16 heads. A variant that also edits other files
+# of the tree has them under DIR/PREFIX_X.tree/ (same paths as in the
+# repository: gen/resources.c, templates/...): they are installed for its
+# build only. Everything is restored at the end. Logs under $OUT.
 #   DIR=exp ROUNDS=2 bench/template_ab.sh A C      (exp/roles_A.cu, exp/roles_C.cu)
 #   TEMPLATE=decode_wgmma_bf16.cu PREFIX=bf16 SPECS="specs/deepseek_v3_bf16_hopper.yaml bench/mtp_bf16.yaml" \
 #       DIR=exp bench/template_ab.sh base F         (exp/bf16_base.cu, exp/bf16_F.cu)
@@ -20,7 +22,15 @@ template=templates/${TEMPLATE:-decode_wgmma_fp8_roles.cu}
 prefix=${PREFIX:-roles}
 work=$(mktemp -d)
 cp "$template" "$work/keep.cu"
-trap 'cp "$work/keep.cu" "$template"' EXIT
+# the other files some variant edits (DIR/PREFIX_X.tree/PATH), kept as they are here
+extra=()
+for v in "$@"; do
+    [[ -d $dir/${prefix}_$v.tree ]] || continue
+    while IFS= read -r f; do extra+=("$f"); done < <(cd "$dir/${prefix}_$v.tree" && find . -type f | sed 's|^\./||')
+done
+for f in "${extra[@]}"; do mkdir -p "$work/keep_tree/$(dirname "$f")"; cp "$f" "$work/keep_tree/$f"; done
+restore_tree() { for f in "${extra[@]}"; do cp "$work/keep_tree/$f" "$f"; done; }
+trap 'cp "$work/keep.cu" "$template"; restore_tree' EXIT
 if [[ -n ${SPECS:-} ]]; then
     read -ra specs <<< "$SPECS"
 else
@@ -30,6 +40,8 @@ fi
 variants=("$@")
 for v in "${variants[@]}"; do
     cp "$dir/${prefix}_$v.cu" "$template"
+    restore_tree
+    [[ -d $dir/${prefix}_$v.tree ]] && cp -r "$dir/${prefix}_$v.tree/." .
     make -j16 build/snapmla > "$out/build_$v.log" 2>&1 || { echo "$v: build failed"; tail -5 "$out/build_$v.log"; continue; }
     cp build/snapmla "$work/snapmla_$v"
     checks="" hung=0

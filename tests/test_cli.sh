@@ -254,6 +254,11 @@ for w in range(4):
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
     done
+    expect "variant applies (pslots4: the host's size and the shared parts)" 0 "^edited$" -- bash -c "
+        python3 bench/variants/patch.py pslots4 templates/decode_wgmma_fp8_roles.cu '$work/roles_pslots4.cu' &&
+            ! cmp -s gen/resources.c '$work/roles_pslots4.tree/gen/resources.c' &&
+            ! cmp -s templates/wgmma_fp8_parts.cuh '$work/roles_pslots4.tree/templates/wgmma_fp8_parts.cuh' &&
+            echo edited"
     expect "variant unknown" 1 "unknown variant nosuch" -- python3 bench/variants/patch.py nosuch \
         templates/decode_wgmma_fp8_roles.cu "$work/roles_nosuch.cu"
 fi

@@ -6,8 +6,11 @@ against the float64 reference before it is timed).
     python3 bench/variants/patch.py NAME TEMPLATE OUT
 
 writes TEMPLATE edited as NAME to OUT (NAME may join several with '+',
-applied in order: prefetch1+copier1); bench/variants/run.sh writes them
-for bench/template_ab.sh. A variant whose text no longer matches the
+applied in order: prefetch1+copier1); a variant that also edits other
+files of the tree (read from the current directory, the repository root)
+writes them under OUT without `.cu`, plus `.tree/`, where
+bench/template_ab.sh installs them for that variant's build.
+bench/variants/run.sh writes them all. A variant whose text no longer matches the
 template stops with an AssertionError.
 
   prefetch1  the copier also prefetches into L2 the tile after the one it
@@ -16,10 +19,15 @@ template stops with an AssertionError.
   retire_first  the output warpgroups retire tile t-1's products and free
              its P slot (pempty) before they wait for P'(t), not after, so
              that a late P' does not hold the slot the score side waits for
+  pslots4    four P' buffers and row-state slots instead of three (the
+             score warpgroups may run a tile further ahead of the output
+             ones; shared memory 231648 bytes of 232448): edits
+             wgmma_fp8_parts.cuh and the host's size (gen/resources.c)
   copier1    the copies are issued by thread 0 of O1 instead of O0, so
              that the output warpgroup that also copies is not the one the
              other waits for (O0 waits for O1's read of V today)
 """
+import os
 import sys
 
 PREFETCH = '''// The boxes of KV tile `tile` (its copy's pieces) prefetched into L2, so
@@ -105,13 +113,42 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         const int4 flags = *(const int4 *)(st + ST_FLAGS);
 ''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first copier1')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1')
     return s
+
+
+def tree_variant(name, tree):
+    """The variant's edits of files other than the template, into tree
+    (path -> text, read from the current directory when first edited)."""
+    def rep(path, old, new):
+        if path not in tree:
+            tree[path] = open(path).read()
+        assert tree[path].count(old) == 1, (name, path, old)
+        tree[path] = tree[path].replace(old, new)
+
+    if name == 'pslots4':
+        rep('templates/wgmma_fp8_parts.cuh', 'P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;',
+            'P_BYTES = 64 * KV_TILE, P_BUFFERS = ROLE_WARPGROUPS ? 4 : 3;')
+        rep('templates/wgmma_fp8_parts.cuh', 'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;',
+            'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = ROLE_WARPGROUPS ? 4 : 3;')
+        rep('gen/resources.c', '''        int p_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 : 0;
+        return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + p_barriers;''',
+            '''        int p_slots = snapmla_variant_role_warpgroups(v) ? 4 : 3;
+        int p_barriers = snapmla_variant_role_warpgroups(v) ? p_slots * 24 : 0;
+        return 1024 + q_region + v->stages * stage + p_slots * (p_tile + row_state) + v->stages * 16 + p_barriers;''')
+    return tree
 
 
 if __name__ == '__main__':
     name, template, out = sys.argv[1:4]
     text = open(template).read()
+    tree = {}
     for part in name.split('+'):
-        text = variant(part, text)
+        if part != 'pslots4':   # (edits no line of the roles template)
+            text = variant(part, text)
+        tree = tree_variant(part, tree)
     open(out, 'w').write(text)
+    for path, edited in tree.items():
+        target = os.path.join(out[:-len('.cu')] + '.tree', path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, 'w').write(edited)
