@@ -411,8 +411,10 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
     if (direct) {
         named_barrier(BAR_OUTPUT, 256);
+        // (opaque to ptxas: else it hoists the stage's addresses out of the
+        // loops and spills them across the tiles)
         int out_thread = o_thread;
-        asm volatile("" : "+r"(out_thread));   // (else ptxas hoists the stage's addresses out of the loops and spills them)
+        asm volatile("" : "+r"(out_thread));
         copy_out_stage(p, b, row0, stage, out_thread, 256);
     }
 }

@@ -39,7 +39,10 @@ def main():
     mean = lambda xs: statistics.mean(xs) if xs else float('nan')
     print(f'{kind}: {tiles} tiles in CTA 0\'s first item; steady tiles {first}..{last - 1}; clock64 cycles')
     # (O0 and O1 apart: thread 0 of O0 also issues the copies, so the two may keep different paces)
-    groups = [('S', 'S', None), ('O0', 'O', 2), ('O1', 'O', 3)] if kind == 'roles' else [('WG0', 'S', 0), ('WG1', 'S', 1)]
+    if kind == 'roles':
+        groups = [('S', 'S', None), ('O0', 'O', 2), ('O1', 'O', 3)]
+    else:
+        groups = [('WG0', 'S', 0), ('WG1', 'S', 1)]
     for label, who, only in groups:
         steps = STEPS[kind][who]
         if who == 'S':   # (warpgroup 1 of bf16 runs its QK before the other's product: its own order)
