@@ -239,6 +239,8 @@ for w in range(4):
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: each output warpgroup apart" 0 "O1 per own tile: pfull wait 10, retire t-1 10," -- \
         python3 bench/trace/view.py roles "$work/trace.log"
+    expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue \+ tail 10;" -- \
+        python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
     # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
     mkdir -p "$work/probe/templates"

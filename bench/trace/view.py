@@ -12,7 +12,10 @@ STEPS = {
         'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (4, 'exps + pempty'),
               (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
         'O': [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
-              (3, 'products issued'), (5, 'copier + tail')],
+              (3, 'products issued'), (5, 'tail')],
+        # O0's thread 0 also copies: its wait for the slot's readers, then the copy's issue
+        'O0': [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
+               (3, 'products issued'), (4, 'used wait'), (5, 'copy issue + tail')],
     },
     'bf16': {
         'S': [(0, 'top'), (1, 'retire own t-2'), (2, "other's P in"), (3, 'full wait'), (4, 'QK (+ other PV)'),
@@ -40,7 +43,7 @@ def main():
     print(f'{kind}: {tiles} tiles in CTA 0\'s first item; steady tiles {first}..{last - 1}; clock64 cycles')
     # (O0 and O1 apart: thread 0 of O0 also issues the copies, so the two may keep different paces)
     if kind == 'roles':
-        groups = [('S', 'S', None), ('O0', 'O', 2), ('O1', 'O', 3)]
+        groups = [('S', 'S', None), ('O0', 'O0', 2), ('O1', 'O', 3)]
     else:
         groups = [('WG0', 'S', 0), ('WG1', 'S', 1)]
     for label, who, only in groups:
@@ -79,7 +82,7 @@ def main():
     base = min(v for (w, t), r in rows.items() if t == first for v in r if v)
     for t in range(first, min(last, first + 10)):
         for w in ([owner(t)] + ([2, 3] if kind == 'roles' else [])):
-            who = 'S' if w < 2 else 'O'
+            who = 'S' if w < 2 else 'O0' if w == 2 else 'O'
             cells = ' '.join(f'{name}@{ev(w, t, e) - base}' for e, name in sorted(STEPS[kind][who], key=lambda x: ev(w, t, x[0])) if ev(w, t, e))
             print(f'    t{t:2d} wg{w}: {cells}')
 
