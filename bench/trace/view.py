@@ -6,16 +6,17 @@ each step over the steady tiles (8 .. 47 by default).
 import statistics
 import sys
 
+# the output warpgroups' steps up to their products' issue
+O_STEPS = [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
+           (3, 'products issued')]
 STEPS = {
     # kind: per warpgroup kind, the events in time order and the name of the step ending at each
     'roles': {
         'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (4, 'exps + pempty'),
               (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
-        'O': [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
-              (3, 'products issued'), (5, 'tail')],
+        'O': O_STEPS + [(5, 'tail')],
         # O0's thread 0 also copies: its wait for the slot's readers, then the copy's issue
-        'O0': [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
-               (3, 'products issued'), (4, 'used wait'), (5, 'copy issue + tail')],
+        'O0': O_STEPS + [(4, 'used wait'), (5, 'copy issue + tail')],
     },
     'bf16': {
         'S': [(0, 'top'), (1, 'retire own t-2'), (2, "other's P in"), (3, 'full wait'), (4, 'QK (+ other PV)'),
