@@ -76,11 +76,10 @@ static snapmla_status read_line(snapmla_ptxas_report *r, const char *line, snapm
         const char *of = strstr(line, "Function properties for ") + strlen("Function properties for ");
         *current = find(r, of);
     } else if (strstr(line, "Potential Performance Loss") || strncmp(line, "ptxas warning", 13) == 0) {
-        snapmla_kernel_resources *k = *current;
-        if (quoted_after(line, "in the function", kernel, sizeof kernel))
-            k = find(r, kernel);
-        if (k)
-            k->performance_notes++;
+        /* a note that names its function is counted once every record is
+         * read (ptxas prints such notes before the first record) */
+        if (!quoted_after(line, "in the function", kernel, sizeof kernel) && *current)
+            (*current)->performance_notes++;
         add_note(r, line);
     } else if (*current && strstr(line, "bytes stack frame")) {
         (*current)->stack_bytes = number_before(line, "bytes stack frame");
@@ -94,6 +93,22 @@ static snapmla_status read_line(snapmla_ptxas_report *r, const char *line, snapm
         (*current)->static_smem_bytes = smem < 0 ? 0 : smem;
     }
     return SNAPMLA_OK;
+}
+
+/* Each note that names its function, on that kernel's record. */
+static void count_named_notes(snapmla_ptxas_report *r)
+{
+    char kernel[sizeof r->kernels[0].name], line[1024];
+    for (const char *p = r->notes; *p;) {
+        const char *end = strchr(p, '\n');
+        const size_t length = end ? (size_t)(end - p) : strlen(p);
+        snprintf(line, sizeof line, "%.*s", (int)length, p);
+        snapmla_kernel_resources *k =
+            quoted_after(line, "in the function", kernel, sizeof kernel) ? find(r, kernel) : NULL;
+        if (k)
+            k->performance_notes++;
+        p += length + (end ? 1 : 0);
+    }
 }
 
 snapmla_status snapmla_ptxas_report_parse(const char *log, const char *name, snapmla_ptxas_report *out,
@@ -114,6 +129,7 @@ snapmla_status snapmla_ptxas_report_parse(const char *log, const char *name, sna
     if (out->count == 0)
         return snapmla_fail(err, SNAPMLA_ERR_INTERNAL,
                             "the compile log of '%s' names no kernel (was it compiled with ptxas -v?)", name);
+    count_named_notes(out);
     for (int i = 0; i < out->count; ++i)
         if (out->kernels[i].registers < 0)
             return snapmla_fail(err, SNAPMLA_ERR_INTERNAL,

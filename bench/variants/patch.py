@@ -26,6 +26,12 @@ template stops with an AssertionError.
   copier1    the copies are issued by thread 0 of O1 instead of O0, so
              that the output warpgroup that also copies is not the one the
              other waits for (O0 waits for O1's read of V today)
+  half_copies  each output warpgroup copies the half of a tile it reads
+             (its 256 latent channels; O0 also the scales, O1 the RoPE
+             rows), once its score warpgroup and it are done with that half
+             (a second `used` mbarrier per slot): no output warpgroup waits
+             for the other's V read, and each issues half the copies;
+             edits gen/resources.c (8 bytes of smem per ring slot)
 """
 import os
 import sys
@@ -56,6 +62,49 @@ __device__ __forceinline__ void prefetch_tile_l2(const DecodeParams &p, const Kv
         asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\\n" ::"l"(
                          p.cache + (long long)page * p.page_stride + scale_plane + slot * 4), "r"(BOX_ROWS * 4)
                      : "memory");
+    }
+}
+
+// O_w's share of Q's load'''
+
+
+HALF_ISSUE = '''// Half h of KV tile `tile`'s copies (by O_h's thread 0): the latent blocks
+// of O_h's channels, and the scales (h 0) or the RoPE rows (h 1); the
+// slot's `full` completes on both halves' arrivals and bytes.
+__device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                                unsigned char *ring, unsigned long long *full, int base, int tile,
+                                                const TileWhere &w, int h)
+{
+    static_assert(LAT_BLOCKS % 2 == 0, "whole latent blocks per output warpgroup");
+    if (tile >= r.tiles)
+        return;
+    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
+    unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
+    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
+    unsigned long long *bar = full + (base + tile) % STAGES;
+    const int t0 = r.t_begin + tile * KV_TILE;
+    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LAT_ROW / 2 + (h == 0 ? SCALE_BYTES : ROPE_ROW)));
+    const long long scale_plane = (long long)PAGE_SIZE * (LAT_ROW + ROPE_ROW);
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        if (k >= pieces)
+            break;
+        const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
+#pragma unroll
+        for (int j = 0; j < LAT_BLOCKS / 2; ++j) {
+            const int blk = h * (LAT_BLOCKS / 2) + j;
+            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
+        }
+        if (h == 1) {
+#pragma unroll
+            for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+                tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW,
+                            slot, page, bar);
+        } else {
+            bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
+                      BOX_ROWS * 4, bar);
+        }
     }
 }
 
@@ -114,8 +163,48 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
         const int4 flags = *(const int4 *)(st + ST_FLAGS);
 ''')
+    elif name == 'half_copies':
+        rep("// O_w's share of Q's load", HALF_ISSUE)
+        rep('''    unsigned long long *sfull, *pfull, *pempty;
+};''', '''    unsigned long long *sfull, *pfull, *pempty;
+    unsigned long long *used_hi;   // per ring slot: S and O1 are done with its upper half (`used`: S and O0)
+};''')
+        rep('''    check_smem_layout(smem_raw, m.pempty + P_SLOTS);''', '''    m.used_hi = m.pempty + P_SLOTS;
+    check_smem_layout(smem_raw, m.used_hi + STAGES);''')
+        rep('''        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
+''', '''        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot: both halves
+        mbarrier_arrive(m.used_hi + g % STAGES);
+''')
+        rep('''    TileWhere next{};   // the copier's next copy: tile STAGES, then one per tile
+    if (tid == COPIER) {
+        for (int k = 0; k < STAGES; ++k)
+            issue_kv_tile(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k));
+''', '''    unsigned long long *const my_used = ow == 0 ? m.used : m.used_hi;   // this O's half of each slot
+    const bool half_copier = tid % 128 == 0;
+    TileWhere next{};   // the copier's next copy: tile STAGES, then one per tile
+    if (half_copier) {
+        for (int k = 0; k < STAGES; ++k)
+            issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);
+''')
+        rep('''            mbarrier_arrive(m.used + g % STAGES);
+            wgmma_fence();''', '''            mbarrier_arrive(my_used + g % STAGES);
+            wgmma_fence();''')
+        rep('''                    mbarrier_arrive(m.used + g % STAGES);
+''', '''                    mbarrier_arrive(my_used + g % STAGES);
+''')
+        rep('''        if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
+            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
+            issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);''',
+            '''        if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it
+            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
+            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow);''')
+        rep('''        init_ring_barriers(m.full, m.used, 1, 3 * 128);   // the copier's expect_tx; the tile's S, O0, O1
+''', '''        init_ring_barriers(m.full, m.used, 2, 2 * 128);   // the two half copies; the tile's S and O0
+        for (int s = 0; s < STAGES; ++s)
+            mbarrier_init(m.used_hi + s, 2 * 128);           // the tile's S and O1
+''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies')
     return s
 
 
@@ -133,11 +222,13 @@ def tree_variant(name, tree):
             'P_BYTES = 64 * KV_TILE, P_BUFFERS = ROLE_WARPGROUPS ? 4 : 3;')
         rep('templates/wgmma_fp8_parts.cuh', 'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;',
             'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = ROLE_WARPGROUPS ? 4 : 3;')
-        rep('gen/resources.c', '''        int p_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 : 0;
-        return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + p_barriers;''',
+        rep('gen/resources.c', '''        int p_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 : 0;''',
             '''        int p_slots = snapmla_variant_role_warpgroups(v) ? 4 : 3;
-        int p_barriers = snapmla_variant_role_warpgroups(v) ? p_slots * 24 : 0;
-        return 1024 + q_region + v->stages * stage + p_slots * (p_tile + row_state) + v->stages * 16 + p_barriers;''')
+        int p_barriers = snapmla_variant_role_warpgroups(v) ? p_slots * 24 : 0;''')
+        rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
+    if name == 'half_copies':
+        rep('gen/resources.c', 'v->stages * 16 + p_barriers;',
+            'v->stages * 16 + p_barriers + (snapmla_variant_role_warpgroups(v) ? v->stages * 8 : 0);')
     return tree
 
 
