@@ -251,16 +251,16 @@ for w in range(4):
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
     # bench/variants: each prepared variant still edits the shipped roles template
-    for v in prefetch1 prefetch2 retire_first copier1 half_copies prefetch1+copier1; do
+    for v in prefetch1 prefetch2 retire_first copier1 half_copies vt8 prefetch1+copier1; do
         expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
     done
-    # ... and builds, its decode kernels without spills (NVRTC, in a copy of the tree)
+    # ... and builds, its decode kernels without spills or performance-loss notes (NVRTC, in a copy of the tree)
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
-    expect "variants build without spills" 0 "^== pslots4\+half_copies$" -- env TMPDIR="$work" \
-        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies pslots4+half_copies
+    expect "variants build without spills or notes" 0 "^== pslots4\+half_copies\+vt8$" -- env TMPDIR="$work" \
+        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 pslots4+half_copies+vt8
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
     expect "variant applies (pslots4: the host's size and the shared parts)" 0 "^edited$" -- bash -c "
         python3 bench/variants/patch.py pslots4 templates/decode_wgmma_fp8_roles.cu '$work/roles_pslots4.cu' &&

@@ -32,6 +32,12 @@ template stops with an AssertionError.
              (a second `used` mbarrier per slot): no output warpgroup waits
              for the other's V read, and each issues half the copies;
              edits gen/resources.c (8 bytes of smem per ring slot)
+  vt8        (whole-tile form) a thread of an output warpgroup holds eight
+             consecutive channels instead of two groups of four: its V^T
+             fragments of a tile come from 16 8-byte loads instead of 32
+             4-byte ones (the same bytes, two wavefronts each, no bank
+             conflict), and its output rows go out as 16-byte stores
+             (a latent of 512: 256 channels per output warpgroup)
 """
 import os
 import sys
@@ -106,6 +112,86 @@ __device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvM
                       BOX_ROWS * 4, bar);
         }
     }
+}
+
+// O_w's share of Q's load'''
+
+
+VT8 = '''// ---- vt8: eight consecutive channels per thread (the whole-tile form) ----
+// Channel of row half h of m-block mb: this thread's eight channels are
+// consecutive, so one 8-byte load per token gives all four m-blocks' V^T
+// fragments and one 16-byte store per query row puts its output out.
+__device__ __forceinline__ int channel8_of(int wg, int warp, int lane, int mb, int h)
+{
+    return wg * HALF + 64 * warp + 8 * (lane / 4) + 2 * mb + h;
+}
+
+// All of this thread's V^T fragments of a tile: a[mb][kc][2 j + h] as
+// load_vt_quarter's (the same tokens in the same K order), per 16-token
+// step four 8-byte words (4 tokens x 8 channels), transposed as two 4 x 4
+// byte blocks.
+__device__ __forceinline__ void load_vt_tile8(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4], int wg,
+                                              int warp, int lane)
+{
+    static_assert(HALF == 4 * 64, "eight channels per thread: 256 per output warpgroup (DeepSeek's 512)");
+    const int c8 = channel8_of(wg, warp, lane, 0, 0);
+    const unsigned char *block = k_lat + (c8 / 128) * LAT_BLOCK_BYTES;
+    int at[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+        at[e] = swizzled<128>(2 * (lane % 4) + (e & 1) + 8 * (e >> 1), c8 % 128);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        uint2 w[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            w[e] = *(const uint2 *)(block + at[e] + kk * 16 * 128);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {   // channels c8 + 4 half .. + 3: m-blocks 2 half, 2 half + 1
+            const unsigned w0 = half ? w[0].y : w[0].x, w1 = half ? w[1].y : w[1].x;
+            const unsigned w2 = half ? w[2].y : w[2].x, w3 = half ? w[3].y : w[3].x;
+            const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
+            const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
+            const int kc = kk / 2, j = kk % 2, mb = 2 * half;
+            a[mb][kc][2 * j] = __byte_perm(lo01, lo23, 0x5410);
+            a[mb][kc][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);
+            a[mb + 1][kc][2 * j] = __byte_perm(hi01, hi23, 0x5410);
+            a[mb + 1][kc][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);
+        }
+    }
+}
+
+// write_output for channel8_of's channels (one scale group): a query row's
+// eight channels as one 16-byte store into the stage, or two partial quads.
+__device__ __forceinline__ void write_output8(const DecodeParams &p, const float (&o)[MBLOCKS][32],
+                                              const float *final_state, bool have_state, unsigned char *stage,
+                                              int wg, int warp, int lane, int b, int split, int row0, bool direct)
+{
+    static_assert(!KV_TILE128 && MBLOCKS == 4, "one scale group, four m-blocks");
+    const int quad = lane % 4, c8 = channel8_of(wg, warp, lane, 0, 0);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
+            if (!direct && row >= ROWS)
+                continue;
+            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
+            const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
+            float x[8];   // channels c8 + 2 mb + h
+#pragma unroll
+            for (int mb = 0; mb < 4; ++mb)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    x[2 * mb + h] = o[mb][4 * j + 2 * h + e] * inv;
+            if (direct) {
+                *(uint4 *)(stage + out_stage_offset(n_row, c8)) =
+                    make_uint4(bf16x2(x[0], x[1]), bf16x2(x[2], x[3]), bf16x2(x[4], x[5]), bf16x2(x[6], x[7]));
+            } else {
+                store_partial_quad(p, b, split, row, c8, make_float4(x[0], x[1], x[2], x[3]));
+                store_partial_quad(p, b, split, row, c8 + 4, make_float4(x[4], x[5], x[6], x[7]));
+            }
+        }
 }
 
 // O_w's share of Q's load'''
@@ -203,8 +289,36 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         for (int s = 0; s < STAGES; ++s)
             mbarrier_init(m.used_hi + s, 2 * 128);           // the tile's S and O1
 ''')
+    elif name == 'vt8':
+        rep("// O_w's share of Q's load", VT8)
+        rep('''    unsigned a[V_QUARTERS_HELD][2][4];
+''', '''    unsigned a[V_QUARTERS_HELD][2][4];
+    unsigned a8[MBLOCKS][2][4];   // (vt8) the whole tile's, by m-block and 32-token half
+''')
+        rep('''#pragma unroll
+            for (int q = 0; q < 2 * GROUPS; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+''', '''            load_vt_tile8(slot, a8, ow, warp, lane);
+''')
+        rep('''#pragma unroll
+            for (int q = 0; q < 2 * GROUPS; ++q)
+#pragma unroll
+                for (int mm = 0; mm < 2; ++mm)
+                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
+''', '''#pragma unroll
+            for (int kc = 0; kc < 2; ++kc)
+#pragma unroll
+                for (int mb = 0; mb < MBLOCKS; ++mb)
+                    wgmma_pvt_fp8(o[mb], a8[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
+''')
+        rep('''    write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
+''', '''    if constexpr (V_WHOLE_TILE)
+        write_output8(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
+    else
+        write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
+''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8')
     return s
 
 
