@@ -214,14 +214,16 @@ __device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
     return w;
 }
 
-// One thread starts the copy of KV tile `tile` into ring slot
+// One thread starts the copy of part of KV tile `tile` into ring slot
 // (base + tile) % STAGES by TMA: the pieces up to the range's end, each a
-// box per 128-byte latent block and per RoPE swizzle block, and (FP8) its
-// scales. Rows past the range's end hold whatever the page or the slot held
-// before (see clear_tail).
-__device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
-                                               unsigned char *ring, unsigned long long *full, int base,
-                                               int tile, const TileWhere &w)
+// box per 128-byte latent block of [first_block, first_block + BLOCKS),
+// per RoPE swizzle block (rope) and (FP8) its scales (scales); the part's
+// bytes go on the slot's `full`. Rows past the range's end hold whatever
+// the page or the slot held before (see clear_tail).
+template <int BLOCKS>
+__device__ __forceinline__ void issue_tma_part(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                               unsigned char *ring, unsigned long long *full, int base, int tile,
+                                               const TileWhere &w, int first_block, bool rope, bool scales)
 {
     if (tile >= r.tiles)
         return;
@@ -231,7 +233,7 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
     unsigned long long *bar = full + (base + tile) % STAGES;
     const int t0 = r.t_begin + tile * KV_TILE;
     const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
-    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LAT_ROW + ROPE_ROW + SCALE_BYTES));
+    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (BLOCKS * 128 + (rope ? ROPE_ROW : 0) + (scales ? SCALE_BYTES : 0)));
     const long long scale_plane = (long long)PAGE_SIZE * (LAT_ROW + ROPE_ROW);
 #pragma unroll
     for (int k = 0; k < PIECES; ++k) {
@@ -239,18 +241,31 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
             break;
         const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
 #pragma unroll
-        for (int blk = 0; blk < LAT_BLOCKS; ++blk)
+        for (int j = 0; j < BLOCKS; ++j) {
+            const int blk = first_block + j;
             tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
+        }
+        if (rope) {
 #pragma unroll
-        for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
-            tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW, slot,
-                        page, bar);
-        if (KV_TILE128)
+            for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
+                tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW,
+                            slot, page, bar);
+        }
+        if (scales && KV_TILE128)
             tma_load_3d(k_scale + k * BOX_ROWS * SCALE_GROUPS, &maps.scales, 0, slot, page, bar);
-        else if (KV_FP8)
+        else if (scales && KV_FP8)
             bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
                       BOX_ROWS * 4, bar);
     }
+}
+
+// The whole tile (issue_tma_part's every part).
+__device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                               unsigned char *ring, unsigned long long *full, int base,
+                                               int tile, const TileWhere &w)
+{
+    static_assert(LAT_BLOCKS * 128 == LAT_ROW, "the latent in 128-byte blocks");
+    issue_tma_part<LAT_BLOCKS>(p, maps, r, ring, full, base, tile, w, 0, true, true);
 }
 
 // TMA copies whole boxes, so the rows of a range's last tile past its end

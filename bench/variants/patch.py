@@ -74,44 +74,15 @@ __device__ __forceinline__ void prefetch_tile_l2(const DecodeParams &p, const Kv
 // O_w's share of Q's load'''
 
 
-HALF_ISSUE = '''// Half h of KV tile `tile`'s copies (by O_h's thread 0): the latent blocks
-// of O_h's channels, and the scales (h 0) or the RoPE rows (h 1); the
-// slot's `full` completes on both halves' arrivals and bytes.
+HALF_ISSUE = '''// Half h of KV tile `tile`'s copy (by O_h's thread 0): the latent blocks of
+// O_h's channels, and the scales (h 0) or the RoPE rows (h 1); the slot's
+// `full` completes on both halves' arrivals and bytes.
 __device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
                                                 unsigned char *ring, unsigned long long *full, int base, int tile,
                                                 const TileWhere &w, int h)
 {
     static_assert(LAT_BLOCKS % 2 == 0, "whole latent blocks per output warpgroup");
-    if (tile >= r.tiles)
-        return;
-    unsigned char *k_lat = ring + (base + tile) % STAGES * STAGE_BYTES;
-    unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
-    float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
-    unsigned long long *bar = full + (base + tile) % STAGES;
-    const int t0 = r.t_begin + tile * KV_TILE;
-    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
-    mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (LAT_ROW / 2 + (h == 0 ? SCALE_BYTES : ROPE_ROW)));
-    const long long scale_plane = (long long)PAGE_SIZE * (LAT_ROW + ROPE_ROW);
-#pragma unroll
-    for (int k = 0; k < PIECES; ++k) {
-        if (k >= pieces)
-            break;
-        const int slot = (t0 + k * BOX_ROWS) % PAGE_SIZE, page = w.page[k];
-#pragma unroll
-        for (int j = 0; j < LAT_BLOCKS / 2; ++j) {
-            const int blk = h * (LAT_BLOCKS / 2) + j;
-            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
-        }
-        if (h == 1) {
-#pragma unroll
-            for (int rb = 0; rb < ROPE_BLOCKS; ++rb)
-                tma_load_3d(k_rope + rb * ROPE_BLOCK_BYTES + k * BOX_ROWS * ROPE_SW, &maps.rope, rb * ROPE_SW,
-                            slot, page, bar);
-        } else {
-            bulk_load(k_scale + k * BOX_ROWS, p.cache + (long long)page * p.page_stride + scale_plane + slot * 4,
-                      BOX_ROWS * 4, bar);
-        }
-    }
+    issue_tma_part<LAT_BLOCKS / 2>(p, maps, r, ring, full, base, tile, w, h * (LAT_BLOCKS / 2), h == 1, h == 0);
 }
 
 // O_w's share of Q's load'''
