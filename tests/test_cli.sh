@@ -262,6 +262,9 @@ for w in range(4):
     expect "variants build without spills or notes" 0 "^== pslots4\+half_copies\+vt8$" -- env TMPDIR="$work" \
         bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 pslots4+half_copies+vt8
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
+    expect "variants: inspect.sh, an unknown variant" 1 "unknown variant nosuch" -- env TMPDIR="$work" \
+        bench/variants/inspect.sh nosuch
+    expect "variants: inspect.sh needs a name" 2 "^usage: bench/variants/inspect.sh VARIANT" -- bench/variants/inspect.sh
     expect "variant applies (pslots4: the host's size and the shared parts)" 0 "^edited$" -- bash -c "
         python3 bench/variants/patch.py pslots4 templates/decode_wgmma_fp8_roles.cu '$work/roles_pslots4.cu' &&
             ! cmp -s gen/resources.c '$work/roles_pslots4.tree/gen/resources.c' &&
