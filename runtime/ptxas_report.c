@@ -95,19 +95,29 @@ static snapmla_status read_line(snapmla_ptxas_report *r, const char *line, snapm
     return SNAPMLA_OK;
 }
 
+/* The line at *at into line (cut at its size), *at moved past it; 0 at
+ * the end of text. */
+static int next_line(const char **at, char *line, size_t size)
+{
+    const char *p = *at;
+    if (!*p)
+        return 0;
+    const char *end = strchr(p, '\n');
+    const size_t length = end ? (size_t)(end - p) : strlen(p);
+    snprintf(line, size, "%.*s", (int)length, p);
+    *at = p + length + (end ? 1 : 0);
+    return 1;
+}
+
 /* Each note that names its function, on that kernel's record. */
 static void count_named_notes(snapmla_ptxas_report *r)
 {
     char kernel[sizeof r->kernels[0].name], line[1024];
-    for (const char *p = r->notes; *p;) {
-        const char *end = strchr(p, '\n');
-        const size_t length = end ? (size_t)(end - p) : strlen(p);
-        snprintf(line, sizeof line, "%.*s", (int)length, p);
+    for (const char *p = r->notes; next_line(&p, line, sizeof line);) {
         snapmla_kernel_resources *k =
             quoted_after(line, "in the function", kernel, sizeof kernel) ? find(r, kernel) : NULL;
         if (k)
             k->performance_notes++;
-        p += length + (end ? 1 : 0);
     }
 }
 
@@ -117,14 +127,10 @@ snapmla_status snapmla_ptxas_report_parse(const char *log, const char *name, sna
     memset(out, 0, sizeof *out);
     snapmla_kernel_resources *current = NULL;
     char line[1024];
-    for (const char *p = log; *p;) {
-        const char *end = strchr(p, '\n');
-        const size_t length = end ? (size_t)(end - p) : strlen(p);
-        snprintf(line, sizeof line, "%.*s", (int)length, p);
+    for (const char *p = log; next_line(&p, line, sizeof line);) {
         snapmla_status s = read_line(out, line, &current, name, err);
         if (s != SNAPMLA_OK)
             return s;
-        p += length + (end ? 1 : 0);
     }
     if (out->count == 0)
         return snapmla_fail(err, SNAPMLA_ERR_INTERNAL,
