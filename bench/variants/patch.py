@@ -44,6 +44,11 @@ template stops with an AssertionError.
              per thread instead of 32 loads and 48 permutes; a thread's
              channels become pairs (2 (lane / 4) + {0, 1} of a 16-channel
              block per m-block and warp), the output 4-byte stores
+  chain_ilp  the score warpgroups' row-state update tests both row halves
+             for "keep" before either updates (no branch between the two
+             tests), so the two halves' exponential and compares overlap
+             on the chain between the score warpgroups; a half that moves
+             takes lazy_row_update as before
 """
 import os
 import sys
@@ -409,8 +414,36 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
     else
         write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
 ''')
+    elif name == 'chain_ilp':
+        rep('''#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            lazy_row_update(row_max[h], row_sum[h], row_r[h], tile, h, row_scale_log2[h], factor[h],
+                                            p_factor[h], rescale_rows);
+''', '''        // (chain_ilp) both halves' keep tests first: their chains overlap
+        float beta_keep[2];
+        bool keep[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            beta_keep[h] = tile.max[h] == -inf_f32() ? 0.f
+                                                     : fast_exp2((tile.max[h] - row_max[h]) * row_scale_log2[h]);
+            const float mx_keep = beta_keep[h] * tile.p_max[h] * row_r[h];
+            keep[h] = beta_keep[h] <= BETA_MAX && mx_keep <= P_HIGH && (mx_keep >= P_FLOOR || mx_keep == 0.f);
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            if (keep[h]) {
+                factor[h] = 1.f;
+                p_factor[h] = row_r[h] * beta_keep[h];
+                row_sum[h] += beta_keep[h] * tile.sum[h];
+            } else {   // (lazy_row_update tests again, fails, and moves)
+                lazy_row_update(row_max[h], row_sum[h], row_r[h], tile, h, row_scale_log2[h], factor[h],
+                                p_factor[h], rescale_rows);
+            }
+        }
+''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8 vt_ldsm')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8 vt_ldsm '
+                 'chain_ilp')
     return s
 
 
