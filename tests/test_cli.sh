@@ -263,7 +263,7 @@ for w in range(4):
         bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 vt_ldsm chain_ilp \
             pslots4+half_copies+vt8 half_copies+vt_ldsm
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
-    expect "variants: the V^T fragment orders (emulated)" 0 "^vt_ldsm: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
+    expect "variants: the V^T fragment orders (emulated)" 0 "^vt_ldsm, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
         python3 bench/variants/fragments.py
     expect "variants: inspect.sh, an unknown variant" 1 "unknown variant nosuch" -- env TMPDIR="$work" \
         bench/variants/inspect.sh nosuch

@@ -7,21 +7,29 @@ the swizzled e4m3 tile in shared memory, `__byte_perm` and `ldmatrix.trans`
 2 (t % 4) + 1 of column t / 4). Each fragment byte must be the (token,
 channel) that the wgmma A-fragment layout and P''s token order ask for
 (register 2 j + h: row half h, K positions 16 j + 4 quad + e = tokens
-2 quad + (e & 1) + 8 (e >> 1) + 16 j), each channel of a warpgroup's half
+2 quad + (e & 1) + 8 (e >> 1) + 16 j), for latents of 512 and 256, each
+channel of a warpgroup's half
 must be some thread's row exactly once, and the loads must not conflict
 (each 128-byte wavefront of a warp's load covers the 32 banks once).
     python3 bench/variants/fragments.py
 """
 import sys
 
-LAT_BLOCK, HALF = 64 * 128, 256
+LAT_BLOCK = 64 * 128
+HALF = 256   # output channels per warpgroup: 256 (DeepSeek's latent 512) or 128 (MiniCPM3's 256)
 
 
 def swizzled(row, byte):
     return row * 128 + ((((byte >> 4) ^ (row & 7))) << 4) + (byte & 15)
 
 
-SMEM = {(ch // 128) * LAT_BLOCK + swizzled(tok, ch % 128): (tok, ch) for tok in range(64) for ch in range(512)}
+SMEM = {}
+
+
+def fill_tile():
+    SMEM.clear()
+    SMEM.update({(ch // 128) * LAT_BLOCK + swizzled(tok, ch % 128): (tok, ch)
+                 for tok in range(64) for ch in range(2 * HALF)})
 
 
 def ld(addr, n):
@@ -58,7 +66,7 @@ def token_rows(lane):
 
 def quarters(wg, warp, lane, loads):
     a = {}
-    for grp in range(2):
+    for grp in range(HALF // 128):
         c0 = channel_of(wg, warp, lane, 2 * grp, 0)
         at = [(c0 // 128) * LAT_BLOCK + swizzled(t, c0 % 128) for t in token_rows(lane)]
         for kk in range(4):
@@ -93,7 +101,7 @@ def ldsm_row(wg, warp, lane, mp):
 
 def tile_ldsm(wg, warp, lane, loads):
     a = {}
-    for mp in range(2):
+    for mp in range(HALF // 128):
         for kk in range(4):
             rows = [ldsm_row(wg, warp, l, mp) + kk * 2048 for l in range(32)]
             loads.append(rows)
@@ -130,9 +138,10 @@ def check(name, load, cof, width):
                 for key, got in load(wg, warp, lane, loads).items():
                     bad += got != expected(cof, wg, warp, lane, *key)
                 per_lane_loads[(wg, warp, lane)] = loads
-            chans = sorted(cof(wg, warp, l, mb, h) for l in range(0, 32, 4) for mb in range(4) for h in range(2))
-            bad += chans != sorted(set(chans)) or len(chans) != 64
-        chans = sorted(cof(wg, w, l, mb, h) for w in range(4) for l in range(0, 32, 4) for mb in range(4) for h in range(2))
+            chans = sorted(cof(wg, warp, l, mb, h) for l in range(0, 32, 4) for mb in range(HALF // 64) for h in range(2))
+            bad += chans != sorted(set(chans)) or len(chans) != HALF // 4
+        chans = sorted(cof(wg, w, l, mb, h) for w in range(4) for l in range(0, 32, 4) for mb in range(HALF // 64)
+                       for h in range(2))
         bad += chans != list(range(wg * HALF, (wg + 1) * HALF))
     # banks: a warp instruction's addresses (per lane, per load; ldmatrix: the 32 row addresses)
     worst = 0
@@ -146,12 +155,17 @@ def check(name, load, cof, width):
                     for e in range(4):
                         worst = max(worst, most_per_bank([per_lane_loads[(wg, warp, l)][k][e] for l in range(32)],
                                                          width))
-    print(f'{name}: {bad} wrong fragment bytes or channel maps; at most {worst} access(es) per bank and wavefront')
+    print(f'{name}, latent {2 * HALF}: {bad} wrong fragment bytes or channel maps; at most {worst} access(es) per '
+          'bank and wavefront')
     return bad == 0 and worst == 1
 
 
 if __name__ == '__main__':
-    ok = check('quarters', quarters, channel_of, 4)
-    ok &= check('vt8', tile8, channel8_of, 8)
-    ok &= check('vt_ldsm', tile_ldsm, channel_ldsm_of, 16)
+    ok = True
+    for HALF in (256, 128):
+        fill_tile()
+        ok &= check('quarters', quarters, channel_of, 4)
+        if HALF == 256:   # (vt8: eight channels a thread need 256 a warpgroup)
+            ok &= check('vt8', tile8, channel8_of, 8)
+        ok &= check('vt_ldsm', tile_ldsm, channel_ldsm_of, 16)
     sys.exit(0 if ok else 1)

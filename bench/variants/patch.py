@@ -208,10 +208,10 @@ __device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
 __device__ __forceinline__ void load_vt_tile_ldsm(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4], int wg,
                                                   int warp, int lane)
 {
-    static_assert(HALF == 4 * 64 && MBLOCKS == 4, "four m-blocks of 64 channels per output warpgroup");
+    static_assert(HALF == MBLOCKS * 64 && MBLOCKS % 2 == 0, "pairs of 64-channel m-blocks");
     const int mat = lane / 8;
 #pragma unroll
-    for (int mp = 0; mp < 2; ++mp) {
+    for (int mp = 0; mp < MBLOCKS / 2; ++mp) {
         const int c0 = channel_ldsm_of(wg, warp, 0, 2 * mp + mat / 2, 0);   // the matrix's 16 channels
         const unsigned char *row = k_lat + (c0 / 128) * LAT_BLOCK_BYTES +
                                    swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
@@ -230,13 +230,13 @@ __device__ __forceinline__ void load_vt_tile_ldsm(const unsigned char *k_lat, un
 }
 
 // write_output for channel_ldsm_of's channels (one scale group): per query
-// row, four channel pairs.
+// row, a channel pair per m-block.
 __device__ __forceinline__ void write_output_ldsm(const DecodeParams &p, const float (&o)[MBLOCKS][32],
                                                   const float *final_state, bool have_state, unsigned char *stage,
                                                   int wg, int warp, int lane, int b, int split, int row0,
                                                   bool direct)
 {
-    static_assert(!KV_TILE128 && MBLOCKS == 4, "one scale group, four m-blocks");
+    static_assert(!KV_TILE128, "one scale group");
     // (opaque to ptxas: else it computes the channels before the tile loop
     // and spills them across it)
     int my_lane = lane;
@@ -252,7 +252,7 @@ __device__ __forceinline__ void write_output_ldsm(const DecodeParams &p, const f
             const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
             const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
 #pragma unroll
-            for (int mb = 0; mb < 4; ++mb) {
+            for (int mb = 0; mb < MBLOCKS; ++mb) {
                 const int c = channel_ldsm_of(wg, warp, my_lane, mb, 0);   // channels c, c + 1
                 const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
                 if (direct)
