@@ -260,7 +260,7 @@ for w in range(4):
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
     expect "variants build without spills or notes" 0 "^== pslots4\+half_copies\+vt8$" -- env TMPDIR="$work" \
-        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 vt_ldsm chain_ilp \
+        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 vt_ldsm ldsm_all chain_ilp \
             pslots4+half_copies+vt8 half_copies+vt_ldsm
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
     expect "variants: the V^T fragment orders (emulated)" 0 "^vt_ldsm, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
@@ -273,6 +273,11 @@ for w in range(4):
             ! cmp -s gen/resources.c '$work/roles_pslots4.tree/gen/resources.c' &&
             ! cmp -s templates/wgmma_fp8_parts.cuh '$work/roles_pslots4.tree/templates/wgmma_fp8_parts.cuh' &&
             echo edited"
+    expect "variant applies (ldsm_all: the shared parts)" 0 "^edited$" -- bash -c "
+        python3 bench/variants/patch.py ldsm_all templates/decode_wgmma_fp8_roles.cu '$work/roles_ldsm_all.cu' &&
+            grep -q ldmatrix '$work/roles_ldsm_all.tree/templates/wgmma_fp8_parts.cuh' && echo edited"
+    expect "ldsm_all: the seesaw and the 656-byte cache build too" 0 "^== ldsm_all$" -- env TMPDIR="$work" \
+        SPEC=specs/deepseek_v32_fp8_tile128_hopper.yaml bench/variants/inspect.sh ldsm_all
     expect "variant unknown" 1 "unknown variant nosuch" -- python3 bench/variants/patch.py nosuch \
         templates/decode_wgmma_fp8_roles.cu "$work/roles_nosuch.cu"
 fi

@@ -8,8 +8,10 @@ the swizzled e4m3 tile in shared memory, `__byte_perm` and `ldmatrix.trans`
 channel) that the wgmma A-fragment layout and P''s token order ask for
 (register 2 j + h: row half h, K positions 16 j + 4 quad + e = tokens
 2 quad + (e & 1) + 8 (e >> 1) + 16 j), for latents of 512 and 256, each
-channel of a warpgroup's half
-must be some thread's row exactly once, and the loads must not conflict
+channel of a warpgroup's half must be some thread's row exactly once, the
+m-blocks 2 g, 2 g + 1 must hold one 128-channel scale group (the 656-byte
+cache; not vt8, per-token only), ldsm_all's quarters are vt_ldsm's loads by (group, 32-token half),
+and the loads must not conflict
 (each 128-byte wavefront of a warp's load covers the 32 banks once).
     python3 bench/variants/fragments.py
 """
@@ -129,7 +131,7 @@ def most_per_bank(addresses, width):
     return worst
 
 
-def check(name, load, cof, width):
+def check(name, load, cof, width, scale_groups=True):
     bad, per_lane_loads = 0, {}
     for wg in range(2):
         for warp in range(4):
@@ -143,6 +145,11 @@ def check(name, load, cof, width):
         chans = sorted(cof(wg, w, l, mb, h) for w in range(4) for l in range(0, 32, 4) for mb in range(HALF // 64)
                        for h in range(2))
         bad += chans != list(range(wg * HALF, (wg + 1) * HALF))
+        # fp8_per_tile128: m-blocks 2 g, 2 g + 1 hold exactly the 128 channels of the warpgroup's scale group g
+        for g in range(HALF // 128 if scale_groups else 0):
+            group = {cof(wg, w, l, mb, h) for w in range(4) for l in range(0, 32, 4) for mb in (2 * g, 2 * g + 1)
+                     for h in range(2)}
+            bad += group != set(range(wg * HALF + 128 * g, wg * HALF + 128 * (g + 1)))
     # banks: a warp instruction's addresses (per lane, per load; ldmatrix: the 32 row addresses)
     worst = 0
     for wg in range(2):
@@ -166,6 +173,6 @@ if __name__ == '__main__':
         fill_tile()
         ok &= check('quarters', quarters, channel_of, 4)
         if HALF == 256:   # (vt8: eight channels a thread need 256 a warpgroup)
-            ok &= check('vt8', tile8, channel8_of, 8)
+            ok &= check('vt8', tile8, channel8_of, 8, scale_groups=False)   # (per-token only)
         ok &= check('vt_ldsm', tile_ldsm, channel_ldsm_of, 16)
     sys.exit(0 if ok else 1)

@@ -44,6 +44,12 @@ template stops with an AssertionError.
              per thread instead of 32 loads and 48 permutes; a thread's
              channels become pairs (2 (lane / 4) + {0, 1} of a 16-channel
              block per m-block and warp), the output 4-byte stores
+  ldsm_all   vt_ldsm's loads and channel order in the shared parts
+             (wgmma_fp8_parts.cuh: channel_of, load_vt_quarter,
+             write_output), so every V^T read of both FP8 schedules (the
+             roles kernel's whole tile and its quarters, the seesaw's
+             chunks) goes through ldmatrix.trans: the form vt_ldsm would be
+             kept in; edits wgmma_fp8_parts.cuh only
   chain_ilp  the score warpgroups' row-state update tests both row halves
              for "keep" before either updates (no branch between the two
              tests), so the two halves' exponential and compares overlap
@@ -414,6 +420,8 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
     else
         write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
 ''')
+    elif name == 'ldsm_all':
+        pass   # (no line of the roles template: tree_variant has its edits)
     elif name == 'chain_ilp':
         rep('''#pragma unroll
         for (int h = 0; h < 2; ++h)
@@ -443,7 +451,7 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
 ''')
     else:
         sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8 vt_ldsm '
-                 'chain_ilp')
+                 'ldsm_all chain_ilp')
     return s
 
 
@@ -465,6 +473,104 @@ def tree_variant(name, tree):
             '''        int p_slots = snapmla_variant_role_warpgroups(v) ? 4 : 3;
         int p_barriers = snapmla_variant_role_warpgroups(v) ? p_slots * 24 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
+    if name == 'ldsm_all':
+        parts = 'templates/wgmma_fp8_parts.cuh'
+        rep(parts, '''// Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
+// thread's O^T accumulators. The order is chosen so that a quad's four rows
+// of blocks 2g', 2g'+1 are four consecutive channels: one 32-bit word of the
+// raw tile, which becomes those rows' A fragments by a 4 x 4 byte transpose;
+// and so that blocks 2g', 2g'+1 hold the 128 channels of group g' (one V
+// scale per token in each, which P' carries).
+__device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, int h)
+{
+    return wg * HALF + 128 * (mb / 2) + 32 * warp + 4 * (lane / 4) + 2 * (mb % 2) + h;
+}
+''', '''// Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
+// thread's O^T accumulators. A warp's 16-row slice of an m-block is a
+// 16-channel block of the raw tile, and a thread's rows lane/4, lane/4 + 8
+// are its channels 2 (lane/4), 2 (lane/4) + 1: what ldmatrix.trans hands a
+// thread (b16 column lane/4 of each 8 x 8 matrix). Blocks 2g', 2g'+1 hold
+// the 128 channels of group g' (one V scale per token in each, which P'
+// carries).
+__device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, int h)
+{
+    return wg * HALF + 64 * mb + 16 * warp + 2 * (lane / 4) + h;
+}
+''')
+        a = tree[parts].index("// Where this thread's 4 words of group grp's 16-token steps start")
+        b = tree[parts].index("// Every group's quarter of the 32-token half kc")
+        tree[parts] = tree[parts][:a] + '''__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(p))
+                 : "memory");
+}
+
+// The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
+// tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
+// 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
+// channels, 128-byte swizzle); fragment i = 2 j + h. K position 4 quad + e
+// (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
+// +32 kc), the order P' was written in (the score accumulator's own). One
+// ldmatrix.x4.trans per 16-token step 2 kc + j: matrix i (lanes 8 i ..
+// 8 i + 7 give its token rows) is m-block 2 grp + i / 2, tokens 8 (i % 2)
+// + 0..7; the b16 transpose leaves a thread tokens 2 quad, 2 quad + 1 (and
+// + 8, + 9 in the next matrix) of its channel pair, and one byte permute
+// per fragment register splits the pair. Each matrix's 8 rows (16 bytes
+// each) fall in different banks by the swizzle.
+__device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsigned (&lo)[4], unsigned (&hi)[4],
+                                                int wg, int warp, int lane, int grp, int kc)
+{
+    const int mat = lane / 8;
+    const int c0 = channel_of(wg, warp, 0, 2 * grp + mat / 2, 0);   // the matrix's 16 channels
+    const unsigned char *row = k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j (the swizzle phase repeats every 8 rows)
+        unsigned x[4];
+        ldsm_x4_trans(x, row + (2 * kc + j) * 16 * 128);
+        lo[2 * j] = __byte_perm(x[0], x[1], 0x6420);       // even channel
+        lo[2 * j + 1] = __byte_perm(x[0], x[1], 0x7531);   // odd channel
+        hi[2 * j] = __byte_perm(x[2], x[3], 0x6420);
+        hi[2 * j + 1] = __byte_perm(x[2], x[3], 0x7531);
+    }
+}
+
+''' + tree[parts][b:]
+        a = tree[parts].index("    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;")
+        b = tree[parts].index("// Stores this thread's P' fragments")
+        tree[parts] = tree[parts][:a] + '''    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
+    // (opaque to ptxas: else it computes the channels before the tile loop
+    // and spills them across it)
+    int my_lane = lane;
+    asm volatile("" : "+r"(my_lane));
+    const int quad = my_lane % 4;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
+            if (!direct && row >= ROWS)
+                continue;
+            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
+            float inv_of[WG_SCALE_GROUPS];
+#pragma unroll
+            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
+                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
+#pragma unroll
+            for (int mb = 0; mb < MBLOCKS; ++mb) {   // this row's channel pair c, c + 1 of each m-block
+                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
+                const int c = channel_of(wg, warp, my_lane, mb, 0);
+                const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
+                if (direct)
+                    *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
+                else
+                    store_output_pair(p, b, split, row, c, x0, x1, false);
+            }
+        }
+}
+
+''' + tree[parts][b:]
     if name == 'half_copies':
         rep('gen/resources.c', 'v->stages * 16 + p_barriers;',
             'v->stages * 16 + p_barriers + (snapmla_variant_role_warpgroups(v) ? v->stages * 8 : 0);')
