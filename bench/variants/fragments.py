@@ -1,6 +1,6 @@
 """Byte-level emulation of the output warpgroups' V^T fragment loads (no GPU).
 
-The shipped quarters (load_vt_quarter, channel_of) and the vt8 and vt_ldsm
+The shipped quarters (load_vt_quarter, channel_of) and the vt8 and ldsm_all
 variants (bench/variants/patch.py), rewritten here as Python over a model of
 the swizzled e4m3 tile in shared memory, `__byte_perm` and `ldmatrix.trans`
 (lane 8 i + r gives row r of matrix i; lane t receives stored rows 2 (t % 4),
@@ -10,8 +10,7 @@ channel) that the wgmma A-fragment layout and P''s token order ask for
 2 quad + (e & 1) + 8 (e >> 1) + 16 j), for latents of 512 and 256, each
 channel of a warpgroup's half must be some thread's row exactly once, the
 m-blocks 2 g, 2 g + 1 must hold one 128-channel scale group (the 656-byte
-cache; not vt8, per-token only), ldsm_all's quarters are vt_ldsm's loads by (group, 32-token half),
-and the loads must not conflict
+cache; not vt8, per-token only), and the loads must not conflict
 (each 128-byte wavefront of a warp's load covers the 32 banks once).
     python3 bench/variants/fragments.py
 """
@@ -51,7 +50,7 @@ def channel8_of(wg, warp, lane, mb, h):         # vt8
     return wg * HALF + 64 * warp + 8 * (lane // 4) + 2 * mb + h
 
 
-def channel_ldsm_of(wg, warp, lane, mb, h):     # vt_ldsm
+def channel_ldsm_of(wg, warp, lane, mb, h):     # ldsm_all
     return wg * HALF + 64 * mb + 16 * warp + 2 * (lane // 4) + h
 
 
@@ -156,7 +155,7 @@ def check(name, load, cof, width, scale_groups=True):
         for warp in range(4):
             n = len(per_lane_loads[(wg, warp, 0)])
             for k in range(n):
-                if name == 'vt_ldsm':
+                if name == 'ldsm_all':
                     worst = max(worst, most_per_bank(per_lane_loads[(wg, warp, 0)][k], 16))
                 else:
                     for e in range(4):
@@ -174,5 +173,5 @@ if __name__ == '__main__':
         ok &= check('quarters', quarters, channel_of, 4)
         if HALF == 256:   # (vt8: eight channels a thread need 256 a warpgroup)
             ok &= check('vt8', tile8, channel8_of, 8, scale_groups=False)   # (per-token only)
-        ok &= check('vt_ldsm', tile_ldsm, channel_ldsm_of, 16)
+        ok &= check('ldsm_all', tile_ldsm, channel_ldsm_of, 16)
     sys.exit(0 if ok else 1)

@@ -38,18 +38,17 @@ template stops with an AssertionError.
              4-byte ones (the same bytes, two wavefronts each, no bank
              conflict), and its output rows go out as 16-byte stores
              (a latent of 512: 256 channels per output warpgroup)
-  vt_ldsm    (whole-tile form) V^T fragments by `ldmatrix.x4.trans` (b16
-             elements: 2 tokens x 2 channels per register) and one byte
-             permute per fragment register: 8 loads and 32 permutes a tile
-             per thread instead of 32 loads and 48 permutes; a thread's
-             channels become pairs (2 (lane / 4) + {0, 1} of a 16-channel
-             block per m-block and warp), the output 4-byte stores
-  ldsm_all   vt_ldsm's loads and channel order in the shared parts
+  ldsm_all   V^T fragments by `ldmatrix.x4.trans` (b16 elements: 2 tokens
+             x 2 channels per register) and one byte permute per fragment
+             register: 8 loads and 32 permutes a tile per thread instead of
+             32 loads and 48 permutes; a thread's channels become pairs
+             (2 (lane / 4) + {0, 1} of a 16-channel block per m-block and
+             warp), the output 4-byte stores. In the shared parts
              (wgmma_fp8_parts.cuh: channel_of, load_vt_quarter,
              write_output), so every V^T read of both FP8 schedules (the
              roles kernel's whole tile and its quarters, the seesaw's
-             chunks) goes through ldmatrix.trans: the form vt_ldsm would be
-             kept in; edits wgmma_fp8_parts.cuh only
+             chunks, both FP8 caches) goes through ldmatrix.trans; edits
+             wgmma_fp8_parts.cuh only
   chain_ilp  the score warpgroups' row-state update tests both row halves
              for "keep" before either updates (no branch between the two
              tests), so the two halves' exponential and compares overlap
@@ -185,93 +184,6 @@ __device__ __forceinline__ void write_output8(const DecodeParams &p, const float
 // O_w's share of Q's load'''
 
 
-LDSM = '''// ---- vt_ldsm: V^T fragments by ldmatrix.trans (the whole-tile form) ----
-// Channel of row half h of m-block mb: the warp's 16-row slice of an
-// m-block is a 16-channel block, and a thread's rows lane/4, lane/4 + 8 are
-// its channels 2 (lane/4), 2 (lane/4) + 1: what ldmatrix.trans hands a
-// thread (b16 column lane/4 of each 8 x 8 matrix).
-__device__ __forceinline__ int channel_ldsm_of(int wg, int warp, int lane, int mb, int h)
-{
-    return wg * HALF + 64 * mb + 16 * warp + 2 * (lane / 4) + h;
-}
-
-__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_address(p))
-                 : "memory");
-}
-
-// All of this thread's V^T fragments of a tile: a[mb][kc][2 j + h] as
-// load_vt_quarter's (the same tokens in the same K order), for
-// channel_ldsm_of's channels. One x4 load per pair of m-blocks mp and
-// 16-token step kk: matrix i (lanes 8 i .. 8 i + 7 give its 8 token rows)
-// is m-block 2 mp + i / 2, tokens 16 kk + 8 (i % 2) + 0..7, 16 channels;
-// a thread gets tokens 2 quad, 2 quad + 1 (and + 8, + 9 from the next
-// matrix) of channels 2 (lane/4), + 1; one byte permute per fragment
-// register splits the two channels.
-__device__ __forceinline__ void load_vt_tile_ldsm(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4], int wg,
-                                                  int warp, int lane)
-{
-    static_assert(HALF == MBLOCKS * 64 && MBLOCKS % 2 == 0, "pairs of 64-channel m-blocks");
-    const int mat = lane / 8;
-#pragma unroll
-    for (int mp = 0; mp < MBLOCKS / 2; ++mp) {
-        const int c0 = channel_ldsm_of(wg, warp, 0, 2 * mp + mat / 2, 0);   // the matrix's 16 channels
-        const unsigned char *row = k_lat + (c0 / 128) * LAT_BLOCK_BYTES +
-                                   swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {   // (16 tokens on: the swizzle phase repeats every 8 rows)
-            unsigned x[4];
-            ldsm_x4_trans(x, row + kk * 16 * 128);
-            const int kc = kk / 2, j = kk % 2;
-#pragma unroll
-            for (int m = 0; m < 2; ++m) {
-                a[2 * mp + m][kc][2 * j] = __byte_perm(x[2 * m], x[2 * m + 1], 0x6420);       // even channel
-                a[2 * mp + m][kc][2 * j + 1] = __byte_perm(x[2 * m], x[2 * m + 1], 0x7531);   // odd channel
-            }
-        }
-    }
-}
-
-// write_output for channel_ldsm_of's channels (one scale group): per query
-// row, a channel pair per m-block.
-__device__ __forceinline__ void write_output_ldsm(const DecodeParams &p, const float (&o)[MBLOCKS][32],
-                                                  const float *final_state, bool have_state, unsigned char *stage,
-                                                  int wg, int warp, int lane, int b, int split, int row0,
-                                                  bool direct)
-{
-    static_assert(!KV_TILE128, "one scale group");
-    // (opaque to ptxas: else it computes the channels before the tile loop
-    // and spills them across it)
-    int my_lane = lane;
-    asm volatile("" : "+r"(my_lane));
-    const int quad = my_lane % 4;
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (!direct && row >= ROWS)
-                continue;
-            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
-            const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb) {
-                const int c = channel_ldsm_of(wg, warp, my_lane, mb, 0);   // channels c, c + 1
-                const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
-                if (direct)
-                    *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
-                else
-                    store_output_pair(p, b, split, row, c, x0, x1, false);
-            }
-        }
-}
-
-// O_w's share of Q's load'''
-
-
 def variant(name, s):
     def rep(old, new):
         nonlocal s
@@ -392,34 +304,6 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
     else
         write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
 ''')
-    elif name == 'vt_ldsm':
-        rep("// O_w's share of Q's load", LDSM)
-        rep('''    unsigned a[V_QUARTERS_HELD][2][4];
-''', '''    unsigned a[V_QUARTERS_HELD][2][4];
-    unsigned a8[MBLOCKS][2][4];   // (vt_ldsm) the whole tile's, by m-block and 32-token half
-''')
-        rep('''#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-''', '''            load_vt_tile_ldsm(slot, a8, ow, warp, lane);
-''')
-        rep('''#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-#pragma unroll
-                for (int mm = 0; mm < 2; ++mm)
-                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
-''', '''#pragma unroll
-            for (int kc = 0; kc < 2; ++kc)
-#pragma unroll
-                for (int mb = 0; mb < MBLOCKS; ++mb)
-                    wgmma_pvt_fp8(o[mb], a8[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
-''')
-        rep('''    write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-''', '''    if constexpr (V_WHOLE_TILE)
-        write_output_ldsm(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-    else
-        write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-''')
     elif name == 'ldsm_all':
         pass   # (no line of the roles template: tree_variant has its edits)
     elif name == 'chain_ilp':
@@ -450,8 +334,8 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         }
 ''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8 vt_ldsm '
-                 'ldsm_all chain_ilp')
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8 ldsm_all '
+                 'chain_ilp')
     return s
 
 
