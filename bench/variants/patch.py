@@ -408,7 +408,8 @@ __device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsi
 {
     const int mat = lane / 8;
     const int c0 = channel_of(wg, warp, 0, 2 * grp + mat / 2, 0);   // the matrix's 16 channels
-    const unsigned char *row = k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
+    const unsigned char *row =
+        k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
 #pragma unroll
     for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j (the swizzle phase repeats every 8 rows)
         unsigned x[4];
