@@ -184,6 +184,83 @@ __device__ __forceinline__ void write_output8(const DecodeParams &p, const float
 // O_w's share of Q's load'''
 
 
+# ldsm_all's load_vt_quarter (with its ldmatrix wrapper) and write_output body
+LDSM_QUARTER = '''\
+__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(p))
+                 : "memory");
+}
+
+// The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
+// tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
+// 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
+// channels, 128-byte swizzle); fragment i = 2 j + h. K position 4 quad + e
+// (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
+// +32 kc), the order P' was written in (the score accumulator's own). One
+// ldmatrix.x4.trans per 16-token step 2 kc + j: matrix i (lanes 8 i ..
+// 8 i + 7 give its token rows) is m-block 2 grp + i / 2, tokens 8 (i % 2)
+// + 0..7; the b16 transpose leaves a thread tokens 2 quad, 2 quad + 1 (and
+// + 8, + 9 in the next matrix) of its channel pair, and one byte permute
+// per fragment register splits the pair. Each matrix's 8 rows (16 bytes
+// each) fall in different banks by the swizzle.
+__device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsigned (&lo)[4], unsigned (&hi)[4],
+                                                int wg, int warp, int lane, int grp, int kc)
+{
+    const int mat = lane / 8;
+    const int c0 = channel_of(wg, warp, 0, 2 * grp + mat / 2, 0);   // the matrix's 16 channels
+    const unsigned char *row =
+        k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j (the swizzle phase repeats every 8 rows)
+        unsigned x[4];
+        ldsm_x4_trans(x, row + (2 * kc + j) * 16 * 128);
+        lo[2 * j] = __byte_perm(x[0], x[1], 0x6420);       // even channel
+        lo[2 * j + 1] = __byte_perm(x[0], x[1], 0x7531);   // odd channel
+        hi[2 * j] = __byte_perm(x[2], x[3], 0x6420);
+        hi[2 * j + 1] = __byte_perm(x[2], x[3], 0x7531);
+    }
+}
+
+'''
+
+LDSM_OUTPUT = '''\
+    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
+    // (opaque to ptxas: else it computes the channels before the tile loop
+    // and spills them across it)
+    int my_lane = lane;
+    asm volatile("" : "+r"(my_lane));
+    const int quad = my_lane % 4;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
+            if (!direct && row >= ROWS)
+                continue;
+            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
+            float inv_of[WG_SCALE_GROUPS];
+#pragma unroll
+            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
+                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
+#pragma unroll
+            for (int mb = 0; mb < MBLOCKS; ++mb) {   // this row's channel pair c, c + 1 of each m-block
+                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
+                const int c = channel_of(wg, warp, my_lane, mb, 0);
+                const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
+                if (direct)
+                    *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
+                else
+                    store_output_pair(p, b, split, row, c, x0, x1, false);
+            }
+        }
+}
+
+'''
+
+
 def variant(name, s):
     def rep(old, new):
         nonlocal s
@@ -383,79 +460,10 @@ __device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, in
 ''')
         a = tree[parts].index("// Where this thread's 4 words of group grp's 16-token steps start")
         b = tree[parts].index("// Every group's quarter of the 32-token half kc")
-        tree[parts] = tree[parts][:a] + '''__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_address(p))
-                 : "memory");
-}
-
-// The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
-// tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
-// 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
-// channels, 128-byte swizzle); fragment i = 2 j + h. K position 4 quad + e
-// (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
-// +32 kc), the order P' was written in (the score accumulator's own). One
-// ldmatrix.x4.trans per 16-token step 2 kc + j: matrix i (lanes 8 i ..
-// 8 i + 7 give its token rows) is m-block 2 grp + i / 2, tokens 8 (i % 2)
-// + 0..7; the b16 transpose leaves a thread tokens 2 quad, 2 quad + 1 (and
-// + 8, + 9 in the next matrix) of its channel pair, and one byte permute
-// per fragment register splits the pair. Each matrix's 8 rows (16 bytes
-// each) fall in different banks by the swizzle.
-__device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsigned (&lo)[4], unsigned (&hi)[4],
-                                                int wg, int warp, int lane, int grp, int kc)
-{
-    const int mat = lane / 8;
-    const int c0 = channel_of(wg, warp, 0, 2 * grp + mat / 2, 0);   // the matrix's 16 channels
-    const unsigned char *row =
-        k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j (the swizzle phase repeats every 8 rows)
-        unsigned x[4];
-        ldsm_x4_trans(x, row + (2 * kc + j) * 16 * 128);
-        lo[2 * j] = __byte_perm(x[0], x[1], 0x6420);       // even channel
-        lo[2 * j + 1] = __byte_perm(x[0], x[1], 0x7531);   // odd channel
-        hi[2 * j] = __byte_perm(x[2], x[3], 0x6420);
-        hi[2 * j + 1] = __byte_perm(x[2], x[3], 0x7531);
-    }
-}
-
-''' + tree[parts][b:]
+        tree[parts] = tree[parts][:a] + LDSM_QUARTER + tree[parts][b:]
         a = tree[parts].index("    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;")
         b = tree[parts].index("// Stores this thread's P' fragments")
-        tree[parts] = tree[parts][:a] + '''    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
-    // (opaque to ptxas: else it computes the channels before the tile loop
-    // and spills them across it)
-    int my_lane = lane;
-    asm volatile("" : "+r"(my_lane));
-    const int quad = my_lane % 4;
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (!direct && row >= ROWS)
-                continue;
-            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
-            float inv_of[WG_SCALE_GROUPS];
-#pragma unroll
-            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
-                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb) {   // this row's channel pair c, c + 1 of each m-block
-                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
-                const int c = channel_of(wg, warp, my_lane, mb, 0);
-                const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
-                if (direct)
-                    *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
-                else
-                    store_output_pair(p, b, split, row, c, x0, x1, false);
-            }
-        }
-}
-
-''' + tree[parts][b:]
+        tree[parts] = tree[parts][:a] + LDSM_OUTPUT + tree[parts][b:]
     if name == 'half_copies':
         rep('gen/resources.c', 'v->stages * 16 + p_barriers;',
             'v->stages * 16 + p_barriers + (snapmla_variant_role_warpgroups(v) ? v->stages * 8 : 0);')
