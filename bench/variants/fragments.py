@@ -139,7 +139,8 @@ def check(name, load, cof, width, scale_groups=True):
                 for key, got in load(wg, warp, lane, loads).items():
                     bad += got != expected(cof, wg, warp, lane, *key)
                 per_lane_loads[(wg, warp, lane)] = loads
-            chans = sorted(cof(wg, warp, l, mb, h) for l in range(0, 32, 4) for mb in range(HALF // 64) for h in range(2))
+            chans = sorted(cof(wg, warp, l, mb, h) for l in range(0, 32, 4) for mb in range(HALF // 64)
+                           for h in range(2))
             bad += chans != sorted(set(chans)) or len(chans) != HALF // 4
         chans = sorted(cof(wg, w, l, mb, h) for w in range(4) for l in range(0, 32, 4) for mb in range(HALF // 64)
                        for h in range(2))
