@@ -30,7 +30,8 @@ template stops with an AssertionError.
              (its 256 latent channels; O0 also the scales, O1 the RoPE
              rows), once its score warpgroup and it are done with that half
              (a second `used` mbarrier per slot): no output warpgroup waits
-             for the other's V read, and each issues half the copies;
+             for the other's V read, and each issues half the copies (from
+             warps on different schedulers: O0's thread 0, O1's thread 64);
              edits gen/resources.c (8 bytes of smem per ring slot)
   vt8        (whole-tile form) a thread of an output warpgroup holds eight
              consecutive channels instead of two groups of four: its V^T
@@ -90,7 +91,7 @@ __device__ __forceinline__ void prefetch_tile_l2(const DecodeParams &p, const Kv
 // O_w's share of Q's load'''
 
 
-HALF_ISSUE = '''// Half h of KV tile `tile`'s copy (by O_h's thread 0): the latent blocks of
+HALF_ISSUE = '''// Half h of KV tile `tile`'s copy (by one thread of O_h): the latent blocks of
 // O_h's channels, and the scales (h 0) or the RoPE rows (h 1); the slot's
 // `full` completes on both halves' arrivals and bytes.
 __device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
@@ -330,7 +331,8 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         for (int k = 0; k < STAGES; ++k)
             issue_kv_tile(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k));
 ''', '''    unsigned long long *const my_used = ow == 0 ? m.used : m.used_hi;   // this O's half of each slot
-    const bool half_copier = tid % 128 == 0;
+    // O0's thread 0 and O1's thread 64: warps 8 and 14, on different schedulers (warp % 4)
+    const bool half_copier = tid % 128 == 64 * ow;
     TileWhere next{};   // the copier's next copy: tile STAGES, then one per tile
     if (half_copier) {
         for (int k = 0; k < STAGES; ++k)
