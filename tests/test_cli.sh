@@ -259,9 +259,9 @@ for w in range(4):
     # ... and builds, its decode kernels without spills or performance-loss notes (NVRTC, in a copy of the tree)
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
-    expect "variants build without spills or notes" 0 "^== pslots4\+half_copies\+vt8$" -- env TMPDIR="$work" \
+    expect "variants build without spills or notes" 0 "^== retire_first\+ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
         bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 ldsm_all chain_ilp \
-            pslots4+half_copies+vt8 half_copies+ldsm_all
+            half_copies+ldsm_all retire_first+ldsm_all+chain_ilp half_copies+vt8
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
     expect "variants: the V^T fragment orders (emulated)" 0 "^ldsm_all, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
         python3 bench/variants/fragments.py
