@@ -251,7 +251,7 @@ for w in range(4):
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
     # bench/variants: each prepared variant still edits the shipped roles template
-    for v in prefetch1 prefetch2 retire_first copier1 half_copies vt8 chain_ilp prefetch1+copier1; do
+    for v in prefetch1 prefetch2 retire_first copier1 half_copies chain_ilp prefetch1+copier1; do
         expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
@@ -260,8 +260,8 @@ for w in range(4):
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
     expect "variants build without spills or notes" 0 "^== retire_first\+ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
-        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies vt8 ldsm_all chain_ilp \
-            half_copies+ldsm_all retire_first+ldsm_all+chain_ilp half_copies+vt8
+        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies ldsm_all chain_ilp \
+            half_copies+ldsm_all retire_first+ldsm_all+chain_ilp
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
     expect "variants: the V^T fragment orders (emulated)" 0 "^ldsm_all, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
         python3 bench/variants/fragments.py

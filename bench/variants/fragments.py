@@ -1,7 +1,7 @@
 """Byte-level emulation of the output warpgroups' V^T fragment loads (no GPU).
 
-The shipped quarters (load_vt_quarter, channel_of) and the vt8 and ldsm_all
-variants (bench/variants/patch.py), rewritten here as Python over a model of
+The shipped quarters (load_vt_quarter, channel_of) and the ldsm_all variant
+(bench/variants/patch.py), rewritten here as Python over a model of
 the swizzled e4m3 tile in shared memory, `__byte_perm` and `ldmatrix.trans`
 (lane 8 i + r gives row r of matrix i; lane t receives stored rows 2 (t % 4),
 2 (t % 4) + 1 of column t / 4). Each fragment byte must be the (token,
@@ -10,7 +10,7 @@ channel) that the wgmma A-fragment layout and P''s token order ask for
 2 quad + (e & 1) + 8 (e >> 1) + 16 j), for latents of 512 and 256, each
 channel of a warpgroup's half must be some thread's row exactly once, the
 m-blocks 2 g, 2 g + 1 must hold one 128-channel scale group (the 656-byte
-cache; not vt8, per-token only), and the loads must not conflict
+cache), and the loads must not conflict
 (each 128-byte wavefront of a warp's load covers the 32 banks once).
     python3 bench/variants/fragments.py
 """
@@ -46,10 +46,6 @@ def channel_of(wg, warp, lane, mb, h):          # the shipped mapping
     return wg * HALF + 128 * (mb // 2) + 32 * warp + 4 * (lane // 4) + 2 * (mb % 2) + h
 
 
-def channel8_of(wg, warp, lane, mb, h):         # vt8
-    return wg * HALF + 64 * warp + 8 * (lane // 4) + 2 * mb + h
-
-
 def channel_ldsm_of(wg, warp, lane, mb, h):     # ldsm_all
     return wg * HALF + 64 * mb + 16 * warp + 2 * (lane // 4) + h
 
@@ -76,21 +72,6 @@ def quarters(wg, warp, lane, loads):
             for m in range(2):
                 a[(2 * grp + m, kk // 2, 2 * (kk % 2))] = f[2 * m]
                 a[(2 * grp + m, kk // 2, 2 * (kk % 2) + 1)] = f[2 * m + 1]
-    return a
-
-
-def tile8(wg, warp, lane, loads):
-    a = {}
-    c8 = channel8_of(wg, warp, lane, 0, 0)
-    at = [(c8 // 128) * LAT_BLOCK + swizzled(t, c8 % 128) for t in token_rows(lane)]
-    for kk in range(4):
-        loads.append([x + kk * 2048 for x in at])
-        w = [ld(x + kk * 2048, 8) for x in at]
-        for half in range(2):
-            f = transpose4([x[4 * half:4 * half + 4] for x in w])
-            for m in range(2):
-                a[(2 * half + m, kk // 2, 2 * (kk % 2))] = f[2 * m]
-                a[(2 * half + m, kk // 2, 2 * (kk % 2) + 1)] = f[2 * m + 1]
     return a
 
 
@@ -130,7 +111,7 @@ def most_per_bank(addresses, width):
     return worst
 
 
-def check(name, load, cof, width, scale_groups=True):
+def check(name, load, cof, width):
     bad, per_lane_loads = 0, {}
     for wg in range(2):
         for warp in range(4):
@@ -146,7 +127,7 @@ def check(name, load, cof, width, scale_groups=True):
                        for h in range(2))
         bad += chans != list(range(wg * HALF, (wg + 1) * HALF))
         # fp8_per_tile128: m-blocks 2 g, 2 g + 1 hold exactly the 128 channels of the warpgroup's scale group g
-        for g in range(HALF // 128 if scale_groups else 0):
+        for g in range(HALF // 128):
             group = {cof(wg, w, l, mb, h) for w in range(4) for l in range(0, 32, 4) for mb in (2 * g, 2 * g + 1)
                      for h in range(2)}
             bad += group != set(range(wg * HALF + 128 * g, wg * HALF + 128 * (g + 1)))
@@ -172,7 +153,5 @@ if __name__ == '__main__':
     for HALF in (256, 128):
         fill_tile()
         ok &= check('quarters', quarters, channel_of, 4)
-        if HALF == 256:   # (vt8: eight channels a thread need 256 a warpgroup)
-            ok &= check('vt8', tile8, channel8_of, 8, scale_groups=False)   # (per-token only)
         ok &= check('ldsm_all', tile_ldsm, channel_ldsm_of, 16)
     sys.exit(0 if ok else 1)

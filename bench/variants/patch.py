@@ -33,12 +33,6 @@ template stops with an AssertionError.
              for the other's V read, and each issues half the copies (from
              warps on different schedulers: O0's thread 0, O1's thread 64);
              edits gen/resources.c (8 bytes of smem per ring slot)
-  vt8        (whole-tile form) a thread of an output warpgroup holds eight
-             consecutive channels instead of two groups of four: its V^T
-             fragments of a tile come from 16 8-byte loads instead of 32
-             4-byte ones (the same bytes, two wavefronts each, no bank
-             conflict), and its output rows go out as 16-byte stores
-             (a latent of 512: 256 channels per output warpgroup)
   ldsm_all   V^T fragments by `ldmatrix.x4.trans` (b16 elements: 2 tokens
              x 2 channels per register) and one byte permute per fragment
              register: 8 loads and 32 permutes a tile per thread instead of
@@ -105,87 +99,7 @@ __device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvM
 // O_w's share of Q's load'''
 
 
-VT8 = '''// ---- vt8: eight consecutive channels per thread (the whole-tile form) ----
-// Channel of row half h of m-block mb: this thread's eight channels are
-// consecutive, so one 8-byte load per token gives all four m-blocks' V^T
-// fragments and one 16-byte store per query row puts its output out.
-__device__ __forceinline__ int channel8_of(int wg, int warp, int lane, int mb, int h)
-{
-    return wg * HALF + 64 * warp + 8 * (lane / 4) + 2 * mb + h;
-}
-
-// All of this thread's V^T fragments of a tile: a[mb][kc][2 j + h] as
-// load_vt_quarter's (the same tokens in the same K order), per 16-token
-// step four 8-byte words (4 tokens x 8 channels), transposed as two 4 x 4
-// byte blocks.
-__device__ __forceinline__ void load_vt_tile8(const unsigned char *k_lat, unsigned (&a)[MBLOCKS][2][4], int wg,
-                                              int warp, int lane)
-{
-    static_assert(HALF == 4 * 64, "eight channels per thread: 256 per output warpgroup (DeepSeek's 512)");
-    const int c8 = channel8_of(wg, warp, lane, 0, 0);
-    const unsigned char *block = k_lat + (c8 / 128) * LAT_BLOCK_BYTES;
-    int at[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-        at[e] = swizzled<128>(2 * (lane % 4) + (e & 1) + 8 * (e >> 1), c8 % 128);
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-        uint2 w[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            w[e] = *(const uint2 *)(block + at[e] + kk * 16 * 128);
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {   // channels c8 + 4 half .. + 3: m-blocks 2 half, 2 half + 1
-            const unsigned w0 = half ? w[0].y : w[0].x, w1 = half ? w[1].y : w[1].x;
-            const unsigned w2 = half ? w[2].y : w[2].x, w3 = half ? w[3].y : w[3].x;
-            const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
-            const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
-            const int kc = kk / 2, j = kk % 2, mb = 2 * half;
-            a[mb][kc][2 * j] = __byte_perm(lo01, lo23, 0x5410);
-            a[mb][kc][2 * j + 1] = __byte_perm(lo01, lo23, 0x7632);
-            a[mb + 1][kc][2 * j] = __byte_perm(hi01, hi23, 0x5410);
-            a[mb + 1][kc][2 * j + 1] = __byte_perm(hi01, hi23, 0x7632);
-        }
-    }
-}
-
-// write_output for channel8_of's channels (one scale group): a query row's
-// eight channels as one 16-byte store into the stage, or two partial quads.
-__device__ __forceinline__ void write_output8(const DecodeParams &p, const float (&o)[MBLOCKS][32],
-                                              const float *final_state, bool have_state, unsigned char *stage,
-                                              int wg, int warp, int lane, int b, int split, int row0, bool direct)
-{
-    static_assert(!KV_TILE128 && MBLOCKS == 4, "one scale group, four m-blocks");
-    const int quad = lane % 4, c8 = channel8_of(wg, warp, lane, 0, 0);
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (!direct && row >= ROWS)
-                continue;
-            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
-            const float inv = l > 0.f ? 1.f / (l * final_state[ST_R + n_row]) : 0.f;
-            float x[8];   // channels c8 + 2 mb + h
-#pragma unroll
-            for (int mb = 0; mb < 4; ++mb)
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    x[2 * mb + h] = o[mb][4 * j + 2 * h + e] * inv;
-            if (direct) {
-                *(uint4 *)(stage + out_stage_offset(n_row, c8)) =
-                    make_uint4(bf16x2(x[0], x[1]), bf16x2(x[2], x[3]), bf16x2(x[4], x[5]), bf16x2(x[6], x[7]));
-            } else {
-                store_partial_quad(p, b, split, row, c8, make_float4(x[0], x[1], x[2], x[3]));
-                store_partial_quad(p, b, split, row, c8 + 4, make_float4(x[4], x[5], x[6], x[7]));
-            }
-        }
-}
-
-// O_w's share of Q's load'''
-
-
-# ldsm_all's load_vt_quarter (with its ldmatrix wrapper) and write_output body
+# ldsm_all's load_vt_quarter (with its ldmatrix wrapper)
 LDSM_QUARTER = '''\
 __device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
 {
@@ -226,41 +140,6 @@ __device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsi
 }
 
 '''
-
-LDSM_OUTPUT = '''\
-    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
-    // (opaque to ptxas: else it computes the channels before the tile loop
-    // and spills them across it)
-    int my_lane = lane;
-    asm volatile("" : "+r"(my_lane));
-    const int quad = my_lane % 4;
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (!direct && row >= ROWS)
-                continue;
-            const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
-            float inv_of[WG_SCALE_GROUPS];
-#pragma unroll
-            for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
-                inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb) {   // this row's channel pair c, c + 1 of each m-block
-                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
-                const int c = channel_of(wg, warp, my_lane, mb, 0);
-                const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
-                if (direct)
-                    *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
-                else
-                    store_output_pair(p, b, split, row, c, x0, x1, false);
-            }
-        }
-}
-
-'''
-
 
 def variant(name, s):
     def rep(old, new):
@@ -355,34 +234,6 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         for (int s = 0; s < STAGES; ++s)
             mbarrier_init(m.used_hi + s, 2 * 128);           // the tile's S and O1
 ''')
-    elif name == 'vt8':
-        rep("// O_w's share of Q's load", VT8)
-        rep('''    unsigned a[V_QUARTERS_HELD][2][4];
-''', '''    unsigned a[V_QUARTERS_HELD][2][4];
-    unsigned a8[MBLOCKS][2][4];   // (vt8) the whole tile's, by m-block and 32-token half
-''')
-        rep('''#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-''', '''            load_vt_tile8(slot, a8, ow, warp, lane);
-''')
-        rep('''#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-#pragma unroll
-                for (int mm = 0; mm < 2; ++mm)
-                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
-''', '''#pragma unroll
-            for (int kc = 0; kc < 2; ++kc)
-#pragma unroll
-                for (int mb = 0; mb < MBLOCKS; ++mb)
-                    wgmma_pvt_fp8(o[mb], a8[mb][kc], desc_plus(p_desc, 2 * kc * P_LBO), 1);
-''')
-        rep('''    write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-''', '''    if constexpr (V_WHOLE_TILE)
-        write_output8(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-    else
-        write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-''')
     elif name == 'ldsm_all':
         pass   # (no line of the roles template: tree_variant has its edits)
     elif name == 'chain_ilp':
@@ -413,7 +264,7 @@ constexpr int COPIER = 3 * 128;      // thread 0 of O1
         }
 ''')
     else:
-        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies vt8 ldsm_all '
+        sys.exit(f'unknown variant {name}: prefetch1 prefetch2 retire_first pslots4 copier1 half_copies ldsm_all '
                  'chain_ilp')
     return s
 
@@ -463,9 +314,41 @@ __device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, in
         a = tree[parts].index("// Where this thread's 4 words of group grp's 16-token steps start")
         b = tree[parts].index("// Every group's quarter of the 32-token half kc")
         tree[parts] = tree[parts][:a] + LDSM_QUARTER + tree[parts][b:]
-        a = tree[parts].index("    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;")
-        b = tree[parts].index("// Stores this thread's P' fragments")
-        tree[parts] = tree[parts][:a] + LDSM_OUTPUT + tree[parts][b:]
+        rep(parts, '''    const int quad = lane % 4;
+    // where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
+    unsigned stage_at[2][GROUPS];
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+#pragma unroll
+        for (int grp = 0; grp < GROUPS; ++grp)
+            stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
+''', '''    // (opaque to ptxas: else it computes the channels before the tile loop
+    // and spills them across it)
+    asm volatile("" : "+r"(lane));
+    const int quad = lane % 4;
+''')
+        rep(parts, '''            for (int grp = 0; grp < GROUPS; ++grp) {
+                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : grp];
+                const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
+                const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
+                const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,
+                                             hi[4 * j + 2 + e] * inv);
+                if (direct)
+                    *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
+                        make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
+                else
+                    store_partial_quad(p, b, split, row, c, x);
+            }
+''', '''            for (int mb = 0; mb < MBLOCKS; ++mb) {   // this row's channel pair c, c + 1 of each m-block
+                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
+                const int c = channel_of(wg, warp, lane, mb, 0);
+                const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
+                if (direct)
+                    *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
+                else
+                    store_output_pair(p, b, split, row, c, x0, x1, false);
+            }
+''')
     if name == 'half_copies':
         rep('gen/resources.c', 'v->stages * 16 + p_barriers;',
             'v->stages * 16 + p_barriers + (snapmla_variant_role_warpgroups(v) ? v->stages * 8 : 0);')
