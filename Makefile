@@ -36,7 +36,7 @@ REF_OBJ := $(REF_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all deps test run install python clean
+.PHONY: all deps test run install python clean fuzz
 all: $(BUILD)/libsnapmla.a $(BUILD)/libsnapmla.so $(BUILD)/snapmla $(BUILD)/snapmla.pc
 
 deps:
@@ -88,7 +88,9 @@ $(BUILD)/san/templates.o: $(BUILD)/templates.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) -c $< -o $@
 
-$(BUILD)/tests/%: tests/%.c $(SAN_OBJ)
+TEST_HEADERS := $(wildcard tests/*.h)
+
+$(BUILD)/tests/%: tests/%.c $(SAN_OBJ) $(TEST_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) $(TEST_DEFS) $< $(SAN_OBJ) -o $@ $(LIBS) $(CHECK_LIBS)
 
@@ -99,18 +101,18 @@ $(BUILD)/san/cli/%.o: cli/%.c $(wildcard include/*.h gen/*.h runtime/*.h referen
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) $(TEST_DEFS) -c $< -o $@
 
-$(BUILD)/tests/test_tuning: tests/test_tuning.c $(SAN_OBJ) $(TUNE_SAN_OBJ)
+$(BUILD)/tests/test_tuning: tests/test_tuning.c $(SAN_OBJ) $(TUNE_SAN_OBJ) $(TEST_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) $(TEST_DEFS) -Icli $< $(SAN_OBJ) $(TUNE_SAN_OBJ) -o $@ $(LIBS) $(CHECK_LIBS)
 
 # The GPU test goes without sanitizers: ASan's shadow memory and the CUDA
 # driver's address reservations do not mix.
-$(BUILD)/tests/test_gpu: tests/test_gpu.c $(LIB_OBJ) $(REF_OBJ)
+$(BUILD)/tests/test_gpu: tests/test_gpu.c $(LIB_OBJ) $(REF_OBJ) $(TEST_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_DEFS) $< $(LIB_OBJ) $(REF_OBJ) -o $@ $(LIBS) $(CHECK_LIBS)
 
 # The GPU half of the tuning tests: dispatch and the tune correctness gate.
-$(BUILD)/tests/test_tuning_gpu: tests/test_tuning_gpu.c $(LIB_OBJ) $(REF_OBJ) $(BUILD)/obj/cli/tune_check.o
+$(BUILD)/tests/test_tuning_gpu: tests/test_tuning_gpu.c $(LIB_OBJ) $(REF_OBJ) $(BUILD)/obj/cli/tune_check.o $(TEST_HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_DEFS) -Icli $< $(LIB_OBJ) $(REF_OBJ) $(BUILD)/obj/cli/tune_check.o -o $@ $(LIBS) $(CHECK_LIBS)
 
@@ -123,6 +125,31 @@ test: deps
 	@echo "== python"; if python3 -c "import torch, pytest; assert torch.cuda.is_available()" 2>/dev/null; \
 	then PYTHONPATH=python python3 -m pytest -q python/tests; \
 	else echo "SKIP python tests: needs torch with a CUDA GPU and pytest"; fi
+
+# Coverage-guided fuzzing of the two YAML readers (clang's libFuzzer; not
+# part of `make test`, whose mutation tests check the same rules on seeded
+# inputs). FUZZ_SECONDS per reader; findings land in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g -O1
+FUZZ_SRC := $(LIB_SRC) $(BUILD)/templates.c tests/fuzz_inputs.c
+
+$(BUILD)/fuzz/spec: $(FUZZ_SRC) $(TEST_HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) $(filter-out -fPIC -Wno-format-truncation,$(ALL_CFLAGS)) $(FUZZ_SRC) -o $@ $(LIBS)
+
+$(BUILD)/fuzz/tuning_db: $(FUZZ_SRC) $(TEST_HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DFUZZ_TUNING_DB $(FUZZ_FLAGS) $(filter-out -fPIC -Wno-format-truncation,$(ALL_CFLAGS)) $(FUZZ_SRC) -o $@ $(LIBS)
+
+fuzz: deps $(BUILD)/fuzz/spec $(BUILD)/fuzz/tuning_db
+	@mkdir -p $(BUILD)/fuzz/spec.corpus $(BUILD)/fuzz/tuning_db.corpus
+	cp specs/*.yaml bench/*.yaml tests/specs_bad/* $(BUILD)/fuzz/spec.corpus/
+	cp docs/tuned_h100_fp8.yaml $(BUILD)/fuzz/tuning_db.corpus/
+	$(SAN_ENV) $(BUILD)/fuzz/spec -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	    -artifact_prefix=$(BUILD)/fuzz/spec- $(BUILD)/fuzz/spec.corpus
+	$(SAN_ENV) $(BUILD)/fuzz/tuning_db -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	    -artifact_prefix=$(BUILD)/fuzz/tuning_db- $(BUILD)/fuzz/tuning_db.corpus
 
 run: deps
 	$(MAKE) all

@@ -35,6 +35,16 @@ int cli_writable_file(const char *path);
 /* True when argv holds -h or --help; prints usage then. */
 int cli_wants_help(const cli_command *command, int argc, char **argv);
 int cli_usage_error(const cli_command *command, const char *problem);
+/* Reads a decimal integer in lo..hi at *p (digits only, no sign) and moves
+ * *p past it; 0 when there is none or it is out of range. */
+int cli_parse_int(const char **p, int lo, int hi, int *out);
+/* An option's whole value as an integer in lo..hi: CLI_OK, or the usage
+ * error "OPTION: 'VALUE' is not allowed; allowed: LO..HI". */
+int cli_int_option(const cli_command *command, const char *option, const char *value, int lo,
+                   int hi, int *out);
+/* An option's whole value as an unsigned 64-bit integer (a seed). */
+int cli_u64_option(const cli_command *command, const char *option, const char *value,
+                   uint64_t *out);
 /* Log callback for contexts: warnings to stderr, info when verbose. */
 void cli_log(void *verbose, snapmla_log_level level, const char *message);
 /* A context with the CLI's logger; returns NULL after reporting an error. */

@@ -68,28 +68,12 @@ static double flashmla_us(int heads, int q_len, int batch, int seqlen)
 /* ---- options --------------------------------------------------------------- */
 
 /* A decimal in lo..hi at *p, digits only (no sign, no spaces); moves *p past it. */
-static int parse_int(const char **p, int lo, int hi, int *out)
-{
-    const char *s = *p;
-    long value = 0;
-    if (*s < '0' || *s > '9')
-        return 0;
-    for (; *s >= '0' && *s <= '9'; ++s)
-        if ((value = value * 10 + (*s - '0')) > hi)
-            return 0;
-    if (value < lo)
-        return 0;
-    *p = s;
-    *out = (int)value;
-    return 1;
-}
-
 /* One shape, the len characters at item: BATCHxSEQLEN or BATCHxSEQLEN~. */
 static int parse_shape(const char *item, size_t len, shape *sh)
 {
     const char *p = item, *end = item + len;
-    if (!parse_int(&p, 1, 65535, &sh->batch) || p == end || *p++ != 'x' ||
-        !parse_int(&p, 1, 1 << 22, &sh->seqlen) || p > end)
+    if (!cli_parse_int(&p, 1, 65535, &sh->batch) || p == end || *p++ != 'x' ||
+        !cli_parse_int(&p, 1, 1 << 22, &sh->seqlen) || p > end)
         return 0;
     sh->ragged = p < end && *p == '~';
     return p + sh->ragged == end;
@@ -147,11 +131,8 @@ static int parse_options(int argc, char **argv, bench_options *o)
             if (!parse_shapes(argv[++i], o, why, sizeof why))
                 return cli_usage_error(&cli_bench, why);
         } else if (strcmp(a, "--replays") == 0) {
-            const char *value = argv[++i];
-            if (!parse_int(&value, 3, 64, &o->replays) || *value) {
-                snprintf(why, sizeof why, "--replays: '%s' is not allowed; allowed: 3..64", argv[i]);
-                return cli_usage_error(&cli_bench, why);
-            }
+            if (cli_int_option(&cli_bench, a, argv[++i], 3, 64, &o->replays) != CLI_OK)
+                return CLI_USAGE;
         } else if (strcmp(a, "--csv") == 0) {
             o->csv = argv[++i];
         } else if (strcmp(a, "--json") == 0) {

@@ -135,9 +135,7 @@ static int run_build(int argc, char **argv)
                 code = cli_usage_error(&cli_build, "--arch takes sm_90a, sm_89 or sm_80");
             o.has_arch = 1;
         } else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc) {
-            o.jobs = atoi(argv[++i]);
-            if (o.jobs < 1 || o.jobs > 64)
-                code = cli_usage_error(&cli_build, "-j takes 1..64");
+            code = cli_int_option(&cli_build, "-j", argv[++i], 1, 64, &o.jobs);
         } else if (strcmp(argv[i], "-v") == 0) {
             o.verbose = 1;
         } else if (argv[i][0] == '-') {

@@ -11,15 +11,16 @@
 static int run_fidelity(int argc, char **argv)
 {
     const char *spec_path = NULL;
-    int heads = 16, queries = 2;
+    int heads = 16, queries = 2, heads_given = 0;
     uint64_t seed = 2026;
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--heads") == 0 && i + 1 < argc) {
-            heads = atoi(argv[++i]);
-            if (heads < 1 || heads > 128)
-                return cli_usage_error(&cli_fidelity, "--heads takes 1..128");
+            if (cli_int_option(&cli_fidelity, "--heads", argv[++i], 1, 128, &heads) != CLI_OK)
+                return CLI_USAGE;
+            heads_given = 1;
         } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            seed = strtoull(argv[++i], NULL, 10);
+            if (cli_u64_option(&cli_fidelity, "--seed", argv[++i], &seed) != CLI_OK)
+                return CLI_USAGE;
         } else if (argv[i][0] == '-' || spec_path) {
             return cli_usage_error(&cli_fidelity, "unknown option, missing value or second SPEC");
         } else {
@@ -33,8 +34,14 @@ static int run_fidelity(int argc, char **argv)
     if (snapmla_spec_load(spec_path, &spec, &err) != SNAPMLA_OK)
         return cli_report(&err);
     const snapmla_variant *v = &spec->variants[0];
-    if (heads > v->q_heads && v->q_heads > 0)
-        heads = v->q_heads;
+    if (heads > v->q_heads && heads_given) {
+        fprintf(stderr, "snapmla fidelity: --heads: %d is more than the %d query heads of %s; "
+                "allowed: 1..%d\n", heads, v->q_heads, v->name, v->q_heads);
+        snapmla_spec_free(spec);
+        return CLI_USAGE;
+    }
+    if (heads > v->q_heads)
+        heads = v->q_heads;   /* the default 16, for a spec with fewer heads */
     printf("fidelity of FP8 cache recipes: latent %d + RoPE %d, %d query heads, %d query sets, "
            "seed %llu\n", v->latent_dim, v->rope_dim, heads, queries, (unsigned long long)seed);
     printf("inputs: latent ~ t(4) x log-normal token size, 8 outlier channels of 10-30x (case A) "

@@ -62,15 +62,14 @@ static int run_run(int argc, char **argv)
     int seeded = 0;
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
-            o.batch = atoi(argv[++i]);
-            if (o.batch < 1 || o.batch > 65535)
-                return cli_usage_error(&cli_run, "--batch takes 1..65535");
+            if (cli_int_option(&cli_run, "--batch", argv[++i], 1, 65535, &o.batch) != CLI_OK)
+                return CLI_USAGE;
         } else if (strcmp(argv[i], "--seqlen") == 0 && i + 1 < argc) {
-            o.seqlen = atoi(argv[++i]);
-            if (o.seqlen < 0 || o.seqlen > (1 << 24))
-                return cli_usage_error(&cli_run, "--seqlen takes 0..16777216");
+            if (cli_int_option(&cli_run, "--seqlen", argv[++i], 0, 1 << 24, &o.seqlen) != CLI_OK)
+                return CLI_USAGE;
         } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
-            o.seed = strtoull(argv[++i], NULL, 10);
+            if (cli_u64_option(&cli_run, "--seed", argv[++i], &o.seed) != CLI_OK)
+                return CLI_USAGE;
             seeded = 1;
         } else if (strcmp(argv[i], "-v") == 0) {
             o.verbose = 1;

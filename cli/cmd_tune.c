@@ -61,13 +61,9 @@ static int parse_option(tune_options *o, int argc, char **argv, int *i)
             return cli_usage_error(&cli_tune, "--splits takes split counts 0..128 (0: the "
                                               "variant's policy), comma-separated, at most 16");
     } else if (option_value(argc, argv, i, "-j", &value)) {
-        o->jobs = atoi(value);
-        if (o->jobs < 1 || o->jobs > 64)
-            return cli_usage_error(&cli_tune, "-j takes 1..64");
+        return cli_int_option(&cli_tune, "-j", value, 1, 64, &o->jobs);
     } else if (option_value(argc, argv, i, "--replays", &value)) {
-        o->replays = atoi(value);
-        if (o->replays < 3 || o->replays > 64)
-            return cli_usage_error(&cli_tune, "--replays takes 3..64");
+        return cli_int_option(&cli_tune, "--replays", value, 3, 64, &o->replays);
     } else if (option_value(argc, argv, i, "--shard", &value)) {
         if (!tune_parse_shard(value, &o->shard, &o->shards))
             return cli_usage_error(&cli_tune, "--shard takes i/n with 0 <= i < n <= 1024 "

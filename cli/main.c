@@ -89,6 +89,49 @@ int cli_usage_error(const cli_command *command, const char *problem)
     return CLI_USAGE;
 }
 
+int cli_parse_int(const char **p, int lo, int hi, int *out)
+{
+    const char *s = *p;
+    long long value = 0;
+    if (*s < '0' || *s > '9')
+        return 0;
+    for (; *s >= '0' && *s <= '9'; ++s)
+        if ((value = value * 10 + (*s - '0')) > hi)
+            return 0;
+    if (value < lo)
+        return 0;
+    *p = s;
+    *out = (int)value;
+    return 1;
+}
+
+int cli_int_option(const cli_command *command, const char *option, const char *value, int lo,
+                   int hi, int *out)
+{
+    const char *p = value;
+    if (cli_parse_int(&p, lo, hi, out) && *p == '\0')
+        return CLI_OK;
+    char why[256];
+    snprintf(why, sizeof why, "%s: '%.64s' is not allowed; allowed: %d..%d", option, value, lo, hi);
+    return cli_usage_error(command, why);
+}
+
+int cli_u64_option(const cli_command *command, const char *option, const char *value,
+                   uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long parsed = strtoull(value, &end, 10);
+    if (value[0] >= '0' && value[0] <= '9' && *end == '\0' && errno == 0) {
+        *out = parsed;
+        return CLI_OK;
+    }
+    char why[256];
+    snprintf(why, sizeof why, "%s: '%.64s' is not allowed; allowed: 0..18446744073709551615",
+             option, value);
+    return cli_usage_error(command, why);
+}
+
 void cli_log(void *verbose, snapmla_log_level level, const char *message)
 {
     if (level == SNAPMLA_LOG_WARN || (verbose && *(int *)verbose))

@@ -80,6 +80,14 @@ expect "bench json names a directory" 2 "^snapmla bench: --json: '$work/' is not
 expect "bench json empty" 2 "^snapmla bench: --json: '' is not a file name" -- "$snapmla" bench specs/deepseek_v3.yaml --json ""
 expect "bench json and csv one file" 2 "^snapmla bench: --csv and --json both name '$work/b.out'; give each its own file$" -- "$snapmla" bench specs/deepseek_v3.yaml --csv "$work/b.out" --json "$work/b.out"
 expect "bench bad replays" 2 "^snapmla bench: --replays: '2' is not allowed; allowed: 3\\.\\.64$" -- "$snapmla" bench specs/deepseek_v3.yaml --replays 2
+# Numeric options take the whole value, in range, or name it (no atoi prefix, no wrap).
+expect "run batch with junk" 2 "^snapmla run: --batch: '8x' is not allowed; allowed: 1\\.\\.65535$" -- "$snapmla" run specs/deepseek_v3.yaml --batch 8x
+expect "run seqlen past int" 2 "^snapmla run: --seqlen: '99999999999' is not allowed; allowed: 0\\.\\.16777216$" -- "$snapmla" run specs/deepseek_v3.yaml --seqlen 99999999999
+expect "run negative seed" 2 "^snapmla run: --seed: '-3' is not allowed" -- "$snapmla" run specs/deepseek_v3.yaml --seed -3
+expect "build jobs zero" 2 "^snapmla build: -j: '0' is not allowed; allowed: 1\\.\\.64$" -- "$snapmla" build specs/deepseek_v3.yaml -o "$work/j0" -j 0
+expect "tune replays with junk" 2 "^snapmla tune: --replays: '5x' is not allowed; allowed: 3\\.\\.64$" -- "$snapmla" tune specs/deepseek_v3.yaml --replays 5x
+expect "fidelity heads with junk" 2 "^snapmla fidelity: --heads: '16abc' is not allowed; allowed: 1\\.\\.128$" -- "$snapmla" fidelity specs/deepseek_v3.yaml --heads 16abc
+expect "fidelity heads past the spec" 2 "^snapmla fidelity: --heads: 64 is more than the 16 query heads of .*; allowed: 1\\.\\.16$" -- "$snapmla" fidelity specs/deepseek_v2_lite.yaml --heads 64
 expect "bench unknown option" 2 "^snapmla bench: unknown option '--ragged'$" -- "$snapmla" bench specs/deepseek_v3.yaml --ragged
 expect "bench json in a missing folder" 2 "^snapmla: cannot write '$work/nope/b.json': No such file or directory$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work/nope/b.json"
 expect "bench json onto a folder" 2 "^snapmla: cannot write '$work': Is a directory$" -- "$snapmla" bench specs/deepseek_v3.yaml --json "$work"

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "snapmla.h"
+#include "input_checks.h"
+#include "mutate.h"
 #include "run_suite.h"
 
 typedef struct bad_case {
@@ -357,6 +359,39 @@ START_TEST(every_shipped_spec_loads)
 }
 END_TEST
 
+/* Mutations of every shipped spec either load (and emit) or are refused
+ * with a message that names the file (tests/input_checks.h); under
+ * ASan/UBSan no path may touch memory it does not own or leak. */
+START_TEST(mutated_specs_load_or_fail_cleanly)
+{
+    enum { PER_SPEC = 300, CAP = 16384 };
+    glob_t found;
+    ck_assert_int_eq(glob(SNAPMLA_SOURCE_DIR "/specs/*.yaml", 0, NULL, &found), 0);
+    ck_assert_int_eq(glob(SNAPMLA_SOURCE_DIR "/bench/*.yaml", GLOB_APPEND, NULL, &found), 0);
+    static char text[CAP], mutated[CAP];
+    size_t outcomes[2] = {0, 0};
+    for (size_t f = 0; f < found.gl_pathc; ++f) {
+        FILE *file = fopen(found.gl_pathv[f], "rb");
+        ck_assert_ptr_nonnull(file);
+        size_t len = fread(text, 1, CAP - 1, file);
+        fclose(file);
+        ck_assert_uint_lt(len, CAP - 1);
+        for (uint64_t seed = 0; seed < PER_SPEC; ++seed) {
+            char why[SNAPMLA_ERROR_MAX + 128];
+            size_t n = mutate_text(text, len, seed * 7919 + f, mutated, CAP);
+            int result = check_spec_text(mutated, n, why, sizeof why);
+            ck_assert_msg(result != INPUT_MISBEHAVED, "%s, mutation seed %llu: %s\n%.1500s",
+                          found.gl_pathv[f], (unsigned long long)(seed * 7919 + f), why, mutated);
+            ++outcomes[result];
+        }
+    }
+    /* Both outcomes occur, or the mutations test nothing. */
+    ck_assert_uint_gt(outcomes[INPUT_LOADED], found.gl_pathc);
+    ck_assert_uint_gt(outcomes[INPUT_REFUSED], found.gl_pathc * PER_SPEC / 4);
+    globfree(&found);
+}
+END_TEST
+
 START_TEST(names_of_enums_and_page_sizes)
 {
     ck_assert_str_eq(snapmla_status_name(SNAPMLA_ERR_SPEC), "bad spec");
@@ -394,6 +429,7 @@ int main(void)
     tcase_add_test(tc, impossible_sweep_points_are_rejected_with_the_reason);
     tcase_add_test(tc, too_large_a_sweep_is_refused);
     tcase_add_test(tc, every_shipped_spec_loads);
+    tcase_add_test(tc, mutated_specs_load_or_fail_cleanly);
     tcase_add_test(tc, names_of_enums_and_page_sizes);
     suite_add_tcase(suite, tc);
     return run_suite(suite, CK_FORK);

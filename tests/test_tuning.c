@@ -15,6 +15,8 @@
 #include "dispatch.h"
 #include "snapmla.h"
 #include "tune.h"
+#include "input_checks.h"
+#include "mutate.h"
 #include "run_suite.h"
 
 static const char *const device = "NVIDIA H100 80GB HBM3";
@@ -313,6 +315,32 @@ START_TEST(round_trip_and_atomic_save)
     free(a);
     snapmla_tuning_db_free(empty);
     snapmla_tuning_db_free(again);
+}
+END_TEST
+
+/* Mutations of the shipped database either load, and format and load back
+ * to the same text, or are refused with a message that names the file
+ * (tests/input_checks.h; under ASan/UBSan: no stray access, no leak). */
+START_TEST(mutated_databases_round_trip_or_fail_cleanly)
+{
+    enum { MUTATIONS = 3000, CAP = 65536 };
+    static char text[CAP], mutated[CAP];
+    FILE *file = fopen(SNAPMLA_SOURCE_DIR "/docs/tuned_h100_fp8.yaml", "rb");
+    ck_assert_ptr_nonnull(file);
+    size_t len = fread(text, 1, CAP - 1, file);
+    fclose(file);
+    ck_assert_uint_lt(len, CAP - 1);
+    size_t outcomes[2] = {0, 0};
+    for (uint64_t seed = 0; seed < MUTATIONS; ++seed) {
+        char why[SNAPMLA_ERROR_MAX + 128];
+        size_t n = mutate_text(text, len, seed, mutated, CAP);
+        int result = check_tuning_db_text(mutated, n, why, sizeof why);
+        ck_assert_msg(result != INPUT_MISBEHAVED, "mutation seed %llu: %s\n%.1500s",
+                      (unsigned long long)seed, why, mutated);
+        ++outcomes[result];
+    }
+    ck_assert_uint_gt(outcomes[INPUT_LOADED], MUTATIONS / 50);
+    ck_assert_uint_gt(outcomes[INPUT_REFUSED], MUTATIONS / 4);
 }
 END_TEST
 
@@ -885,6 +913,7 @@ int main(void)
     tcase_add_loop_test(tc, bad_databases_give_one_exact_message, 0, BAD_DBS);
     tcase_add_test(tc, created_entries_are_checked);
     tcase_add_test(tc, round_trip_and_atomic_save);
+    tcase_add_test(tc, mutated_databases_round_trip_or_fail_cleanly);
     tcase_add_test(tc, lookup_at_bucket_edges);
     tcase_add_test(tc, merge_keeps_the_faster_and_recomputes_the_runner_up);
     tcase_add_test(tc, dispatch_picks_the_recorded_winner);
