@@ -471,8 +471,10 @@ int main(void)
         fprintf(stderr, "test_gpu: %s\n", err.message);
         return EXIT_FAILURE;
     }
-    const char *seed_text = getenv("SNAPMLA_TEST_SEED");
-    base_seed = seed_text ? strtoull(seed_text, NULL, 10) : (uint64_t)time(NULL);
+    if (!test_seed("test_gpu", &base_seed)) {
+        snapmla_context_destroy(ctx);
+        return EXIT_FAILURE;
+    }
     printf("test_gpu: seed %llu (replay with SNAPMLA_TEST_SEED=%llu)\n",
            (unsigned long long)base_seed, (unsigned long long)base_seed);
 

@@ -852,8 +852,8 @@ END_TEST
 
 int main(void)
 {
-    const char *replay = getenv("SNAPMLA_TEST_SEED");
-    g_seed = replay ? strtoull(replay, NULL, 0) : (uint64_t)time(NULL);
+    if (!test_seed("test_reference", &g_seed))
+        return EXIT_FAILURE;
     printf("test_reference: seed %" PRIu64 " (SNAPMLA_TEST_SEED=%" PRIu64 " replays it)\n", g_seed,
            g_seed);
     fflush(stdout);
