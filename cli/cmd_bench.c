@@ -282,32 +282,44 @@ static int check(const snapmla_error *err, snapmla_status s)
     return s == SNAPMLA_OK;
 }
 
-/* Device-to-device copy bandwidth, bytes read plus written: the ceiling. */
+/* Device-to-device copy bandwidth, bytes read plus written: the ceiling.
+ * 0 after reporting a failed driver call. */
 static double copy_bandwidth(const snapmla_driver *d, snapmla_error *err)
 {
     size_t bytes = (size_t)1 << 30;
     CUdeviceptr a = 0, b = 0;
-    CUevent start, stop;
+    CUevent start = NULL, stop = NULL;
     float ms = 0, best = 1e30f;
-    if (!check(err, SNAPMLA_CU(d, cuMemAlloc(&a, bytes), err)) ||
-        !check(err, SNAPMLA_CU(d, cuMemAlloc(&b, bytes), err)))
-        return 0;
-    d->cuMemsetD8(a, 0x3c, bytes);
-    d->cuEventCreate(&start, 0);
-    d->cuEventCreate(&stop, 0);
-    for (int i = 0; i < 6; ++i) {
-        d->cuEventRecord(start, NULL);
-        d->cuMemcpyDtoD(b, a, bytes);
-        d->cuEventRecord(stop, NULL);
-        d->cuEventSynchronize(stop);
-        d->cuEventElapsedTime(&ms, start, stop);
+    snapmla_status s = SNAPMLA_CU(d, cuMemAlloc(&a, bytes), err);
+    if (s == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuMemAlloc(&b, bytes), err);
+    if (s == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuMemsetD8(a, 0x3c, bytes), err);
+    if (s == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuEventCreate(&start, 0), err);
+    if (s == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuEventCreate(&stop, 0), err);
+    for (int i = 0; i < 6 && s == SNAPMLA_OK; ++i) {
+        if ((s = SNAPMLA_CU(d, cuEventRecord(start, NULL), err)) != SNAPMLA_OK ||
+            (s = SNAPMLA_CU(d, cuMemcpyDtoD(b, a, bytes), err)) != SNAPMLA_OK ||
+            (s = SNAPMLA_CU(d, cuEventRecord(stop, NULL), err)) != SNAPMLA_OK ||
+            (s = SNAPMLA_CU(d, cuEventSynchronize(stop), err)) != SNAPMLA_OK ||
+            (s = SNAPMLA_CU(d, cuEventElapsedTime(&ms, start, stop), err)) != SNAPMLA_OK)
+            break;
         if (i > 0 && ms < best)
             best = ms;
     }
-    d->cuEventDestroy(start);
-    d->cuEventDestroy(stop);
-    d->cuMemFree(a);
-    d->cuMemFree(b);
+    /* Cleanup after a failure may fail too; the first error is the one reported. */
+    if (stop)
+        d->cuEventDestroy(stop);
+    if (start)
+        d->cuEventDestroy(start);
+    if (b)
+        d->cuMemFree(b);
+    if (a)
+        d->cuMemFree(a);
+    if (!check(err, s))
+        return 0;
     return 2.0 * (double)bytes / (best * 1e-3) / 1e12;
 }
 
@@ -444,6 +456,11 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     device_name(d, device, (int)sizeof device);
     printf("device: %s\n", device);
     out.copy = copy_bandwidth(d, &err);
+    if (out.copy <= 0) {   /* the failed driver call is reported */
+        if (out.csv)
+            fclose(out.csv);
+        return CLI_FAILED;
+    }
     printf("device copy bandwidth (read + write), measured now: %.2f TB/s\n", out.copy);
     if (cli_mma_peak(d, &out.mma, &err) != SNAPMLA_OK) {
         int failed = cli_report(&err);
