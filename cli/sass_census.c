@@ -177,7 +177,7 @@ snapmla_status sass_census_run(const char *nvdisasm, const unsigned char *cubin,
         const int rc = run_nvdisasm(nvdisasm, cubin_path, out_path);
         if (rc < 0)
             status = snapmla_fail(err, SNAPMLA_ERR_IO, "cannot run '%s': %s", nvdisasm, strerror(errno));
-        else if ((status = snapmla_read_file(out_path, &text, &text_size, err)) != SNAPMLA_OK)
+        else if ((status = snapmla_read_file(out_path, SNAPMLA_BINARY_FILE_MAX, &text, &text_size, err)) != SNAPMLA_OK)
             ;
         else if (rc != 0)   /* its first line says why */
             status = snapmla_fail(err, SNAPMLA_ERR_IO, "'%s' failed (exit %d): %.*s", nvdisasm, rc,

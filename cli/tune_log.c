@@ -162,7 +162,7 @@ snapmla_status tune_log_read(const char *path, tune_plan *plan, tune_log_summary
     size_t length;
     if (access(path, F_OK) != 0 && errno == ENOENT)
         return tune_log_parse("", 0, path, plan, sum, err);
-    snapmla_status s = snapmla_read_file(path, &text, &length, err);
+    snapmla_status s = snapmla_read_file(path, SNAPMLA_TEXT_FILE_MAX, &text, &length, err);
     if (s != SNAPMLA_OK)
         return s;
     s = tune_log_parse((const char *)text, length, path, plan, sum, err);

@@ -359,7 +359,7 @@ snapmla_status snapmla_spec_load(const char *path, snapmla_spec **out, snapmla_e
                             "snapmla_spec_load: path and out must not be NULL");
     unsigned char *text;
     size_t length;
-    snapmla_status s = snapmla_read_file(path, &text, &length, err);
+    snapmla_status s = snapmla_read_file(path, SNAPMLA_TEXT_FILE_MAX, &text, &length, err);
     if (s != SNAPMLA_OK)
         return s;
     s = snapmla_spec_parse((const char *)text, length, path, out, err);

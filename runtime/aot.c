@@ -85,7 +85,7 @@ snapmla_status snapmla_aot_find(const char *dir, const char *key, unsigned char 
     snprintf(path, sizeof path, "%s/%s", dir, SNAPMLA_AOT_MANIFEST);
     unsigned char *text;
     size_t text_size;
-    if (snapmla_read_file(path, &text, &text_size, err) != SNAPMLA_OK)
+    if (snapmla_read_file(path, SNAPMLA_TEXT_FILE_MAX, &text, &text_size, err) != SNAPMLA_OK)
         return snapmla_fail(err, SNAPMLA_ERR_IO, "ahead-of-time directory '%s' has no readable %s",
                             dir, SNAPMLA_AOT_MANIFEST);
     snapmla_status s = SNAPMLA_OK;
@@ -107,7 +107,7 @@ snapmla_status snapmla_aot_find(const char *dir, const char *key, unsigned char 
         snprintf(file, sizeof file, "%s/%s", dir, f[7]);
         unsigned char *data;
         size_t data_size;
-        if ((s = snapmla_read_file(file, &data, &data_size, err)) != SNAPMLA_OK)
+        if ((s = snapmla_read_file(file, SNAPMLA_BINARY_FILE_MAX, &data, &data_size, err)) != SNAPMLA_OK)
             break;
         char digest[65];
         snapmla_sha256_hex(data, data_size, digest);

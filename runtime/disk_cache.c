@@ -336,7 +336,7 @@ static int load_entry(snapmla_disk_cache *c, const char *key, unsigned char **by
     unsigned char *data;
     size_t data_size;
     snapmla_error err;
-    if (access(path, F_OK) != 0 || snapmla_read_file(path, &data, &data_size, &err) != SNAPMLA_OK)
+    if (access(path, F_OK) != 0 || snapmla_read_file(path, SNAPMLA_BINARY_FILE_MAX, &data, &data_size, &err) != SNAPMLA_OK)
         return 0;
     const unsigned char *payload;
     size_t payload_size;
@@ -512,7 +512,7 @@ static void inspect(const char *path, const char *file_name, snapmla_cache_entry
     unsigned char *data;
     size_t size;
     snapmla_error err;
-    if (snapmla_read_file(path, &data, &size, &err) != SNAPMLA_OK) {
+    if (snapmla_read_file(path, SNAPMLA_BINARY_FILE_MAX, &data, &size, &err) != SNAPMLA_OK) {
         snprintf(info->problem, sizeof info->problem, "unreadable");
         return;
     }

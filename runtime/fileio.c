@@ -48,8 +48,8 @@ snapmla_status snapmla_write_file_atomic(const char *path, const void *data, siz
     return SNAPMLA_OK;
 }
 
-snapmla_status snapmla_read_file(const char *path, unsigned char **data, size_t *size,
-                                 snapmla_error *err)
+snapmla_status snapmla_read_file(const char *path, size_t max_bytes, unsigned char **data,
+                                 size_t *size, snapmla_error *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -58,6 +58,11 @@ snapmla_status snapmla_read_file(const char *path, unsigned char **data, size_t 
     size_t length = 0, capacity = 0;
     snapmla_status s = SNAPMLA_OK;
     for (;;) {
+        if (length > max_bytes) {
+            s = snapmla_fail(err, SNAPMLA_ERR_IO, "cannot read '%s': larger than %zu MiB, the "
+                             "most snapmla reads from a file of this kind", path, max_bytes >> 20);
+            break;
+        }
         if (length + 4096 + 1 > capacity) {
             capacity = capacity ? capacity * 2 : 65536;
             unsigned char *grown = realloc(buffer, capacity);
@@ -67,11 +72,13 @@ snapmla_status snapmla_read_file(const char *path, unsigned char **data, size_t 
             }
             buffer = grown;
         }
+        errno = 0;
         size_t n = fread(buffer + length, 1, capacity - length - 1, f);
         length += n;
         if (n == 0) {
-            if (ferror(f))
-                s = snapmla_fail(err, SNAPMLA_ERR_IO, "cannot read '%s'", path);
+            if (ferror(f))   /* a folder: EISDIR */
+                s = snapmla_fail(err, SNAPMLA_ERR_IO, "cannot read '%s': %s", path,
+                                 strerror(errno ? errno : EIO));
             break;
         }
     }

@@ -382,7 +382,7 @@ snapmla_status snapmla_tuning_db_load(const char *path, snapmla_tuning_db **out,
                             "snapmla_tuning_db_load: path and out must not be NULL");
     unsigned char *text;
     size_t length;
-    snapmla_status s = snapmla_read_file(path, &text, &length, err);
+    snapmla_status s = snapmla_read_file(path, SNAPMLA_TEXT_FILE_MAX, &text, &length, err);
     if (s != SNAPMLA_OK)
         return s;
     s = snapmla_tuning_db_parse((const char *)text, length, path, out, err);

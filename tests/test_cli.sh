@@ -46,6 +46,9 @@ expect "gen sweep into a directory" 0 "wrote" -- "$snapmla" gen specs/deepseek_v
 printf 'kernel: mla_decode\nmodel:\n  latent_dim: 512\n  rope_dim: 64\n  q_heads: 16\ncache:\n  page_size: 48\n' > "$work/bad.yaml"
 expect "bad value" 2 "^snapmla: $work/bad.yaml:7:14: cache.page_size: '48' is not allowed; allowed: 1, 16, 32, 64, 128$" -- "$snapmla" list "$work/bad.yaml"
 expect "missing file" 2 "^snapmla: cannot open '$work/nope.yaml': No such file or directory$" -- "$snapmla" list "$work/nope.yaml"
+expect "a folder for a spec" 2 "^snapmla: cannot read 'specs/': Is a directory$" -- "$snapmla" list specs/
+expect "an endless spec" 2 "^snapmla: cannot read '/dev/zero': larger than 64 MiB" -- "$snapmla" list /dev/zero
+expect "an endless tuning database" 2 "^snapmla: cannot read '/dev/zero': larger than 64 MiB" -- "$snapmla" tune pick /dev/zero specs/deepseek_v3.yaml --shapes 1x1
 printf 'kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ncache: {page_size: 16}\ntile: {kv_tokens: 128, stages: 4, q_rows: 16}\n' > "$work/impossible.yaml"
 expect "impossible combination" 2 "^snapmla: $work/impossible.yaml:[0-9]+:[0-9]+: .*shared memory" -- "$snapmla" build "$work/impossible.yaml" -o "$work/out"
 expect "malformed yaml" 2 "^snapmla: $work/junk.yaml:" -- bash -c "printf 'kernel: [\n' > '$work/junk.yaml'; '$snapmla' list '$work/junk.yaml'"
