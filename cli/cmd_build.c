@@ -1,12 +1,15 @@
 /* snapmla build: ahead-of-time builds. Every variant of the given specs is
  * compiled (on -j threads, through the cache) and written with a manifest. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aot.h"
 #include "build_pool.h"
 #include "cli.h"
+#include "fileio.h"
 
 typedef struct build_job {
     snapmla_context *ctx;
@@ -91,6 +94,17 @@ static int build_all(const build_options *o, snapmla_spec **specs, int spec_coun
                skipped == 1 ? "" : "s", snapmla_arch_name(o->arch));
     if (job.count == 0) {
         fprintf(stderr, "snapmla: no variant to build\n");
+        code = CLI_USAGE;
+        goto done;
+    }
+    /* The output folder is made and checked before the compile, which can take minutes. */
+    snapmla_error dir_err;
+    if (snapmla_make_dirs(o->output, &dir_err) != SNAPMLA_OK) {
+        code = cli_report(&dir_err);
+        goto done;
+    }
+    if (access(o->output, W_OK | X_OK) != 0) {
+        fprintf(stderr, "snapmla: cannot write into '%s': %s\n", o->output, strerror(errno));
         code = CLI_USAGE;
         goto done;
     }

@@ -21,6 +21,7 @@ typedef struct inspect_options {
 
 typedef struct inspect_totals {
     int variants, kernels, spilling, noted;
+    int off_design;            /* variants the runtime warns about (snapmla_ptxas_report_problem) */
     snapmla_strbuf csv;        /* the CSV's rows, written whole at the end */
 } inspect_totals;
 
@@ -114,6 +115,11 @@ static int inspect_variant(const snapmla_variant *v, const inspect_options *o, i
         printf("  ptxas: %.*s\n", n, line);
         line += n + (end ? 1 : 0);
     }
+    char problem[SNAPMLA_ERROR_MAX];
+    if (snapmla_ptxas_report_problem(report, problem, sizeof problem)) {
+        printf("  off its design: %s\n", problem);
+        totals->off_design++;
+    }
 done:
     free(cubin);
     free(source);
@@ -171,10 +177,12 @@ static int run_inspect(int argc, char **argv)
             code = inspect_variant(&specs[s]->variants[i], &o, &totals);
     const int inspected_all = code == CLI_OK;
     if (code == CLI_OK) {
-        printf("%d variant%s, %d kernels; spilling: %d; with performance-loss notes: %d\n", totals.variants,
-               totals.variants == 1 ? "" : "s", totals.kernels, totals.spilling, totals.noted);
-        if (o.strict && (totals.spilling || totals.noted)) {
-            fprintf(stderr, "snapmla inspect: --strict: kernels spilling: %d; with performance-loss notes: %d\n",
+        printf("%d variant%s, %d kernels; spilling: %d; with performance-loss notes: %d; variants "
+               "off their design: %d\n", totals.variants, totals.variants == 1 ? "" : "s",
+               totals.kernels, totals.spilling, totals.noted, totals.off_design);
+        if (o.strict && totals.off_design) {
+            fprintf(stderr, "snapmla inspect: --strict: variants off their design: %d (kernels "
+                    "spilling: %d; with performance-loss notes: %d)\n", totals.off_design,
                     totals.spilling, totals.noted);
             code = CLI_FAILED;
         }
@@ -202,7 +210,10 @@ const cli_command cli_inspect = {
     "$CUDA_HOME/bin, /usr/local/cuda/bin) it adds a SASS census: instructions in\n"
     "all, QGMMA (FP8 wgmma), HGMMA (BF16 wgmma), HMMA (mma.sync), UTMALDG (TMA\n"
     "loads), LDL and STL (local memory).\n"
-    "  --strict   exit 1 when a kernel spills or ptxas notes a performance loss\n"
+    "A variant is off its design when its decode kernel spills, another kernel\n"
+    "spills over 16 bytes (a value kept across a loop), or ptxas notes a\n"
+    "performance loss: the runtime warns when it compiles such a variant.\n"
+    "  --strict   exit 1 when a variant is off its design\n"
     "  --no-sass  skip the disassembly\n"
     "  --csv F    also write one row per kernel to F (written whole, at the end)\n",
     run_inspect,

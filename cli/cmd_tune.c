@@ -115,6 +115,10 @@ static int parse_options(tune_options *o, int argc, char **argv)
         return cli_usage_error(&cli_tune, "need at least one SPEC and --shapes");
     if (!o->log_path)
         default_log_path(o);
+    /* Both files are written after the compile (the log) or the timings (the
+     * database): a path that cannot be written fails now, not hours later. */
+    if (!o->dry_run && (!cli_writable_file(o->log_path) || !cli_writable_file(o->output)))
+        return CLI_USAGE;
     return CLI_OK;
 }
 

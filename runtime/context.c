@@ -141,6 +141,7 @@ typedef struct compile_job {
     const snapmla_variant *variant;
     const char *source;
     double seconds;
+    char problem[SNAPMLA_ERROR_MAX];   /* ptxas's report says it will run slowly */
 } compile_job;
 
 static double now_seconds(void)
@@ -157,8 +158,8 @@ static snapmla_status compile_variant(void *user, unsigned char **bytes,
     char name[SNAPMLA_NAME_MAX + 4];
     snprintf(name, sizeof name, "%s.cu", job->variant->name);
     double start = now_seconds();
-    snapmla_status s = snapmla_jit_compile(job->source, name, job->variant->arch,
-                                           bytes, size, err);
+    snapmla_status s = snapmla_jit_compile_noted(job->source, name, job->variant->arch, bytes,
+                                                 size, job->problem, sizeof job->problem, err);
     job->seconds = now_seconds() - start;
     return s;
 }
@@ -197,10 +198,17 @@ snapmla_status snapmla_build(snapmla_context *ctx, const snapmla_variant *varian
     if (s == SNAPMLA_OK)
         s = find_aot(ctx, out->key, out);
     if (s == SNAPMLA_OK && !out->cubin) {
-        compile_job job = {variant, source, 0.0};
+        compile_job job = {variant, source, 0.0, ""};
         s = snapmla_disk_cache_get(ctx->cache, out->key, variant->name, compile_variant,
                                    &job, &out->cubin, &out->cubin_size, &out->source, err);
         out->compile_seconds = out->source == SNAPMLA_FROM_COMPILE ? job.seconds : 0.0;
+        /* Said once, when it is compiled (the cache then serves it silently). */
+        if (s == SNAPMLA_OK && out->source == SNAPMLA_FROM_COMPILE && job.problem[0])
+            snapmla_context_log(ctx, SNAPMLA_LOG_WARN,
+                                "snapmla: %s: %s; it runs, slower than it should (`snapmla "
+                                "inspect` prints ptxas's report; docs/spec.md, \"When ptxas "
+                                "spills\", says what sets a kernel's registers)",
+                                variant->name, job.problem);
     }
     free(source);
     if (s != SNAPMLA_OK)

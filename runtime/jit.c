@@ -64,10 +64,16 @@ static snapmla_status compile_failed(nvrtcProgram program, const char *name,
     return SNAPMLA_ERR_COMPILE;
 }
 
+/* How compile() treats ptxas's report: not asked for; asked for and a
+ * failure when unreadable (inspection); asked for and left empty when
+ * unreadable (the warning of a build must not fail the build). */
+typedef enum report_mode { REPORT_NONE, REPORT_REQUIRED, REPORT_BEST_EFFORT } report_mode;
+
 /* Compiles source; with a report, ptxas's verbose output is asked for and
  * read into it. */
 static snapmla_status compile(const char *source, const char *name, snapmla_arch arch, unsigned char **cubin,
-                              size_t *size, snapmla_ptxas_report *report, snapmla_error *err)
+                              size_t *size, report_mode mode, snapmla_ptxas_report *report,
+                              snapmla_error *err)
 {
     nvrtcProgram program;
     nvrtcResult r = nvrtcCreateProgram(&program, source, name, 0, NULL, NULL);
@@ -76,7 +82,7 @@ static snapmla_status compile(const char *source, const char *name, snapmla_arch
 
     const char *options[SNAPMLA_JIT_MAX_OPTIONS + 1];
     int count = snapmla_jit_options(arch, options);
-    if (report)   /* (the CUBIN is the same with or without it) */
+    if (mode != REPORT_NONE)   /* (the CUBIN is the same with or without it) */
         options[count++] = "--ptxas-options=-v";
     snapmla_status status = SNAPMLA_OK;
     r = nvrtcCompileProgram(program, count, options);
@@ -94,11 +100,15 @@ static snapmla_status compile(const char *source, const char *name, snapmla_arch
             status = snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory for the CUBIN of '%s'", name);
         else if ((r = nvrtcGetCUBIN(program, (char *)data)) != NVRTC_SUCCESS)
             status = nvrtc_fail(err, r, "nvrtcGetCUBIN", name);
-        if (status == SNAPMLA_OK && report) {
+        if (status == SNAPMLA_OK && mode != REPORT_NONE) {
             char *log = program_log(program);
             status = log ? snapmla_ptxas_report_parse(log, name, report, err)
                          : snapmla_fail(err, SNAPMLA_ERR_COMPILE, "NVRTC gave no log for '%s'", name);
             free(log);
+            if (status != SNAPMLA_OK && mode == REPORT_BEST_EFFORT) {
+                memset(report, 0, sizeof *report);
+                status = SNAPMLA_OK;
+            }
         }
         if (status == SNAPMLA_OK) {
             *cubin = data;
@@ -115,12 +125,27 @@ snapmla_status snapmla_jit_compile(const char *source, const char *name,
                                    snapmla_arch arch, unsigned char **cubin,
                                    size_t *size, snapmla_error *err)
 {
-    return compile(source, name, arch, cubin, size, NULL, err);
+    return compile(source, name, arch, cubin, size, REPORT_NONE, NULL, err);
 }
 
 snapmla_status snapmla_jit_compile_report(const char *source, const char *name, snapmla_arch arch,
                                           unsigned char **cubin, size_t *size, snapmla_ptxas_report *report,
                                           snapmla_error *err)
 {
-    return compile(source, name, arch, cubin, size, report, err);
+    return compile(source, name, arch, cubin, size, REPORT_REQUIRED, report, err);
+}
+
+snapmla_status snapmla_jit_compile_noted(const char *source, const char *name, snapmla_arch arch,
+                                         unsigned char **cubin, size_t *size, char *problem,
+                                         size_t problem_size, snapmla_error *err)
+{
+    snapmla_ptxas_report *report = malloc(sizeof *report);
+    if (!report)
+        return snapmla_fail(err, SNAPMLA_ERR_NOMEM, "out of memory compiling '%s'", name);
+    problem[0] = '\0';
+    snapmla_status s = compile(source, name, arch, cubin, size, REPORT_BEST_EFFORT, report, err);
+    if (s == SNAPMLA_OK)
+        snapmla_ptxas_report_problem(report, problem, problem_size);
+    free(report);
+    return s;
 }

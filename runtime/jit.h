@@ -23,4 +23,10 @@ snapmla_status snapmla_jit_compile(const char *source, const char *name,
 snapmla_status snapmla_jit_compile_report(const char *source, const char *name, snapmla_arch arch,
                                           unsigned char **cubin, size_t *size, snapmla_ptxas_report *report,
                                           snapmla_error *err);
+/* snapmla_jit_compile that also says, in problem (empty when none), why
+ * ptxas's report shows a kernel that will not run as designed
+ * (snapmla_ptxas_report_problem); an unreadable report is no problem. */
+snapmla_status snapmla_jit_compile_noted(const char *source, const char *name, snapmla_arch arch,
+                                         unsigned char **cubin, size_t *size, char *problem,
+                                         size_t problem_size, snapmla_error *err);
 #endif

@@ -143,3 +143,27 @@ snapmla_status snapmla_ptxas_report_parse(const char *log, const char *name, sna
                                 out->kernels[i].name);
     return snapmla_ok(err);
 }
+
+int snapmla_spill_allowance(const char *kernel)
+{
+    return strcmp(kernel, "snapmla_decode_split") == 0 ? 0 : 16;
+}
+
+int snapmla_ptxas_report_problem(const snapmla_ptxas_report *report, char *out, size_t size)
+{
+    for (int i = 0; i < report->count; ++i) {
+        const snapmla_kernel_resources *k = &report->kernels[i];
+        const int allowed = snapmla_spill_allowance(k->name);
+        if (k->spill_store_bytes > allowed || k->spill_load_bytes > allowed) {
+            snprintf(out, size, "%s spills %d bytes to local memory (loads %d)", k->name,
+                     k->spill_store_bytes, k->spill_load_bytes);
+            return 1;
+        }
+        if (k->performance_notes > 0) {
+            snprintf(out, size, "ptxas notes a performance loss in %s: %.*s", k->name,
+                     (int)strcspn(report->notes, "\n"), report->notes);
+            return 1;
+        }
+    }
+    return 0;
+}

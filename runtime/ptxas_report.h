@@ -34,6 +34,18 @@ typedef struct snapmla_ptxas_report {
 snapmla_status snapmla_ptxas_report_parse(const char *log, const char *name, snapmla_ptxas_report *out,
                                           snapmla_error *err);
 
+/* Local-memory spill bytes (stores or loads) a kernel may have and still
+ * run as designed: none for the decode kernel (its registers are the
+ * schedule), 16 for the small kernels (ptxas keeps a value or two across a
+ * loop there: a store and a load per CTA). */
+int snapmla_spill_allowance(const char *kernel);
+
+/* Whether the report shows a kernel that will not run as designed: spills
+ * over snapmla_spill_allowance, or a performance-loss note. 1 with the first
+ * such kernel described in out ("snapmla_decode_split spills 1048 bytes to
+ * local memory (loads 1140)"); 0 when every kernel is clean. */
+int snapmla_ptxas_report_problem(const snapmla_ptxas_report *report, char *out, size_t size);
+
 /* The kernel named `kernel` in the report, or NULL. */
 const snapmla_kernel_resources *snapmla_ptxas_report_find(const snapmla_ptxas_report *report,
                                                           const char *kernel);

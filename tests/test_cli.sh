@@ -52,6 +52,8 @@ expect "an endless tuning database" 2 "^snapmla: cannot read '/dev/zero': larger
 printf 'kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ncache: {page_size: 16}\ntile: {kv_tokens: 128, stages: 4, q_rows: 16}\n' > "$work/impossible.yaml"
 expect "impossible combination" 2 "^snapmla: $work/impossible.yaml:[0-9]+:[0-9]+: .*shared memory" -- "$snapmla" build "$work/impossible.yaml" -o "$work/out"
 expect "malformed yaml" 2 "^snapmla: $work/junk.yaml:" -- bash -c "printf 'kernel: [\n' > '$work/junk.yaml'; '$snapmla' list '$work/junk.yaml'"
+touch "$work/afile"
+expect "build checks -o before compiling" 2 "^snapmla: '$work/afile' is not a directory$" -- bash -c "out=\$('$snapmla' build specs/deepseek_v3.yaml -o '$work/afile' 2>&1); rc=\$?; echo \"\$out\"; grep -q built <<<\"\$out\" && exit 99; exit \$rc"
 
 # Ahead-of-time build, then the same from the cache.
 expect "build compiles" 0 "built [0-9]+ variants?: [1-9][0-9]* compiled" -- "$snapmla" build specs/deepseek_v3.yaml specs/minicpm3.yaml --arch sm_90a -o "$work/out"
@@ -122,10 +124,12 @@ expect "inspect unknown option" 2 "^snapmla inspect: unknown option" -- "$snapml
 expect "inspect bad spec" 2 "^snapmla: $work/bad.yaml:7:14: cache.page_size" -- "$snapmla" inspect "$work/bad.yaml"
 expect "inspect: ptxas report and SASS census" 0 "^  snapmla_decode_split +[0-9]+ registers, +[0-9]+ barriers?, stack 0 B, spill stores/loads 0/0 B, static smem [0-9]+ B; SASS 6: QGMMA 1, HGMMA 1, HMMA 0, UTMALDG 0, LDL 1, STL 1$" -- env TMPDIR="$work" SNAPMLA_NVDISASM="$work/nvdisasm" "$snapmla" inspect specs/deepseek_v3.yaml
 expect "inspect: the variant line" 0 "^deepseek_v3\.mla_decode\..* \(sm_90a, [0-9]+ threads, [0-9]+ B dynamic smem\)$" -- "$snapmla" inspect specs/deepseek_v3.yaml --no-sass
-expect "inspect --strict, nothing spills" 0 "^1 variant, [0-9]+ kernels; spilling: 0; with performance-loss notes: 0$" -- "$snapmla" inspect specs/deepseek_v3.yaml --strict --no-sass
+expect "inspect --strict, nothing spills" 0 "^1 variant, [0-9]+ kernels; spilling: 0; with performance-loss notes: 0; variants off their design: 0$" -- "$snapmla" inspect specs/deepseek_v3.yaml --strict --no-sass
 printf 'kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 128, q_heads: 128}\ntile: {engine: simt, q_rows: 16, kv_tokens: 64, warps: 4, stages: 2}\n' > "$work/spills.yaml"
-expect "inspect --strict, a kernel spills" 1 "^snapmla inspect: --strict: kernels spilling: 2; with performance-loss notes: 0$" -- "$snapmla" inspect "$work/spills.yaml" --strict --no-sass
+expect "inspect --strict, a kernel spills" 1 "^snapmla inspect: --strict: variants off their design: 1 \\(kernels spilling: 2; with performance-loss notes: 0\\)$" -- "$snapmla" inspect "$work/spills.yaml" --strict --no-sass
 expect "inspect: the spill is shown" 0 "^  snapmla_decode_split .* spill stores/loads [1-9][0-9]*/[1-9][0-9]* B" -- "$snapmla" inspect "$work/spills.yaml" --no-sass
+expect "inspect: what is off the design" 0 "^  off its design: snapmla_decode_split spills [1-9][0-9]* bytes to local memory \\(loads [1-9][0-9]*\\)$" -- "$snapmla" inspect "$work/spills.yaml" --no-sass
+expect "build warns of a spilling variant" 0 "^snapmla: [^ ]+: snapmla_decode_split spills [1-9][0-9]* bytes to local memory \\(loads [1-9][0-9]*\\); it runs, slower than it should" -- "$snapmla" build "$work/spills.yaml" -o "$work/spills_aot"
 expect "inspect: a bad SNAPMLA_NVDISASM" 2 "^snapmla: SNAPMLA_NVDISASM: '$work/none' is not an executable file; allowed: the path of nvdisasm$" -- env SNAPMLA_NVDISASM="$work/none" "$snapmla" inspect specs/deepseek_v3.yaml
 expect "inspect: nvdisasm fails" 1 "^snapmla: deepseek_v3\.mla_decode\..*: '$work/nvdisasm_fails' failed \(exit 3\): nvdisasm fatal : bad cubin" -- env TMPDIR="$work" SNAPMLA_NVDISASM="$work/nvdisasm_fails" "$snapmla" inspect specs/deepseek_v3.yaml
 expect "inspect --csv: the census row" 0 "^deepseek_v3\.mla_decode\.[^,]+,snapmla_decode_split,[0-9]+,[0-9]+,0,0,0,[0-9]+,[0-9]+,0,6,1,1,0,0,1,1$" -- bash -c "TMPDIR='$work' SNAPMLA_NVDISASM='$work/nvdisasm' '$snapmla' inspect specs/deepseek_v3.yaml --csv '$work/i.csv' > /dev/null && cat '$work/i.csv'"
@@ -182,6 +186,8 @@ expect "tune bad splits" 2 "^snapmla tune: --splits takes" -- "$snapmla" tune "$
 expect "tune bad spec" 2 "^snapmla: $work/bad.yaml:7:14: cache.page_size" -- "$snapmla" tune "$work/bad.yaml" --shapes 8x4096
 printf 'measured\tx\t0\t8\t4096\t1\n' > "$work/bad.tsv"
 expect "tune bad resume file" 2 "^snapmla: $work/bad.tsv:1: records before the device line$" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --shard 0/24 --resume "$work/bad.tsv" --dry-run
+expect "tune checks its files before compiling" 2 "^snapmla: cannot write '$work/nodir/t.yaml': No such file or directory$" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --resume "$work/t2.tsv" -o "$work/nodir/t.yaml"
+expect "tune checks its log before compiling" 2 "^snapmla: cannot write '$work': Is a directory$" -- "$snapmla" tune "$tune_spec" --shapes 8x4096 --resume "$work" -o "$work/t3.yaml"
 if [[ -e /dev/nvidiactl ]]; then
     expect "tune on the GPU" 0 "^wrote $work/g.yaml: 1 entry" -- "$snapmla" tune "$tune_spec" --shapes 2x600 --shard 0/12 -o "$work/g.yaml"
     expect "tune resumes" 0 "2 measurements and 2 checks already taken, 0 measurements to go" -- "$snapmla" tune "$tune_spec" --shapes 2x600 --shard 0/12 -o "$work/g.yaml"

@@ -324,6 +324,37 @@ START_TEST(ptxas_report_reads_each_kernel)
 }
 END_TEST
 
+/* The rule behind the runtime's warning and the shipped-variant check. */
+START_TEST(ptxas_report_problem_names_the_first_kernel_off_its_design)
+{
+    snapmla_ptxas_report report;
+    snapmla_error err;
+    char problem[SNAPMLA_ERROR_MAX];
+    ck_assert_int_eq(snapmla_ptxas_report_parse(ptxas_log, "t.cu", &report, &err), SNAPMLA_OK);
+    /* the combine's 4 / 12 bytes are within the small kernels' allowance;
+     * the decode kernel's note is not */
+    ck_assert_int_eq(snapmla_ptxas_report_problem(&report, problem, sizeof problem), 1);
+    ck_assert_str_eq(problem, "ptxas notes a performance loss in snapmla_decode_split: ptxas info    : "
+                              "(C7515) Potential Performance Loss: wgmma.mma_async instructions are "
+                              "serialized due to non wgmma instructions defining accumulator registers "
+                              "of a wgmma between start and end of the pipeline stage in the function "
+                              "'snapmla_decode_split'");
+    snapmla_kernel_resources *d = (snapmla_kernel_resources *)snapmla_ptxas_report_find(&report, "snapmla_decode_split");
+    snapmla_kernel_resources *c = (snapmla_kernel_resources *)snapmla_ptxas_report_find(&report, "snapmla_combine");
+    d->performance_notes = 0;
+    ck_assert_int_eq(snapmla_ptxas_report_problem(&report, problem, sizeof problem), 0);
+    d->spill_load_bytes = 4;   /* the decode kernel may not spill at all */
+    ck_assert_int_eq(snapmla_ptxas_report_problem(&report, problem, sizeof problem), 1);
+    ck_assert_str_eq(problem, "snapmla_decode_split spills 0 bytes to local memory (loads 4)");
+    d->spill_load_bytes = 0;
+    c->spill_store_bytes = 17;   /* a small kernel: up to 16 */
+    ck_assert_int_eq(snapmla_ptxas_report_problem(&report, problem, sizeof problem), 1);
+    ck_assert_str_eq(problem, "snapmla_combine spills 17 bytes to local memory (loads 12)");
+    ck_assert_int_eq(snapmla_spill_allowance("snapmla_decode_split"), 0);
+    ck_assert_int_eq(snapmla_spill_allowance("snapmla_append"), 16);
+}
+END_TEST
+
 /* As NVRTC 13.0 prints them: the notes first, before any kernel's record
  * (here in front of ptxas_log, which has one more note in place). */
 START_TEST(ptxas_report_counts_a_note_printed_before_its_kernel)
@@ -364,16 +395,12 @@ END_TEST
 
 /* The promise of CI: every variant we ship (and those of
  * tests/specs_compile/, at the edges of a kernel's register plan) compiles,
- * with no GPU present;
- * ptxas serializes none of their kernels (a serialized wgmma loses the
- * schedule) and the decode kernel does not spill. The small kernels may keep
- * a value or two in local memory (today the combine at 128 and 512 threads
- * keeps one across its sweep: a store and a load per CTA); more fails. */
-static int spill_limit(const char *kernel)
-{
-    return strcmp(kernel, "snapmla_decode_split") == 0 ? 0 : 16;
-}
-
+ * with no GPU present, and builds without the runtime's warning: ptxas
+ * serializes none of their kernels (a serialized wgmma loses the schedule),
+ * the decode kernel does not spill, and the small kernels keep at most a
+ * value or two in local memory (snapmla_ptxas_report_problem: today the
+ * combine at 128 and 512 threads keeps one across its sweep, a store and a
+ * load per CTA). */
 /* One shipped variant's compile, made on a worker thread and checked after. */
 typedef struct shipped_build {
     const snapmla_variant *variant;
@@ -433,15 +460,13 @@ START_TEST(every_shipped_variant_compiles)
         ck_assert_int_ge(b->report.count, 1);
         for (int k = 0; k < b->report.count; ++k) {
             const snapmla_kernel_resources *r = &b->report.kernels[k];
-            ck_assert_msg(r->spill_store_bytes <= spill_limit(r->name) &&
-                              r->spill_load_bytes <= spill_limit(r->name),
-                          "%s: %s spills %d / %d bytes (snapmla inspect), over %d", name, r->name,
-                          r->spill_store_bytes, r->spill_load_bytes, spill_limit(r->name));
-            ck_assert_msg(r->performance_notes == 0, "%s: %s: %s", name, r->name, b->report.notes);
             ck_assert_msg(r->registers > 0 && r->registers <= 255, "%s: %s: %d registers", name, r->name,
                           r->registers);
             kernels++;
         }
+        char problem[SNAPMLA_ERROR_MAX];
+        ck_assert_msg(!snapmla_ptxas_report_problem(&b->report, problem, sizeof problem), "%s: %s",
+                      name, problem);
         ck_assert_msg(b->report.notes[0] == '\0', "%s: %s", name, b->report.notes);
     }
     printf("compiled %zu shipped variants through NVRTC: %zu kernels, no decode kernel spills, none is "
@@ -470,6 +495,7 @@ int main(void)
     tcase_add_test(tc, nvrtc_reports_its_log);
     tcase_add_test(tc, ptxas_report_reads_each_kernel);
     tcase_add_test(tc, ptxas_report_counts_a_note_printed_before_its_kernel);
+    tcase_add_test(tc, ptxas_report_problem_names_the_first_kernel_off_its_design);
     tcase_add_test(tc, ptxas_report_refuses_a_log_without_kernels);
     tcase_add_test(tc, every_shipped_variant_compiles);
     suite_add_tcase(suite, tc);

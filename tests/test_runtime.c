@@ -22,13 +22,15 @@ static const char *const decode_yaml =
 
 static char temp_dir[64];
 static int warnings;
+static char last_warning[SNAPMLA_ERROR_MAX + 512];
 
 static void count_warnings(void *user, snapmla_log_level level, const char *message)
 {
     (void)user;
-    (void)message;
-    if (level == SNAPMLA_LOG_WARN)
+    if (level == SNAPMLA_LOG_WARN) {
         warnings++;
+        snprintf(last_warning, sizeof last_warning, "%s", message);
+    }
 }
 
 static void make_temp_dir(void)
@@ -92,6 +94,38 @@ START_TEST(build_is_served_from_memory_then_disk)
     snapmla_binary_release(&first);
     snapmla_binary_release(&second);
     snapmla_binary_release(&third);
+    snapmla_context_destroy(ctx);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
+/* A variant whose kernel cannot keep its accumulators in registers (the
+ * mma_sync engine holds latent_dim / 4 of them per thread: 256 at 1024)
+ * builds, and says so once, when compiled; from the cache it is silent. */
+START_TEST(a_spilling_variant_is_reported_once_when_compiled)
+{
+    snapmla_spec *spec = parse("kernel: mla_decode\n"
+                               "model: {latent_dim: 1024, rope_dim: 64, q_heads: 16}\n"
+                               "tile: {engine: mma_sync, q_rows: 16, kv_tokens: 32}\n");
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/cache", temp_dir);
+    snapmla_context *ctx = context_in(cache, NULL);
+    snapmla_binary first, again;
+    snapmla_error err;
+    ck_assert_int_eq(snapmla_build(ctx, &spec->variants[0], &first, &err), SNAPMLA_OK);
+    ck_assert_int_eq(first.source, SNAPMLA_FROM_COMPILE);
+    ck_assert_int_eq(warnings, 1);
+    ck_assert_msg(strstr(last_warning, spec->variants[0].name) &&
+                      strstr(last_warning, ": snapmla_decode_split spills ") &&
+                      strstr(last_warning, "bytes to local memory"),
+                  "%s", last_warning);
+    snapmla_context_destroy(ctx);
+    ctx = context_in(cache, NULL);
+    ck_assert_int_eq(snapmla_build(ctx, &spec->variants[0], &again, &err), SNAPMLA_OK);
+    ck_assert_int_eq(again.source, SNAPMLA_FROM_DISK);
+    ck_assert_int_eq(warnings, 1);
+    snapmla_binary_release(&first);
+    snapmla_binary_release(&again);
     snapmla_context_destroy(ctx);
     snapmla_spec_free(spec);
 }
@@ -361,6 +395,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, make_temp_dir, remove_temp_dir);
     tcase_add_test(tc, build_is_served_from_memory_then_disk);
+    tcase_add_test(tc, a_spilling_variant_is_reported_once_when_compiled);
     tcase_add_test(tc, aot_directory_is_used_before_jit);
     tcase_add_test(tc, aot_missing_key_is_not_an_error);
     tcase_add_loop_test(tc, decode_arguments_are_checked, 0,

@@ -8,7 +8,9 @@ on first use through NVRTC and cached, launched on the current CUDA stream.
 
 FlashMLA's call (`get_mla_metadata`, `flash_mla_with_kvcache`) is mirrored for
 the BF16 cache and FlashMLA's 656-byte FP8 cache. Argument problems raise
-ValueError naming the argument; library failures raise SnapmlaError.
+ValueError naming the argument; library failures raise SnapmlaError; the
+library's warnings (a variant compiled to a kernel that spills, a corrupt
+cache entry rebuilt) are issued as SnapmlaWarning.
 """
 
 import ctypes
@@ -16,10 +18,11 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ._lib import AppendArgs, DecodeArgs, Error, Options, SnapmlaError, Spec, Variant, check, lib
+from ._lib import (AppendArgs, DecodeArgs, Error, Options, SnapmlaError, SnapmlaWarning, Spec,
+                   Variant, check, lib, log_callback)
 
 __all__ = ["Decoder", "append_kv", "cache_format", "get_mla_metadata", "flash_mla_with_kvcache",
-           "SnapmlaError"]
+           "SnapmlaError", "SnapmlaWarning"]
 
 _SECTIONS = {
     "latent_dim": "model", "rope_dim": "model", "q_heads": "model", "q_len": "model",
@@ -33,10 +36,13 @@ _context = ctypes.c_void_p()
 
 
 def _ctx():
-    """The process's snapmla context (its disk cache and loaded kernels)."""
+    """The process's snapmla context (its disk cache and loaded kernels); its
+    warnings become SnapmlaWarning, its info lines go to logging's "snapmla"."""
     if not _context.value:
         err = Error()
-        check(lib.snapmla_context_create(None, ctypes.byref(_context), ctypes.byref(err)), err)
+        options = Options(log=log_callback)
+        check(lib.snapmla_context_create(ctypes.byref(options), ctypes.byref(_context),
+                                         ctypes.byref(err)), err)
     return _context
 
 

@@ -2,7 +2,9 @@
 include/snapmla.h. Everything else in the package goes through here."""
 
 import ctypes
+import logging
 import os
+import warnings
 from pathlib import Path
 
 NAME_MAX = 192
@@ -140,3 +142,21 @@ class SnapmlaError(RuntimeError):
 def check(status, err):
     if status != 0:
         raise SnapmlaError(err.message.decode(errors="replace"))
+
+
+class SnapmlaWarning(UserWarning):
+    """The library's warnings: a variant that compiles to a kernel off its
+    design (spills, a ptxas performance note), a corrupt cache entry rebuilt,
+    an unusable cache directory."""
+
+
+def _log(_user, level, message):
+    text = message.decode(errors="replace")
+    if level == 1:   # SNAPMLA_LOG_WARN
+        warnings.warn(text, SnapmlaWarning, stacklevel=2)
+    else:            # what each kernel request was served from
+        logging.getLogger("snapmla").info(text)
+
+
+# The context's log callback; kept here so that it outlives every call.
+log_callback = LOG_FN(_log)

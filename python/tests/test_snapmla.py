@@ -263,3 +263,14 @@ def test_bad_arguments_are_named():
         snapmla.Decoder(SPEC, q_head=16)
     with pytest.raises(snapmla.SnapmlaError, match=r"cache.page_size: '48' is not allowed"):
         snapmla.Decoder(SPEC, page_size=48)
+
+
+def test_a_spilling_variant_warns_when_compiled(tmp_path, monkeypatch):
+    """The library's warning reaches Python as a SnapmlaWarning: mma_sync at
+    latent 1024 holds 256 accumulators per thread, more than the registers."""
+    monkeypatch.setenv("SNAPMLA_CACHE_DIR", str(tmp_path))   # compiled now, not served from a cache
+    monkeypatch.setattr(snapmla, "_context", type(snapmla._context)())   # a fresh context reads it
+    dec = snapmla.Decoder("kernel: mla_decode\nmodel: {latent_dim: 1024, rope_dim: 64, q_heads: 16}\n"
+                          "tile: {engine: mma_sync, q_rows: 16, kv_tokens: 32}\n")
+    with pytest.warns(snapmla.SnapmlaWarning, match="snapmla_decode_split spills"):
+        dec.kernel()
