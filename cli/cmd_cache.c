@@ -1,7 +1,9 @@
 /* snapmla cache: look into, check and empty the disk cache of CUBINs. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "disk_cache.h"
@@ -55,6 +57,13 @@ static int run_cache(int argc, char **argv)
     }
     if (!action)
         return cli_usage_error(&cli_cache, "expected ls, verify or clear");
+    /* A cache is looked into where it is: a --dir that does not exist is a
+     * typo to report, not a folder to make. */
+    struct stat st;
+    if (dir_option && stat(dir_option, &st) != 0) {
+        fprintf(stderr, "snapmla cache: --dir: cannot use '%s': %s\n", dir_option, strerror(errno));
+        return CLI_USAGE;
+    }
     snapmla_options options = {0};
     options.cache_dir = dir_option;
     options.log = cli_log;
@@ -83,8 +92,8 @@ static int run_cache(int argc, char **argv)
 const cli_command cli_cache = {
     "cache", "list, verify or clear the disk cache",
     "usage: snapmla cache ls|verify|clear [--dir DIR]\n\n"
-    "The cache lives in --dir, else $SNAPMLA_CACHE_DIR, else $XDG_CACHE_HOME/snapmla,\n"
-    "else ~/.cache/snapmla.\n"
+    "The cache lives in --dir (which must exist), else $SNAPMLA_CACHE_DIR, else\n"
+    "$XDG_CACHE_HOME/snapmla, else ~/.cache/snapmla.\n"
     "  ls      one line per entry: key, CUBIN bytes, date, variant\n"
     "  verify  checks every entry's header and checksum; exit 1 if any is corrupt\n"
     "  clear   removes snapmla's entries, locks and temporary files, nothing else\n",

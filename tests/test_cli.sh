@@ -60,6 +60,7 @@ expect "build compiles" 0 "built [0-9]+ variants?: [1-9][0-9]* compiled" -- "$sn
 expect "build from cache" 0 "built [0-9]+ variants?: 0 compiled \(0.0 s of NVRTC\), [1-9][0-9]* from the cache" -- "$snapmla" build specs/deepseek_v3.yaml specs/minicpm3.yaml --arch sm_90a -o "$work/out"
 expect "manifest" 0 "mla_decode" -- cat "$work/out/manifest.tsv"
 expect "cache ls" 0 "^2 entries" -- "$snapmla" cache ls
+expect "cache ls of a missing --dir" 2 "^snapmla cache: --dir: cannot use '$work/no_cache': No such file or directory$" -- bash -c "'$snapmla' cache ls --dir '$work/no_cache'; rc=\$?; [ -e '$work/no_cache' ] && exit 99; exit \$rc"
 expect "cache verify" 0 "0 corrupt" -- "$snapmla" cache verify
 
 # A corrupted entry: verify says so, the next build reports it once and rebuilds.
@@ -295,6 +296,10 @@ for w in range(4):
             grep -q ldmatrix '$work/roles_ldsm_all.tree/templates/wgmma_fp8_parts.cuh' && echo edited"
     expect "ldsm_all: the seesaw and the 656-byte cache build too" 0 "^== ldsm_all$" -- env TMPDIR="$work" \
         SPEC=specs/deepseek_v32_fp8_tile128_hopper.yaml bench/variants/inspect.sh ldsm_all
+    expect "variant applies (combine_lse: the combine only)" 0 "^edited$" -- bash -c "
+        python3 bench/variants/patch.py combine_lse templates/decode_wgmma_fp8_roles.cu '$work/roles_combine_lse.cu' &&
+            cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_combine_lse.cu' &&
+            ! cmp -s templates/combine.cu '$work/roles_combine_lse.tree/templates/combine.cu' && echo edited"
     expect "variant unknown" 1 "unknown variant nosuch" -- python3 bench/variants/patch.py nosuch \
         templates/decode_wgmma_fp8_roles.cu "$work/roles_nosuch.cu"
 fi

@@ -1,6 +1,7 @@
 /* Tests of code generation and NVRTC: deterministic output, every hole
  * filled, every variant of every shipped spec compiles for its arch with
- * no spill and no ptxas performance-loss note, and ptxas's report is read. */
+ * no spill and no ptxas performance-loss note, 16 random specs that load
+ * compile too (fresh each run, seed printed), and ptxas's report is read. */
 #include <check.h>
 #include <glob.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "ptxas_report.h"
 #include "snapmla.h"
 #include "strbuf.h"
+#include "mutate.h"
 #include "run_suite.h"
 
 static const char *const decode_yaml =
@@ -479,8 +481,115 @@ START_TEST(every_shipped_variant_compiles)
 }
 END_TEST
 
+/* ---- random specs ---------------------------------------------------------
+ * The generator's promise beyond the shipped specs: whatever the loader
+ * accepts compiles. Each run draws fresh spec texts over every field's
+ * allowed values (the seed is printed; SNAPMLA_TEST_SEED replays it), keeps
+ * the first that load, and compiles them. Spills are allowed here (the
+ * runtime warns of them); a compile failure is a generator bug. */
+static uint64_t emit_seed;
+
+#define PICK(r, ...) pick_text(r, (const char *const[]){__VA_ARGS__}, \
+                               sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+
+static const char *pick_text(uint64_t *r, const char *const *options, size_t count)
+{
+    return options[mutate_pick(r, count)];
+}
+
+static void random_decode_fields(uint64_t *r, snapmla_strbuf *sb)
+{
+    const int wgmma = mutate_pick(r, 3) == 0;
+    const char *format = PICK(r, "bf16", "fp8_per_token", "fp8_per_tile128");
+    snapmla_strbuf_printf(sb, "kernel: mla_decode\nmodel: {latent_dim: %s, rope_dim: %s, "
+                          "q_heads: %s, q_len: %s, causal: %s}\n",
+                          wgmma ? PICK(r, "256", "512") : PICK(r, "32", "64", "96", "160", "256", "384", "512", "576", "1024"),
+                          wgmma ? PICK(r, "32", "64", "128") : PICK(r, "16", "32", "48", "64", "128"),
+                          PICK(r, "1", "2", "3", "5", "7", "8", "13", "16", "31", "40", "64", "100", "127", "128"),
+                          PICK(r, "1", "1", "2", "3", "4"), PICK(r, "true", "false"));
+    snapmla_strbuf_printf(sb, "cache: {format: %s, page_size: %s%s}\n", format,
+                          PICK(r, "1", "16", "32", "64", "128"),
+                          PICK(r, "", "", ", rope_layout: planar", ", rope_layout: interleaved"));
+    if (wgmma)
+        snapmla_strbuf_printf(sb, "tile: {engine: wgmma, warps: %s%s}\ntarget: {arch: sm_90a, "
+                              "compute: %s}\n", PICK(r, "8", "16"),
+                              PICK(r, "", ", stages: 2", ", stages: 3", ", stages: 4"),
+                              strcmp(format, "bf16") == 0 ? "bf16" : "fp8");
+    else if (mutate_pick(r, 2))
+        snapmla_strbuf_printf(sb, "tile: {engine: mma_sync, q_rows: %s, kv_tokens: %s, stages: %s}\n"
+                              "target: {arch: %s}\n", PICK(r, "16", "32", "64"), PICK(r, "16", "32", "64"),
+                              PICK(r, "1", "2", "3"), PICK(r, "sm_80", "sm_89", "sm_90a"));
+    else
+        snapmla_strbuf_printf(sb, "tile: {engine: simt, q_rows: %s, kv_tokens: %s, warps: %s, stages: %s}\n"
+                              "target: {arch: %s}\n", PICK(r, "8", "16", "32"), PICK(r, "16", "32", "64", "128"),
+                              PICK(r, "4", "8", "16"), PICK(r, "1", "2"), PICK(r, "sm_80", "sm_89", "sm_90a"));
+    if (mutate_pick(r, 3) == 0)
+        snapmla_strbuf_printf(sb, "split: {policy: %s, max_splits: %s}\n",
+                              PICK(r, "auto", "fixed", "balanced"), PICK(r, "1", "2", "7", "64", "128"));
+}
+
+static void random_spec_text(uint64_t *r, snapmla_strbuf *sb)
+{
+    const size_t kind = mutate_pick(r, 8);
+    if (kind == 0)
+        snapmla_strbuf_printf(sb, "kernel: kv_append\nmodel: {latent_dim: %s, rope_dim: %s}\n"
+                              "cache: {format: %s, page_size: %s}\ntarget: {arch: %s}\n",
+                              PICK(r, "64", "256", "512", "1024"), PICK(r, "16", "32", "64", "128"),
+                              PICK(r, "bf16", "fp8_per_token", "fp8_per_tile128"),
+                              PICK(r, "1", "16", "64", "128"), PICK(r, "sm_80", "sm_89", "sm_90a"));
+    else if (kind == 1)
+        snapmla_strbuf_printf(sb, "kernel: mla_combine\nmodel: {latent_dim: %s, q_heads: %s, q_len: %s}\n"
+                              "split: {max_splits: %s}\ntile: {warps: %s}\ntarget: {arch: %s}\n",
+                              PICK(r, "32", "96", "256", "512", "1024"), PICK(r, "1", "7", "16", "128"),
+                              PICK(r, "1", "3"), PICK(r, "1", "5", "64", "128"), PICK(r, "4", "8", "16"),
+                              PICK(r, "sm_80", "sm_89", "sm_90a"));
+    else
+        random_decode_fields(r, sb);
+}
+
+START_TEST(random_specs_that_load_compile)
+{
+    enum { WANTED = 16, MOST_TRIES = 4000 };
+    uint64_t r = emit_seed;
+    snapmla_spec *specs[WANTED];
+    char *texts[WANTED];
+    shipped_build builds[WANTED];
+    memset(builds, 0, sizeof builds);
+    int count = 0;
+    for (int tries = 0; tries < MOST_TRIES && count < WANTED; ++tries) {
+        snapmla_strbuf sb = {0};
+        random_spec_text(&r, &sb);
+        ck_assert(!sb.failed);
+        snapmla_error err;
+        if (snapmla_spec_parse(sb.data, sb.length, "r.yaml", &specs[count], &err) == SNAPMLA_OK) {
+            texts[count] = sb.data;
+            builds[count].variant = &specs[count]->variants[0];
+            count++;
+        } else {
+            snapmla_strbuf_free(&sb);
+        }
+    }
+    ck_assert_int_eq(count, WANTED);
+    snapmla_parallel_for(WANTED, 1, build_shipped, builds);
+    for (int i = 0; i < WANTED; ++i) {
+        const shipped_build *b = &builds[i];
+        ck_assert_msg(b->status == SNAPMLA_OK && b->elf,
+                      "SNAPMLA_TEST_SEED=%llu: a spec that loads does not compile:\n%s%s",
+                      (unsigned long long)emit_seed, texts[i], b->err.message);
+        ck_assert_int_ge(b->report.count, 1);
+        free(texts[i]);
+        snapmla_spec_free(specs[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
+    if (!test_seed("test_emit", &emit_seed))
+        return EXIT_FAILURE;
+    printf("test_emit: seed %llu (replay with SNAPMLA_TEST_SEED=%llu)\n",
+           (unsigned long long)emit_seed, (unsigned long long)emit_seed);
+    fflush(stdout);
     Suite *suite = suite_create("emit");
     TCase *tc = tcase_create("emit");
     tcase_set_timeout(tc, 600);
@@ -498,6 +607,7 @@ int main(void)
     tcase_add_test(tc, ptxas_report_problem_names_the_first_kernel_off_its_design);
     tcase_add_test(tc, ptxas_report_refuses_a_log_without_kernels);
     tcase_add_test(tc, every_shipped_variant_compiles);
+    tcase_add_test(tc, random_specs_that_load_compile);
     suite_add_tcase(suite, tc);
     return run_suite(suite, CK_FORK);
 }
