@@ -1,8 +1,9 @@
 /* Tests of autotuning without a GPU: shape buckets and their edges, spec
  * families, the tuning database (every parse error with its exact message,
- * round trip, atomic save, merge, lookup), tuned dispatch built from
- * variants, the tune plan (shapes, splits, shards), the measurement log
- * (resume, torn lines, errors), the reduction to winners, and a parallel
+ * round trip, atomic save, merge, lookup, seeded mutations), tuned dispatch
+ * built from variants, the tune plan (shapes, splits, shards), the
+ * measurement log (resume, torn lines, errors, seeded mutations), the
+ * reduction to winners, and a parallel
  * NVRTC compile of a 24-variant sweep. Runs under ASan/UBSan. */
 #include <check.h>
 #include <math.h>
@@ -739,6 +740,45 @@ START_TEST(bad_logs_give_one_exact_message)
 }
 END_TEST
 
+/* Mutations of a log (a crash mid-line, a hand edit) are read or refused
+ * with a message naming the file; never a stray access (ASan/UBSan). A
+ * refused log leaves the plan as it was given, a read one only moves
+ * configs the log names. */
+START_TEST(mutated_logs_are_read_or_refused_cleanly)
+{
+    enum { MUTATIONS = 2000, CAP = 8192 };
+    snapmla_spec *spec = small_sweep();
+    const char *v0 = spec->variants[0].name, *v1 = spec->variants[1].name;
+    char text[CAP], mutated[CAP];
+    int len = snprintf(text, sizeof text,
+                       "device\tNVIDIA H100 80GB HBM3\tsm_90a\n"
+                       "checking\t%s\t0\nchecked\t%s\t0\n"
+                       "measured\t%s\t0\t8\t4096\t50.5\n"
+                       "measured\t%s\t0\t6\t3000\t40\n"
+                       "checking\t%s\t4\nrejected\t%s\t4\tFAIL rel_l2 0.5\n"
+                       "checking\t%s\t4\nchecking\t%s\t4\n",
+                       v0, v0, v0, v0, v0, v0, v1, v1);
+    ck_assert_int_lt(len, CAP);
+    size_t outcomes[2] = {0, 0};
+    for (uint64_t seed = 0; seed < MUTATIONS; ++seed) {
+        size_t n = mutate_text(text, (size_t)len, seed, mutated, CAP);
+        tune_plan plan = plan_of(spec);
+        tune_log_summary sum;
+        snapmla_error err = {.status = SNAPMLA_OK, .message = ""};
+        snapmla_status s = tune_log_parse(mutated, n, "m.tsv", &plan, &sum, &err);
+        ck_assert_msg(s == SNAPMLA_OK || (s == SNAPMLA_ERR_SPEC && strncmp(err.message, "m.tsv", 5) == 0),
+                      "mutation seed %llu: status %d, '%s'\n%.1500s", (unsigned long long)seed, (int)s,
+                      err.message, mutated);
+        ck_assert_uint_le(tune_plan_pending(&plan), plan.config_count * (size_t)plan.shape_count);
+        outcomes[s == SNAPMLA_OK]++;
+        tune_plan_free(&plan);
+    }
+    ck_assert_uint_gt(outcomes[0], MUTATIONS / 10);
+    ck_assert_uint_gt(outcomes[1], MUTATIONS / 10);
+    snapmla_spec_free(spec);
+}
+END_TEST
+
 START_TEST(the_log_is_appended_and_read_back)
 {
     snapmla_spec *spec = small_sweep();
@@ -922,6 +962,7 @@ int main(void)
     tcase_add_test(tc, shards_partition_the_sweep);
     tcase_add_test(tc, the_log_resumes_a_run);
     tcase_add_loop_test(tc, bad_logs_give_one_exact_message, 0, BAD_LOGS);
+    tcase_add_test(tc, mutated_logs_are_read_or_refused_cleanly);
     tcase_add_test(tc, the_log_is_appended_and_read_back);
     tcase_add_test(tc, winners_per_bucket);
     tcase_add_test(tc, a_sweep_compiles_in_parallel_through_nvrtc);
