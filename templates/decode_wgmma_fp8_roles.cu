@@ -80,6 +80,7 @@ constexpr int COPIER = 2 * 128;      // thread 0 of O0
 static_assert(P_SLOTS == STATE_SLOTS && SCALE_GROUPS == 1, "one P' and one row state per slot");
 struct SmemLayout : Fp8Smem {
     unsigned long long *sfull, *pfull, *pempty;
+    unsigned long long *used_hi;   // per ring slot: S and O1 are done with its upper half (`used`: S and O0)
 };
 
 __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
@@ -88,7 +89,8 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
     m.sfull = carve_fp8_smem(smem_raw, m);
     m.pfull = m.sfull + P_SLOTS;
     m.pempty = m.pfull + P_SLOTS;
-    check_smem_layout(smem_raw, m.pempty + P_SLOTS);
+    m.used_hi = m.pempty + P_SLOTS;
+    check_smem_layout(smem_raw, m.used_hi + STAGES);
     return m;
 }
 
@@ -292,9 +294,21 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         // ---- P' = e v_scale r exp2(c (tile max - m')), e4m3, out to O ----
         store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_factor, warp, lane);
         fence_async_smem();                    // P' is read by wgmma (the async proxy)
-        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
+        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot: both halves
+        mbarrier_arrive(m.used_hi + g % STAGES);
         mbarrier_arrive(m.pfull + g % P_SLOTS);
     }
+}
+
+// Half h of KV tile `tile`'s copy (by one thread of O_h): the latent blocks of
+// O_h's channels, and the scales (h 0) or the RoPE rows (h 1); the slot's
+// `full` completes on both halves' arrivals and bytes.
+__device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                                unsigned char *ring, unsigned long long *full, int base, int tile,
+                                                const TileWhere &w, int h)
+{
+    static_assert(LAT_BLOCKS % 2 == 0, "whole latent blocks per output warpgroup");
+    issue_tma_part<LAT_BLOCKS / 2>(p, maps, r, ring, full, base, tile, w, h * (LAT_BLOCKS / 2), h == 1, h == 0);
 }
 
 // O_w's share of Q's load, its products over every tile of one work item
@@ -307,10 +321,13 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
     const KvRange range = item_range(p, item, splits);
     const int tiles = range.tiles;
+    unsigned long long *const my_used = ow == 0 ? m.used : m.used_hi;   // this O's half of each slot
+    // O0's thread 0 and O1's thread 64: warps 8 and 14, on different schedulers (warp % 4)
+    const bool half_copier = tid % 128 == 64 * ow;
     TileWhere next{};   // the copier's next copy: tile STAGES, then one per tile
-    if (tid == COPIER) {
+    if (half_copier) {
         for (int k = 0; k < STAGES; ++k)
-            issue_kv_tile(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k));
+            issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);
         next = locate_tile(range, STAGES);
     }
     load_q_fp8(p, b, row0, m.q_lat, m.q_rope, m.q_scale, tid - COPIER);
@@ -353,7 +370,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
             for (int q = 0; q < 2 * GROUPS; ++q)
                 load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-            mbarrier_arrive(m.used + g % STAGES);
+            mbarrier_arrive(my_used + g % STAGES);
             wgmma_fence();
 #pragma unroll
             for (int q = 0; q < 2 * GROUPS; ++q)
@@ -371,7 +388,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
                     load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);
                 }
                 if (q == 2 * GROUPS - 1)
-                    mbarrier_arrive(m.used + g % STAGES);
+                    mbarrier_arrive(my_used + g % STAGES);
                 wgmma_fence();
 #pragma unroll
                 for (int mm = 0; mm < 2; ++mm)
@@ -379,9 +396,9 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
                 wgmma_commit();
             }
         }
-        if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
-            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
-            issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);
+        if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it
+            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
+            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow);
             next = locate_tile(range, t + 1 + STAGES);
         }
         wgmma_wait<1>();   // (not needed here; without it ptxas spills 12 bytes, with it none)
@@ -430,7 +447,9 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     __shared__ int item_index;
     const SmemLayout m = carve_smem(smem_raw);
     if (threadIdx.x == 0) {
-        init_ring_barriers(m.full, m.used, 1, 3 * 128);   // the copier's expect_tx; the tile's S, O0, O1
+        init_ring_barriers(m.full, m.used, 2, 2 * 128);   // the two half copies; the tile's S and O0
+        for (int s = 0; s < STAGES; ++s)
+            mbarrier_init(m.used_hi + s, 2 * 128);           // the tile's S and O1
         for (int k = 0; k < P_SLOTS; ++k) {
             mbarrier_init(m.sfull + k, 128);    // the tile's S
             mbarrier_init(m.pfull + k, 128);    // the tile's S
