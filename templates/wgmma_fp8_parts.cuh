@@ -184,15 +184,30 @@ __device__ __forceinline__ void issue_kv_tile(const DecodeParams &p, const KvMap
 }
 
 
+// How the output warpgroups read V^T's fragments from the raw tile. The
+// seesaw (two warpgroups) by ldmatrix.trans: fewer instructions on its
+// per-tile chain (-2.4% at 128 heads, -8% on the 656-byte cache, H200).
+// The role warpgroups by 32-bit words and byte permutes: with ldmatrix
+// their 128-head time was 1.8% worse next to the half copies (twentieth
+// session, perf.md).
+constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;
+
 // Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
-// thread's O^T accumulators. The order is chosen so that a quad's four rows
-// of blocks 2g', 2g'+1 are four consecutive channels: one 32-bit word of the
-// raw tile, which becomes those rows' A fragments by a 4 x 4 byte transpose;
-// and so that blocks 2g', 2g'+1 hold the 128 channels of group g' (one V
-// scale per token in each, which P' carries).
+// thread's O^T accumulators; blocks 2g', 2g'+1 hold the 128 channels of
+// group g' (one V scale per token in each, which P' carries).
+// - ldmatrix: a warp's 16-row slice of an m-block is a 16-channel block of
+//   the raw tile, and a thread's rows lane/4, lane/4 + 8 are its channels
+//   2 (lane/4), 2 (lane/4) + 1: what ldmatrix.trans hands a thread (b16
+//   column lane/4 of each 8 x 8 matrix).
+// - words: a quad's four rows of blocks 2g', 2g'+1 are four consecutive
+//   channels, one 32-bit word of the raw tile, which becomes those rows' A
+//   fragments by a 4 x 4 byte transpose.
 __device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, int h)
 {
-    return wg * HALF + 128 * (mb / 2) + 32 * warp + 4 * (lane / 4) + 2 * (mb % 2) + h;
+    if constexpr (VT_LDMATRIX)
+        return wg * HALF + 64 * mb + 16 * warp + 2 * (lane / 4) + h;
+    else
+        return wg * HALF + 128 * (mb / 2) + 32 * warp + 4 * (lane / 4) + 2 * (mb % 2) + h;
 }
 
 // The scale group of this warpgroup's channel group grp (0 for per-token).
@@ -266,27 +281,57 @@ __device__ __forceinline__ void load_vt_step(const unsigned char *block, const i
     hi[1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
 }
 
+__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(p))
+                 : "memory");
+}
+
 // The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
 // tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
 // 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
 // channels, 128-byte swizzle); fragment i = 2 j + h. K position 4 quad + e
 // (+16 j, +32 kc) holds the token 2 quad + (e & 1) + 8 (e >> 1) (+16 j,
-// +32 kc), the order P' was written in (the score accumulator's own). Per
-// 16 tokens and 4 channels a thread reads 4 words (4 tokens x 4 channels)
-// and transposes them with byte permutes; the 8 lanes of a row read 32
-// consecutive bytes, and the 4 rows' swizzle phases put the 4 such pieces
-// in different banks.
+// +32 kc), the order P' was written in (the score accumulator's own).
+// - ldmatrix: one ldmatrix.x4.trans per 16-token step 2 kc + j: matrix i
+//   (lanes 8 i .. 8 i + 7 give its token rows) is m-block 2 grp + i / 2,
+//   tokens 8 (i % 2) + 0..7; the b16 transpose leaves a thread tokens
+//   2 quad, 2 quad + 1 (and + 8, + 9 in the next matrix) of its channel
+//   pair, and one byte permute per fragment register splits the pair. Each
+//   matrix's 8 rows (16 bytes each) fall in different banks by the swizzle.
+// - words: per 16 tokens and 4 channels a thread reads 4 words (4 tokens x
+//   4 channels) and transposes them with byte permutes; the 8 lanes of a
+//   row read 32 consecutive bytes, and the 4 rows' swizzle phases put the
+//   4 such pieces in different banks.
 __device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsigned (&lo)[4], unsigned (&hi)[4],
                                                 int wg, int warp, int lane, int grp, int kc)
 {
-    int at[4];
-    const unsigned char *block = vt_group_block(k_lat, at, wg, warp, lane, grp);
+    if constexpr (VT_LDMATRIX) {
+        const int mat = lane / 8;
+        const int c0 = channel_of(wg, warp, 0, 2 * grp + mat / 2, 0);   // the matrix's 16 channels
+        const unsigned char *row =
+            k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j
-        unsigned l[2], h[2];
-        load_vt_step(block, at, 2 * kc + j, l, h);
-        lo[2 * j] = l[0], lo[2 * j + 1] = l[1];
-        hi[2 * j] = h[0], hi[2 * j + 1] = h[1];
+        for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j (the swizzle phase repeats every 8 rows)
+            unsigned x[4];
+            ldsm_x4_trans(x, row + (2 * kc + j) * 16 * 128);
+            lo[2 * j] = __byte_perm(x[0], x[1], 0x6420);       // even channel
+            lo[2 * j + 1] = __byte_perm(x[0], x[1], 0x7531);   // odd channel
+            hi[2 * j] = __byte_perm(x[2], x[3], 0x6420);
+            hi[2 * j + 1] = __byte_perm(x[2], x[3], 0x7531);
+        }
+    } else {
+        int at[4];
+        const unsigned char *block = vt_group_block(k_lat, at, wg, warp, lane, grp);
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j
+            unsigned l[2], h[2];
+            load_vt_step(block, at, 2 * kc + j, l, h);
+            lo[2 * j] = l[0], lo[2 * j + 1] = l[1];
+            hi[2 * j] = h[0], hi[2 * j + 1] = h[1];
+        }
     }
 }
 
@@ -345,14 +390,20 @@ __device__ __forceinline__ void write_output(const DecodeParams &p, const float 
                                              int wg, int warp, int lane, int b, int split, int row0, bool direct)
 {
     constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
+    // (ldmatrix: opaque to ptxas, else it computes the channels before the
+    // tile loop and spills them across it)
+    if constexpr (VT_LDMATRIX)
+        asm volatile("" : "+r"(lane));
     const int quad = lane % 4;
-    // where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
+    // words: where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
     unsigned stage_at[2][GROUPS];
+    if constexpr (!VT_LDMATRIX) {
 #pragma unroll
-    for (int e = 0; e < 2; ++e)
+        for (int e = 0; e < 2; ++e)
 #pragma unroll
-        for (int grp = 0; grp < GROUPS; ++grp)
-            stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
+            for (int grp = 0; grp < GROUPS; ++grp)
+                stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
+    }
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -365,18 +416,31 @@ __device__ __forceinline__ void write_output(const DecodeParams &p, const float 
 #pragma unroll
             for (int sg = 0; sg < WG_SCALE_GROUPS; ++sg)
                 inv_of[sg] = l > 0.f ? 1.f / (l * final_state[ST_R + 64 * scale_group_of(wg, sg) + n_row]) : 0.f;
+            if constexpr (VT_LDMATRIX) {
 #pragma unroll
-            for (int grp = 0; grp < GROUPS; ++grp) {
-                const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : grp];
-                const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
-                const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
-                const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv, hi[4 * j + e] * inv,
-                                             hi[4 * j + 2 + e] * inv);
-                if (direct)
-                    *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
-                        make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
-                else
-                    store_partial_quad(p, b, split, row, c, x);
+                for (int mb = 0; mb < MBLOCKS; ++mb) {   // this row's channel pair c, c + 1 of each m-block
+                    const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
+                    const int c = channel_of(wg, warp, lane, mb, 0);
+                    const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
+                    if (direct)
+                        *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
+                    else
+                        store_output_pair(p, b, split, row, c, x0, x1, false);
+                }
+            } else {
+#pragma unroll
+                for (int grp = 0; grp < GROUPS; ++grp) {
+                    const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : grp];
+                    const int c = channel_of(wg, warp, lane, 2 * grp, 0);   // channels c .. c+3
+                    const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
+                    const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv,
+                                                 hi[4 * j + e] * inv, hi[4 * j + 2 + e] * inv);
+                    if (direct)
+                        *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
+                            make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
+                    else
+                        store_partial_quad(p, b, split, row, c, x);
+                }
             }
         }
 }

@@ -262,14 +262,14 @@ for w in range(4):
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
     # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
     mkdir -p "$work/probe/templates"
-    for probe in norope halfqk nochain nopv halfpv early novt; do
+    for probe in norope halfqk nochain nopv halfpv novt; do
         expect "probe applies ($probe)" 0 "^edited$" -- bash -c "cd '$work/probe' &&
             cp '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/ &&
             python3 '$PWD/bench/probe/patch.py' $probe &&
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
     # bench/variants: each prepared variant still edits the shipped roles template
-    for v in prefetch1 prefetch2 retire_first copier1 half_copies chain_ilp prefetch1+copier1; do
+    for v in chain_ilp chain_ilp+ldsm_all; do
         expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
@@ -277,11 +277,10 @@ for w in range(4):
     # ... and builds, its decode kernels without spills or performance-loss notes (NVRTC, in a copy of the tree)
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
-    expect "variants build without spills or notes" 0 "^== retire_first\+ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
-        bench/variants/inspect.sh prefetch1 prefetch2 retire_first copier1 pslots4 half_copies ldsm_all chain_ilp \
-            half_copies+ldsm_all retire_first+ldsm_all+chain_ilp
+    expect "variants build without spills or notes" 0 "^== ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
+        bench/variants/inspect.sh chain_ilp pslots4 ldsm_all combine_lse ldsm_all+chain_ilp
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
-    expect "variants: the V^T fragment orders (emulated)" 0 "^ldsm_all, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
+    expect "variants: the V^T fragment orders (emulated)" 0 "^ldmatrix, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
         python3 bench/variants/fragments.py
     expect "variants: inspect.sh, an unknown variant" 1 "unknown variant nosuch" -- env TMPDIR="$work" \
         bench/variants/inspect.sh nosuch
@@ -293,9 +292,7 @@ for w in range(4):
             echo edited"
     expect "variant applies (ldsm_all: the shared parts)" 0 "^edited$" -- bash -c "
         python3 bench/variants/patch.py ldsm_all templates/decode_wgmma_fp8_roles.cu '$work/roles_ldsm_all.cu' &&
-            grep -q ldmatrix '$work/roles_ldsm_all.tree/templates/wgmma_fp8_parts.cuh' && echo edited"
-    expect "ldsm_all: the seesaw and the 656-byte cache build too" 0 "^== ldsm_all$" -- env TMPDIR="$work" \
-        SPEC=specs/deepseek_v32_fp8_tile128_hopper.yaml bench/variants/inspect.sh ldsm_all
+            grep -q 'VT_LDMATRIX = true;' '$work/roles_ldsm_all.tree/templates/wgmma_fp8_parts.cuh' && echo edited"
     expect "variant applies (combine_lse: the combine only)" 0 "^edited$" -- bash -c "
         python3 bench/variants/patch.py combine_lse templates/decode_wgmma_fp8_roles.cu '$work/roles_combine_lse.cu' &&
             cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_combine_lse.cu' &&

@@ -44,38 +44,6 @@ def probe(name, s):
     elif name == 'halfpv':      # the products of one channel group of two
         rep(PV_WHOLE, 'if (q / 2 == 0) ' + PV_WHOLE + ' else ' + keep_a('a[q][mm]'))
         rep(PV_QUARTERS, 'if (grp == 0) ' + PV_QUARTERS + ' else ' + keep_a('a[q % 2][mm]'))
-    elif name == 'early':       # the slot freed once S has read K, refilled at O's loop head
-        rep('''        fence_async_smem();                    // P' is read by wgmma (the async proxy)
-        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot
-''', '''        fence_async_smem();                    // P' is read by wgmma (the async proxy)
-''')
-        rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
-''', '''        add_rope_scores(s, q_rope_desc, k_rope_desc);
-        mbarrier_arrive(m.used + g % STAGES);
-''')
-        rep('''                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-            mbarrier_arrive(m.used + g % STAGES);
-''', '''                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-''')
-        rep('''                if (q == 2 * GROUPS - 1)
-                    mbarrier_arrive(m.used + g % STAGES);
-''', '')
-        rep('''        if (tid == COPIER && t + STAGES < tiles) {   // the slot's readers are done: refill it
-            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
-            issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);
-            next = locate_tile(range, t + 1 + STAGES);
-        }
-''', '')
-        rep('''        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-''', '''        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
-        mbarrier_arrive(m.used + g % STAGES);
-        if (tid == COPIER && t + STAGES < tiles) {
-            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
-            issue_kv_tile(p, maps, range, m.ring, m.full, base, t + STAGES, next);
-            next = locate_tile(range, t + 1 + STAGES);
-        }
-        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-''')
     elif name == 'novt':        # V^T fragments loaded for the first two quarters only
         rep('''            for (int q = 0; q < 2 * GROUPS; ++q)
                 load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);''',
@@ -87,7 +55,7 @@ def probe(name, s):
                     if (q == 1)
                         load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''')
     else:
-        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv early novt')
+        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt')
     return s
 
 

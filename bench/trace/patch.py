@@ -115,24 +115,24 @@ def patch(kind, s, c, plan):
         if (t > 0)''', '''            fence_registers(o[mb]);
         TR(2 + ow, t, 2);
         if (t > 0)''')
-        s = rep(s, '''            mbarrier_arrive(m.used + g % STAGES);
-            wgmma_fence();''', '''            mbarrier_arrive(m.used + g % STAGES);
+        s = rep(s, '''            mbarrier_arrive(my_used + g % STAGES);
+            wgmma_fence();''', '''            mbarrier_arrive(my_used + g % STAGES);
             TR(2 + ow, t, 6);
             wgmma_fence();''')
         s = rep(s, '''                wgmma_commit();
             }
         }
-        if (tid == COPIER && t + STAGES < tiles) {''', '''                wgmma_commit();
+        if (half_copier && t + STAGES < tiles) {''', '''                wgmma_commit();
                 if (q == 0)
                     TR(2 + ow, t, 6);
             }
         }
         TR(2 + ow, t, 3);
-        if (tid == COPIER && t + STAGES < tiles) {''')
-        s = rep(s, '''            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
-            issue_kv_tile(''', '''            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
+        if (half_copier && t + STAGES < tiles) {''')
+        s = rep(s, '''            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
+            issue_tile_half(''', '''            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
             TR(2 + ow, t, 4);
-            issue_kv_tile(''')
+            issue_tile_half(''')
         s = rep(s, '''        wgmma_wait<1>();   // (not needed here''', '''        TR(2 + ow, t, 5);
         wgmma_wait<1>();   // (not needed here''')
         s = rep(s, '''    __shared__ int item_index;

@@ -15,7 +15,8 @@ STEPS = {
         'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (4, 'exps + pempty'),
               (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
         'O': O_STEPS + [(5, 'tail')],
-        # O0's thread 0 also copies: its wait for the slot's readers, then the copy's issue
+        # O0's thread 0 also copies O0's half of each tile: its wait for that half's
+        # readers, then the copy's issue (O1's half is copied by its thread 64: not stamped)
         'O0': O_STEPS + [(4, 'used wait'), (5, 'copy issue + tail')],
     },
     'bf16': {
@@ -42,7 +43,7 @@ def main():
     ev = lambda w, t, e: rows.get((w, t), [0] * 8)[e]
     mean = lambda xs: statistics.mean(xs) if xs else float('nan')
     print(f'{kind}: {tiles} tiles in CTA 0\'s first item; steady tiles {first}..{last - 1}; clock64 cycles')
-    # (O0 and O1 apart: thread 0 of O0 also issues the copies, so the two may keep different paces)
+    # (O0 and O1 apart: each also copies its half of a tile, and they may keep different paces)
     if kind == 'roles':
         groups = [('S', 'S', None), ('O0', 'O0', 2), ('O1', 'O', 3)]
     else:

@@ -8,7 +8,7 @@
 # ROUNDS interleaved rounds of snapmla bench (SHAPES, default 128x16384).
 # SPECS default: the roles spec at 128 and 16 heads. Logs under $OUT; the
 # checkout is not touched.
-#   OUT=out ROUNDS=2 bench/variants/ab.sh base ldsm_all half_copies+ldsm_all
+#   OUT=out ROUNDS=2 bench/variants/ab.sh base ldsm_all ldsm_all+pslots4
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [[ $# -gt 0 ]] || { echo "usage: bench/variants/ab.sh VARIANT... (base: the shipped tree)"; exit 2; }

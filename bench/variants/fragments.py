@@ -1,7 +1,9 @@
 """Byte-level emulation of the output warpgroups' V^T fragment loads (no GPU).
 
-The shipped quarters (load_vt_quarter, channel_of) and the ldsm_all variant
-(bench/variants/patch.py), rewritten here as Python over a model of
+Both shipped forms of load_vt_quarter and channel_of (wgmma_fp8_parts.cuh's
+VT_LDMATRIX): "words" (the role warpgroups: 32-bit loads and byte
+permutes) and "ldmatrix" (the seesaw: ldmatrix.trans and one permute per
+fragment register), rewritten here as Python over a model of
 the swizzled e4m3 tile in shared memory, `__byte_perm` and `ldmatrix.trans`
 (lane 8 i + r gives row r of matrix i; lane t receives stored rows 2 (t % 4),
 2 (t % 4) + 1 of column t / 4). Each fragment byte must be the (token,
@@ -42,11 +44,11 @@ def byte_perm(x, y, s):
     return [b[(s >> (4 * i)) & 7] for i in range(4)]
 
 
-def channel_of(wg, warp, lane, mb, h):          # the shipped mapping
+def channel_of(wg, warp, lane, mb, h):          # words (VT_LDMATRIX false)
     return wg * HALF + 128 * (mb // 2) + 32 * warp + 4 * (lane // 4) + 2 * (mb % 2) + h
 
 
-def channel_ldsm_of(wg, warp, lane, mb, h):     # ldsm_all
+def channel_ldsm_of(wg, warp, lane, mb, h):     # ldmatrix (VT_LDMATRIX true)
     return wg * HALF + 64 * mb + 16 * warp + 2 * (lane // 4) + h
 
 
@@ -137,7 +139,7 @@ def check(name, load, cof, width):
         for warp in range(4):
             n = len(per_lane_loads[(wg, warp, 0)])
             for k in range(n):
-                if name == 'ldsm_all':
+                if name == 'ldmatrix':
                     worst = max(worst, most_per_bank(per_lane_loads[(wg, warp, 0)][k], 16))
                 else:
                     for e in range(4):
@@ -152,6 +154,6 @@ if __name__ == '__main__':
     ok = True
     for HALF in (256, 128):
         fill_tile()
-        ok &= check('quarters', quarters, channel_of, 4)
-        ok &= check('ldsm_all', tile_ldsm, channel_ldsm_of, 16)
+        ok &= check('words', quarters, channel_of, 4)
+        ok &= check('ldmatrix', tile_ldsm, channel_ldsm_of, 16)
     sys.exit(0 if ok else 1)

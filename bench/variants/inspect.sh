@@ -7,7 +7,7 @@
 # kernels with their spills, and any performance-loss note. Exit status 1
 # if a variant fails to apply or build, or its decode kernel spills or has
 # a performance-loss note (ptxas serialized its wgmma).
-#   bench/variants/inspect.sh half_copies prefetch1+copier1
+#   bench/variants/inspect.sh pslots4 ldsm_all+chain_ilp
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [[ $# -gt 0 ]] || { echo "usage: bench/variants/inspect.sh VARIANT..."; exit 2; }

@@ -3,7 +3,7 @@
 # variants of bench/variants/patch.py, through bench/template_ab.sh (each
 # checked against the float64 reference, then timed in ROUNDS interleaved
 # rounds; SPECS, SHAPES, ROUNDS as there). Logs under $OUT.
-#   bench/variants/run.sh prefetch1 prefetch2
+#   bench/variants/run.sh ldsm_all pslots4
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [[ $# -gt 0 ]] || { echo "usage: bench/variants/run.sh VARIANT..."; exit 2; }
