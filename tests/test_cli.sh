@@ -279,6 +279,12 @@ for w in range(4):
     before=$(sum_tree)
     expect "variants build without spills or notes" 0 "^== ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
         bench/variants/inspect.sh chain_ilp pslots4 ldsm_all combine_lse ldsm_all+chain_ilp
+    # ab.sh's CPU half (trees and kernels in parallel); without a GPU its checks fail and nothing is timed
+    if [[ ! -e /dev/nvidiactl ]]; then
+        expect "variants: ab.sh prepares, then times only what passes" 0 "^chain_ilp: not timed \\(a check failed or hung\\)$" -- \
+            env TMPDIR="$work" OUT="$work/ab" ROUNDS=1 bench/variants/ab.sh base chain_ilp
+        expect "variants: ab.sh's trees and kernels" 0 "^built 2 variants: 2 compiled" -- cat "$work/ab/build_chain_ilp.log"
+    fi
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
     expect "variants: the V^T fragment orders (emulated)" 0 "^ldmatrix, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \
         python3 bench/variants/fragments.py

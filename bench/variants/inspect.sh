@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # No GPU needed: each named variant of bench/variants/patch.py (names as in
-# run.sh, '+' joins) applied, with its edits of other files, to a copy of
+# ab.sh, '+' joins) applied, with its edits of other files, to a copy of
 # the tree (the checkout is not touched), built there, and put through
 # `snapmla inspect` (ptxas's report and the SASS census) on SPEC (default:
 # the roles spec, 128, 64 and 16 heads). Prints each variant's decode
