@@ -27,9 +27,10 @@
 //           (a quarter: two m-blocks, 32 tokens, 8 registers) and B = P'(t):
 //           the whole tile's quarters at once, then the eight products
 //           (V_WHOLE_TILE below), or quarter by quarter, each load beside
-//           the products of the last one. Thread 0 of O0 copies:
-//           tile t+STAGES into t's slot once its S and both O have read it
-//           (used), by TMA.
+//           the products of the last one. Each O copies the half of a
+//           tile it reads (O0's thread 0: latent blocks 0-1 and the scales;
+//           O1's thread 64: blocks 2-3 and the RoPE rows), into t's slot for
+//           tile t+STAGES once its S and that O have read it, by TMA.
 // The numbers are the seesaw's (decode_wgmma_fp8.cu) but for where r puts
 // P' in e4m3's range (lazily, not at every new max; docs/fidelity.md).
 // What changes is who runs them: there, each of two
@@ -40,8 +41,9 @@
 //
 // mbarriers; their phases run on across the CTA's work items, by the tile's
 // number g = base + t:
-//   full[g % STAGES]   the tile's copies landed (TMA bytes)
-//   used[g % STAGES]   its S (128 arrivals) and O0, O1 (128 each) read it
+//   full[g % STAGES]   both halves' copies landed (2 arrivals, TMA bytes)
+//   used[g % STAGES]   its S and O0 (128 arrivals each) read the lower half
+//   used_hi[g % STAGES]  its S and O1 read the upper half
 //   sfull[g % 3]       the row state after g is out (its S, 128)
 //   pfull[g % 3]       P'(g) is out (its S, 128)
 //   pempty[g % 3]      both O are done with P'(g) and its state (256)
@@ -74,7 +76,7 @@ constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;
 constexpr int SCORE_REGS = V_WHOLE_TILE ? 64 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 192 : 176;
 static_assert(128 * 2 * (SCORE_REGS + OUTPUT_REGS) <= 65536, "the register file");
 constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P_SLOTS
-constexpr int COPIER = 2 * 128;      // thread 0 of O0
+constexpr int O_FIRST = 2 * 128;     // thread 0 of O0: the output warpgroups' first
 // Shared memory (wgmma_fp8_parts.cuh; P' buffers and row-state slots by
 // g % P_SLOTS), then the hand-over mbarriers, per P slot.
 static_assert(P_SLOTS == STATE_SLOTS && SCALE_GROUPS == 1, "one P' and one row state per slot");
@@ -324,13 +326,13 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     unsigned long long *const my_used = ow == 0 ? m.used : m.used_hi;   // this O's half of each slot
     // O0's thread 0 and O1's thread 64: warps 8 and 14, on different schedulers (warp % 4)
     const bool half_copier = tid % 128 == 64 * ow;
-    TileWhere next{};   // the copier's next copy: tile STAGES, then one per tile
+    TileWhere next{};   // this half copier's next copy: tile STAGES, then one per tile
     if (half_copier) {
         for (int k = 0; k < STAGES; ++k)
             issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);
         next = locate_tile(range, STAGES);
     }
-    load_q_fp8(p, b, row0, m.q_lat, m.q_rope, m.q_scale, tid - COPIER);
+    load_q_fp8(p, b, row0, m.q_lat, m.q_rope, m.q_scale, tid - O_FIRST);
     fence_async_smem();
     named_barrier(BAR_ITEM, THREADS);   // Q is in
 
@@ -413,7 +415,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     // ---- epilogue: O / (r l) per query row (the last tile's row state), lse ----
     const bool direct = range.splits == 1;   // the same for the whole CTA
     const float *final_state = m.state_all + (base + tiles + P_SLOTS - 1) % P_SLOTS * STATE_FLOATS;
-    const int o_thread = tid - COPIER;   // 0 .. 255 over O0, O1
+    const int o_thread = tid - O_FIRST;   // 0 .. 255 over O0, O1
     if (o_thread < 64 && row0 + o_thread < ROWS) {   // (before the stage overwrites q_scale)
         const float mx = tiles > 0 ? final_state[ST_MAX + o_thread] : -inf_f32();
         const float l = tiles > 0 ? final_state[ST_SUM + o_thread] : 0.f;
@@ -458,7 +460,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         fence_mbarrier_init();
     }
     wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    if (threadIdx.x < COPIER) {
+    if (threadIdx.x < O_FIRST) {
         registers_give_back<SCORE_REGS>();
         for_each_item(p, item_index,
                       [&](int4 item, int splits, int base) { score_item(p, m, item, splits, base); });
