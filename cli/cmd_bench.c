@@ -67,7 +67,6 @@ static double flashmla_us(int heads, int q_len, int batch, int seqlen)
 
 /* ---- options --------------------------------------------------------------- */
 
-/* A decimal in lo..hi at *p, digits only (no sign, no spaces); moves *p past it. */
 /* One shape, the len characters at item: BATCHxSEQLEN or BATCHxSEQLEN~. */
 static int parse_shape(const char *item, size_t len, shape *sh)
 {

@@ -33,20 +33,6 @@ constexpr int O_TILES = HALF / 8;           // n-tiles of a warp's output
 static_assert(Q_TILE % 16 == 0 && WARPS == 2 * ROW_WARPS, "2 warps per 16 rows");
 static_assert(KV_TILE % 16 == 0 && LATENT % 32 == 0 && ROPE % 16 == 0, "mma shapes");
 
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_address(p)));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_address(p)));
-}
-
 // D = A B + D, m16n8k16, BF16 in, fp32 accumulate.
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], unsigned b0,
                                          unsigned b1)

@@ -169,6 +169,31 @@ __device__ __forceinline__ unsigned smem_address(const void *p)
     return (unsigned)__cvta_generic_to_shared(p);
 }
 
+// Four 8 x 8 b16 matrices from shared memory, one row address per lane.
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_address(p)));
+}
+
+// The same, each matrix transposed. ORDERED adds a "memory" clobber, so the
+// load stays after an mbarrier wait that made a TMA tile visible (the FP8 V^T
+// read); the mma engine's loads follow a __syncthreads and go without.
+template <bool ORDERED = false>
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void *p)
+{
+    if constexpr (ORDERED)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(smem_address(p))
+                     : "memory");
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(smem_address(p)));
+}
+
 // Max and sum over the 4 threads of a quad (the lanes that share an MMA row).
 __device__ __forceinline__ float quad_max(float v)
 {

@@ -281,14 +281,6 @@ __device__ __forceinline__ void load_vt_step(const unsigned char *block, const i
     hi[1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
 }
 
-__device__ __forceinline__ void ldsm_x4_trans(unsigned (&r)[4], const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_address(p))
-                 : "memory");
-}
-
 // The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
 // tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
 // 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
@@ -316,7 +308,7 @@ __device__ __forceinline__ void load_vt_quarter(const unsigned char *k_lat, unsi
 #pragma unroll
         for (int j = 0; j < 2; ++j) {   // 16-token steps kk = 2 kc + j (the swizzle phase repeats every 8 rows)
             unsigned x[4];
-            ldsm_x4_trans(x, row + (2 * kc + j) * 16 * 128);
+            ldmatrix_x4_trans<true>(x, row + (2 * kc + j) * 16 * 128);
             lo[2 * j] = __byte_perm(x[0], x[1], 0x6420);       // even channel
             lo[2 * j + 1] = __byte_perm(x[0], x[1], 0x7531);   // odd channel
             hi[2 * j] = __byte_perm(x[2], x[3], 0x6420);
