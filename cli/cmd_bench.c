@@ -34,6 +34,7 @@ typedef struct bench_options {
     const char *spec_paths[MAX_SPECS];
     int spec_count;
     int plan_ready;   /* --plan-ready */
+    int cold_l2;      /* --cold-l2 */
 } bench_options;
 
 /* One measured variant and shape, as the table, the CSV and the JSON show it. */
@@ -144,6 +145,8 @@ static int parse_options(int argc, char **argv, bench_options *o)
             }
         } else if (strcmp(a, "--plan-ready") == 0) {
             o->plan_ready = 1;
+        } else if (strcmp(a, "--cold-l2") == 0) {
+            o->cold_l2 = 1;
         } else if (a[0] == '-') {
             snprintf(why, sizeof why, "unknown option '%s'", a);
             return cli_usage_error(&cli_bench, why);
@@ -231,14 +234,15 @@ static void json_number(snapmla_strbuf *f, double x, int decimals)
         snapmla_strbuf_puts(f, "null");
 }
 
-static void json_begin(json_out *j, const char *device, int replays, int plan_ready, double copy,
-                       const cli_mma_ceilings *mma)
+static void json_begin(json_out *j, const char *device, int replays, int plan_ready, int cold_l2,
+                       double copy, const cli_mma_ceilings *mma)
 {
     snapmla_strbuf *f = &j->text;
     snapmla_strbuf_puts(f, "{\n  \"device\": ");
     json_string(f, device);
-    snapmla_strbuf_printf(f, ",\n  \"replays\": %d,\n  \"plan_ready\": %s,\n  \"ceilings\": {\"copy_tbps\": ",
-                          replays, plan_ready ? "true" : "false");
+    snapmla_strbuf_printf(f, ",\n  \"replays\": %d,\n  \"plan_ready\": %s,\n  \"cold_l2\": %s,\n"
+                          "  \"ceilings\": {\"copy_tbps\": ",
+                          replays, plan_ready ? "true" : "false", cold_l2 ? "true" : "false");
     json_number(f, copy > 0 ? copy : NAN, 3);
     snapmla_strbuf_puts(f, ", \"bf16_tflops\": ");
     json_number(f, mma->measured ? mma->bf16_tflops : NAN, 1);
@@ -333,7 +337,7 @@ static void device_name(const snapmla_driver *d, char *name, int size)
 
 /* One shape: buffers made and filled, the call timed, buffers freed. */
 static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, int replays,
-                       int plan_ready, bench_row *row, snapmla_error *err)
+                       int plan_ready, const cli_l2_flush *flush, bench_row *row, snapmla_error *err)
 {
     const snapmla_variant *v = snapmla_kernel_variant(kernel);
     cli_decode_problem p;
@@ -342,7 +346,7 @@ static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, i
     if (!made)
         return 0;
     row->tokens = p.tokens;
-    int ok = cli_decode_time(kernel, &p, replays, 0, plan_ready, 0, 0, &row->t, err);
+    int ok = cli_decode_time(kernel, &p, replays, 0, plan_ready, flush->bytes ? flush : NULL, &row->t, err);
     cli_decode_problem_free(&p);
     return ok;
 }
@@ -353,6 +357,7 @@ enum { MAX_FIRSTS = 256 };
 typedef struct bench_out {
     double copy;   /* TB/s */
     cli_mma_ceilings mma;
+    cli_l2_flush flush;   /* --cold-l2: written before each timed call */
     /* per shape and query rows, the first variant's time: what `vs first`
      * divides (FP8 against BF16 at the same heads, never across heads) */
     struct { int shape, rows; double us; } first[MAX_FIRSTS];
@@ -418,7 +423,7 @@ static int bench_spec(snapmla_context *ctx, const bench_options *o, const char *
         }
         for (int k = 0; k < o->shape_count; ++k) {
             bench_row r = {.variant = v->name, .sh = o->shapes[k], .rows = v->q_heads * v->q_len};
-            if (!bench_shape(ctx, kernel, r.sh, o->replays, o->plan_ready, &r, err)) {
+            if (!bench_shape(ctx, kernel, r.sh, o->replays, o->plan_ready, &out->flush, &r, err)) {
                 code = CLI_FAILED;
                 break;
             }
@@ -479,6 +484,14 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     if (!strstr(device, "H100"))   /* the FlashMLA column is an H100's; other memories move other bytes */
         printf("FlashMLA BF16 us: measured on an H100, not this %s: compare bandwidth-bound shapes "
                "within this run only\n", device);
+    if (o->cold_l2 && !cli_l2_flush_alloc(d, &out.flush, &err)) {
+        if (out.csv)
+            fclose(out.csv);
+        return CLI_FAILED;
+    }
+    if (o->cold_l2)
+        printf("--cold-l2: L2 flushed before each call (%zu MB written, not timed), as triton's "
+               "do_bench does\n", out.flush.bytes >> 20);
     if (o->plan_ready)
         printf("--plan-ready: each call reuses a plan made once, as a step's layers after the first "
                "do; the plan kernel is not timed\n");
@@ -493,10 +506,11 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     if (out.csv)
         fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us\n");
     if (out.json)
-        json_begin(json, device, o->replays, o->plan_ready, out.copy, &out.mma);
+        json_begin(json, device, o->replays, o->plan_ready, o->cold_l2, out.copy, &out.mma);
     int code = CLI_OK;
     for (int s = 0; s < o->spec_count && code == CLI_OK; ++s)
         code = bench_spec(ctx, o, o->spec_paths[s], &out, &err);
+    cli_l2_flush_free(d, &out.flush);
     if (out.csv && fclose(out.csv) != 0 && code == CLI_OK) {
         fprintf(stderr, "snapmla: cannot write '%s': %s\n", o->csv, strerror(errno));
         code = CLI_FAILED;
@@ -533,10 +547,11 @@ static int run_bench(int argc, char **argv)
 const cli_command cli_bench = {
     "bench", "time decode calls on the GPU (TB/s, TFLOP/s)",
     "usage: snapmla bench SPEC... [--shapes SHAPE,...] [--replays N] [--csv FILE] [--json FILE]\n"
-    "                     [--plan-ready]\n\n"
+    "                     [--plan-ready] [--cold-l2]\n\n"
     "Times every mla_decode variant of the specs on the GPU: whole calls (split +\n"
-    "combine) captured in a CUDA graph, median of N replays timed with CUDA events\n"
-    "after two warm-up replays; the cache is filled through the append kernel of\n"
+    "combine) captured in a CUDA graph, median of N replays queued back to back,\n"
+    "each timed with its own CUDA events (GPU time, no host launch latency), after\n"
+    "two warm-up replays; the cache is filled through the append kernel of\n"
     "the same format with random data, pages scattered at random. Prints per\n"
     "shape: microseconds, achieved TB/s (cache bytes read + q + out) next to the\n"
     "device's copy bandwidth measured in the same run, TFLOP/s as a share of the\n"
@@ -555,6 +570,8 @@ const cli_command cli_bench = {
     "  --json     also write the rows and the measured ceilings as JSON; the file\n"
     "             appears only when the run completes\n"
     "  --plan-ready  time the calls of a step's later layers: the work plan (Hopper,\n"
-    "             persistent launches) is made once and reused, not timed\n",
+    "             persistent launches) is made once and reused, not timed\n"
+    "  --cold-l2  flush L2 before each timed call (twice its size written, not timed),\n"
+    "             as triton's do_bench does; default: each call finds L2 as the last left it\n",
     run_bench,
 };

@@ -191,17 +191,16 @@ typedef struct gpu {
     const snapmla_driver *d;
     char name[SNAPMLA_DEVICE_NAME_MAX];
     snapmla_arch arch;
-    size_t l2_bytes;
 } gpu;
 
-/* The current device's name, arch and L2 size; NO_DEVICE without one. */
+/* The current device's name and arch; NO_DEVICE without one. */
 static snapmla_status find_gpu(snapmla_context *ctx, gpu *g, snapmla_error *err)
 {
     snapmla_status s = snapmla_context_driver(ctx, &g->d, err);
     if (s == SNAPMLA_OK)
         s = snapmla_driver_ensure_context(g->d, err);
     CUdevice device;
-    int major = 0, minor = 0, l2 = 0;
+    int major = 0, minor = 0;
     if (s == SNAPMLA_OK)
         s = SNAPMLA_CU(g->d, cuCtxGetDevice(&device), err);
     if (s == SNAPMLA_OK)
@@ -210,11 +209,8 @@ static snapmla_status find_gpu(snapmla_context *ctx, gpu *g, snapmla_error *err)
         s = SNAPMLA_CU(g->d, cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device), err);
     if (s == SNAPMLA_OK)
         s = SNAPMLA_CU(g->d, cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device), err);
-    if (s == SNAPMLA_OK)
-        s = SNAPMLA_CU(g->d, cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, device), err);
     if (s != SNAPMLA_OK)
         return s;
-    g->l2_bytes = (size_t)l2;
     if (major == 9 && minor == 0)
         g->arch = SNAPMLA_ARCH_SM90A;
     else if (major == 8 && minor == 9)
@@ -310,21 +306,15 @@ static int run_on_gpu(const tune_options *o, snapmla_context *ctx, tune_plan *pl
     }
     if (tune_log_open(o->log_path, sum, g->name, g->arch, &log, &err) != SNAPMLA_OK)
         return cli_report(&err);
-    tune_gpu_run run = {ctx, plan, log, o->log_path, o->replays, 0, 0};
-    run.flush_bytes = 2 * g->l2_bytes > ((size_t)64 << 20) ? 2 * g->l2_bytes : (size_t)64 << 20;
-    int code = CLI_OK;
-    if (SNAPMLA_CU(g->d, cuMemAlloc(&run.flush, run.flush_bytes), &err) != SNAPMLA_OK) {
-        cli_report(&err);
-        code = CLI_FAILED;
-    }
+    tune_gpu_run run = {ctx, plan, log, o->log_path, o->replays, {0, 0}};
+    int code = cli_l2_flush_alloc(g->d, &run.flush, &err) ? CLI_OK : CLI_FAILED;
     printf("timing on '%s' (%s): median of %d graph replays per shape, L2 flushed (%zu MB "
            "written) before each; progress on stderr\n", g->name, snapmla_arch_name(g->arch),
-           o->replays, run.flush_bytes >> 20);
+           o->replays, run.flush.bytes >> 20);
     fflush(stdout);
     if (code == CLI_OK)
         code = tune_gpu(&run);
-    if (run.flush)
-        g->d->cuMemFree(run.flush);
+    cli_l2_flush_free(g->d, &run.flush);
     fclose(log);
     if (code == CLI_OK)
         code = write_database(o, plan, g);

@@ -212,53 +212,79 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Writes the flush buffer and waits, so the next replay finds L2 cold. */
-static int flush_l2(const snapmla_driver *d, CUdeviceptr flush, size_t bytes, unsigned value,
-                    snapmla_error *err)
+int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, snapmla_error *err)
 {
-    return !bytes || (check(err, SNAPMLA_CU(d, cuMemsetD32(flush, value, bytes / 4), err)) &&
-                      check(err, SNAPMLA_CU(d, cuCtxSynchronize(), err)));
+    CUdevice device;
+    int l2 = 0;
+    f->buffer = 0;
+    f->bytes = 0;
+    if (!check(err, SNAPMLA_CU(d, cuCtxGetDevice(&device), err)) ||
+        !check(err, SNAPMLA_CU(d, cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, device), err)))
+        return 0;
+    size_t bytes = 2 * (size_t)l2 > ((size_t)64 << 20) ? 2 * (size_t)l2 : (size_t)64 << 20;
+    if (!check(err, SNAPMLA_CU(d, cuMemAlloc(&f->buffer, bytes), err)))
+        return 0;
+    f->bytes = bytes;
+    return 1;
 }
 
-/* Median microseconds of one decode call, captured once and replayed. */
+void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f)
+{
+    if (f->buffer)
+        d->cuMemFree(f->buffer);
+    f->buffer = 0;
+    f->bytes = 0;
+}
+
+/* Median microseconds of one decode call, captured once and replayed. Every
+ * replay is queued before the first is waited for, each between its own
+ * pair of events (and after the flush, when there is one), so the GPU never
+ * idles while the host submits: the events time GPU work only. */
 static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
-                          const snapmla_decode_args *args, int replays, CUdeviceptr flush,
-                          size_t flush_bytes, snapmla_error *err)
+                          const snapmla_decode_args *args, int replays, const cli_l2_flush *flush,
+                          snapmla_error *err)
 {
     snapmla_decode_graph g;
-    CUevent start = NULL, stop = NULL;
-    float samples[64], ms = 0;
+    CUevent start[64] = {0}, stop[64] = {0};
+    float samples[64];
     double median = -1;
-    int ok = check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err)) &&
-             check(err, SNAPMLA_CU(d, cuEventCreate(&start, 0), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventCreate(&stop, 0), err));
+    int ok = replays >= 1 && replays <= 64 &&
+             check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err));
+    if (!ok)
+        return median;
+    for (int i = 0; ok && i < replays; ++i)
+        ok = check(err, SNAPMLA_CU(d, cuEventCreate(&start[i], 0), err)) &&
+             check(err, SNAPMLA_CU(d, cuEventCreate(&stop[i], 0), err));
     CUstream stream = g.stream;
     CUgraphExec exec = g.exec;
     for (int i = 0; ok && i < 2; ++i)   /* warm-up */
         ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
     for (int i = 0; ok && i < replays; ++i) {
-        ok = flush_l2(d, flush, flush_bytes, (unsigned)i, err) &&
-             check(err, SNAPMLA_CU(d, cuEventRecord(start, stream), err)) &&
+        if (flush && flush->bytes)
+            ok = check(err, SNAPMLA_CU(d, cuMemsetD32Async(flush->buffer, (unsigned)i, flush->bytes / 4, stream), err));
+        ok = ok && check(err, SNAPMLA_CU(d, cuEventRecord(start[i], stream), err)) &&
              check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventRecord(stop, stream), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventSynchronize(stop), err)) &&
-             check(err, SNAPMLA_CU(d, cuEventElapsedTime(&ms, start, stop), err));
-        samples[i] = ms;
+             check(err, SNAPMLA_CU(d, cuEventRecord(stop[i], stream), err));
     }
+    ok = ok && check(err, SNAPMLA_CU(d, cuEventSynchronize(stop[replays - 1]), err));
+    for (int i = 0; ok && i < replays; ++i)
+        ok = check(err, SNAPMLA_CU(d, cuEventElapsedTime(&samples[i], start[i], stop[i]), err));
     if (ok) {
         qsort(samples, (size_t)replays, sizeof samples[0], by_value);
         median = 1e3 * samples[replays / 2];
     }
-    if (start)
-        d->cuEventDestroy(start);
-    if (stop)
-        d->cuEventDestroy(stop);
+    for (int i = 0; i < replays; ++i) {
+        if (start[i])
+            d->cuEventDestroy(start[i]);
+        if (stop[i])
+            d->cuEventDestroy(stop[i]);
+    }
     snapmla_decode_graph_destroy(&g);
     return median;
 }
 
 int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
-                    int num_splits, int plan_ready, CUdeviceptr flush, size_t flush_bytes,
+                    int num_splits, int plan_ready, const cli_l2_flush *flush,
                     cli_decode_timing *res, snapmla_error *err)
 {
     const snapmla_driver *d = &p->ctx->driver;
@@ -283,7 +309,7 @@ int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int rep
         }
         a.plan_ready = 1;
     }
-    res->us = time_decode(kernel, d, &a, replays, flush, flush_bytes, err);
+    res->us = time_decode(kernel, d, &a, replays, flush, err);
     d->cuMemFree(workspace);
     if (res->us <= 0)
         return 0;

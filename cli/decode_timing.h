@@ -37,15 +37,31 @@ int cli_decode_problem_make_ragged(snapmla_context *ctx, const snapmla_variant *
                                    int seqlen, cli_decode_problem *p, snapmla_error *err);
 void cli_decode_problem_free(cli_decode_problem *p);
 
+/* The buffer written before each timed replay so that the call starts with
+ * a cold L2: twice the L2, at least 64 MiB. */
+typedef struct cli_l2_flush {
+    CUdeviceptr buffer;
+    size_t bytes;
+} cli_l2_flush;
+
+/* Allocates the flush buffer for the current device. Errors are reported on
+ * stderr; returns 0 then. */
+int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, snapmla_error *err);
+void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f);
+
 /* Median of `replays` (3..64) timed graph replays of one decode call, after
  * two warm-ups. num_splits as in snapmla_decode_args; plan_ready: the plan
  * is made once before the capture (snapmla_decode_plan) and every replay
- * reuses it, as a step's layers after the first do. When flush_bytes is not
- * 0, flush (a device buffer of that size) is written before each timed
- * replay, outside the timed region, so that the call starts with a cold L2.
+ * reuses it, as a step's layers after the first do. The replays are queued
+ * back to back, each between its own CUDA events, so the times are the
+ * GPU's, without the host's launch latency. With a flush (not NULL), its
+ * buffer is written on the same stream before each replay, outside the
+ * timed region: every call starts with a cold L2 (and the flush's dirty
+ * lines), as FlashMLA's benchmark (triton's do_bench) times its calls.
+ * Without one, each call finds L2 as the previous replay left it.
  * Errors are reported on stderr; returns 0 then. */
 int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
-                    int num_splits, int plan_ready, CUdeviceptr flush, size_t flush_bytes,
+                    int num_splits, int plan_ready, const cli_l2_flush *flush,
                     cli_decode_timing *out, snapmla_error *err);
 
 #endif

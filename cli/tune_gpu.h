@@ -4,6 +4,7 @@
 #define SNAPMLA_CLI_TUNE_GPU_H
 
 #include "context.h"
+#include "decode_timing.h"
 #include "tune.h"
 
 typedef struct tune_gpu_run {
@@ -12,8 +13,7 @@ typedef struct tune_gpu_run {
     FILE *log;                 /* the measurement log, open for appending */
     const char *log_path;
     int replays;
-    CUdeviceptr flush;         /* written before each timed replay (cold L2) */
-    size_t flush_bytes;
+    cli_l2_flush flush;        /* written before each timed replay (cold L2) */
 } tune_gpu_run;
 
 /* Checks the unchecked configs, then times every checked config on every

@@ -37,6 +37,7 @@
     X(cuMemcpyDtoD, "cuMemcpyDtoD_v2")                            \
     X(cuMemsetD8, "cuMemsetD8_v2")                                \
     X(cuMemsetD32, "cuMemsetD32_v2")                              \
+    X(cuMemsetD32Async, "cuMemsetD32Async")                       \
     X(cuStreamCreate, "cuStreamCreate")                           \
     X(cuStreamDestroy, "cuStreamDestroy_v2")                      \
     X(cuStreamSynchronize, "cuStreamSynchronize")                 \

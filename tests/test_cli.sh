@@ -157,10 +157,14 @@ if [[ -e /dev/nvidiactl ]]; then
     # --plan-ready on the Hopper FP8 path at a batch that runs persistent (with a plan)
     expect "bench plan-ready says so" 0 "^--plan-ready: each call reuses a plan made once" -- "$snapmla" bench specs/deepseek_v3_fp8_hopper.yaml --shapes 160x100 --replays 3 --plan-ready --json "$work/p.json"
     expect "bench plan-ready JSON" 0 "\"plan_ready\": true" -- cat "$work/p.json"
+    expect "bench cold-l2 says so" 0 "^--cold-l2: L2 flushed before each call \\([0-9]+ MB written" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100 --replays 3 --cold-l2 --json "$work/c.json"
+    expect "bench cold-l2 JSON" 0 "\"cold_l2\": true" -- cat "$work/c.json"
+    expect "bench warm JSON" 0 "\"cold_l2\": false" -- cat "$work/b.json"
 else
     expect "run without GPU" 0 "no CUDA (driver|GPU).*compiled" -- "$snapmla" run specs/deepseek_v3.yaml
     expect "bench without GPU" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml
     expect "bench plan-ready is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --plan-ready
+    expect "bench cold-l2 is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --cold-l2
     expect "bench without GPU leaves no JSON" 1 "^snapmla: '$work/b.json' not written: the run did not finish$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~ --json "$work/b.json"
     expect "bench without GPU: no JSON file" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'b.json*' | wc -l"
 fi
