@@ -73,8 +73,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'tma_blocks'):   # (those: tree_variant)
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse tma_blocks')
     return s
 
 
@@ -110,6 +110,62 @@ def tree_variant(name, tree):
 }
 ''', '''}
 ''')
+    if name == 'tma_blocks':
+        # a half copy's two latent blocks by one 4-D TMA (128 bytes, slot,
+        # block, page) instead of two 3-D ones; the map goes in KvMaps'
+        # `scales`, which fp8_per_token leaves unused (a bulk copy reads them)
+        rep('templates/wgmma.cuh', '// `bytes` contiguous bytes (a multiple of 16; both ends 16-byte aligned)',
+            r'''__device__ __forceinline__ void tma_load_4d(void *dst, const void *map, int x, int y, int z, int w,
+                                            unsigned long long *bar)
+{
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)),
+                 "l"((unsigned long long)map), "r"(x), "r"(y), "r"(z), "r"(w), "r"(mbarrier_address(bar))
+                 : "memory");
+}
+
+// `bytes` contiguous bytes (a multiple of 16; both ends 16-byte aligned)''')
+        rep('templates/wgmma_decode.cuh', '''#pragma unroll
+        for (int j = 0; j < BLOCKS; ++j) {
+            const int blk = first_block + j;
+            tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page, bar);
+        }''', '''        if constexpr (ROLE_WARPGROUPS && FORMAT == FORMAT_FP8_PER_TOKEN && PIECES == 1 && BLOCKS == 2) {
+            tma_load_4d(k_lat + first_block * LAT_BLOCK_BYTES, &maps.scales, 0, slot, first_block, page, bar);
+        } else {
+#pragma unroll
+            for (int j = 0; j < BLOCKS; ++j) {
+                const int blk = first_block + j;
+                tma_load_3d(k_lat + blk * LAT_BLOCK_BYTES + k * BOX_ROWS * 128, &maps.latent, blk * 128, slot, page,
+                            bar);
+            }
+        }''')
+        rep('runtime/launch.c', "/* The tensor maps of a TMA variant's latent and RoPE rows",
+            '''/* (tma_blocks) fp8_per_token's latent plane as (128 bytes, slot, block,
+ * page), two blocks a box: the role kernel's half copy in one TMA */
+static snapmla_status encode_latent_blocks(const snapmla_kernel *k, CUtensorMap *map, uint64_t base,
+                                           int64_t page_stride, int64_t num_pages, snapmla_error *err)
+{
+    const snapmla_variant *v = &k->variant;
+    const snapmla_driver *d = &k->owner->driver;
+    cuuint64_t dims[4] = {128, (cuuint64_t)v->page_size, (cuuint64_t)(v->latent_dim / 128), (cuuint64_t)num_pages};
+    cuuint64_t strides[3] = {(cuuint64_t)v->latent_dim, 128, (cuuint64_t)page_stride};
+    cuuint32_t box[4] = {128, (cuuint32_t)v->kv_tile, 2, 1};
+    cuuint32_t element_strides[4] = {1, 1, 1, 1};
+    return SNAPMLA_CU(d, cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 4, (void *)(uintptr_t)base,
+                                                dims, strides, box, element_strides,
+                                                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                      err);
+}
+
+/* The tensor maps of a TMA variant's latent and RoPE rows''')
+        rep('runtime/launch.c', '''    if (s == SNAPMLA_OK && tile128)
+        s = encode_plane(''', '''    if (s == SNAPMLA_OK && v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN && v->threads == 512 &&
+        v->page_size >= v->kv_tile)
+        s = encode_latent_blocks(k, &maps->scales, cache, page_stride, num_pages, err);
+    if (s == SNAPMLA_OK && tile128)
+        s = encode_plane(''')
     return tree
 
 
