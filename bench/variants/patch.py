@@ -73,8 +73,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'tma_blocks'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse tma_blocks')
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'tma_blocks', 'q_one_trip'):   # (tree_variant)
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse tma_blocks q_one_trip')
     return s
 
 
@@ -166,6 +166,28 @@ static snapmla_status encode_latent_blocks(const snapmla_kernel *k, CUtensorMap 
         s = encode_latent_blocks(k, &maps->scales, cache, page_stride, num_pages, err);
     if (s == SNAPMLA_OK && tile128)
         s = encode_plane(''')
+    if name == 'q_one_trip':
+        # Q's RoPE chunks loaded with its latent, before any is converted:
+        # one memory round trip per work item's Q instead of two
+        rep('templates/wgmma_fp8_parts.cuh', '''    uint4 v[VECS];
+    float amax = 0.f;''', '''    uint4 v[VECS];
+    constexpr int ROPE_VECS = (ROPE_CHUNKS + 3) / 4;   // this thread's RoPE chunks: part, part + 4, ...
+    uint4 rope_in[ROPE_VECS];
+#pragma unroll
+    for (int j = 0; j < ROPE_VECS; ++j) {
+        const int piece = part + 4 * j;
+        rope_in[j] = valid && piece < ROPE_CHUNKS ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
+    }
+    float amax = 0.f;''')
+        rep('templates/wgmma_fp8_parts.cuh', '''    for (int piece = part; piece < ROPE_CHUNKS; piece += 4) {
+        const uint4 x = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
+        const unsigned w[4] = {x.x, x.y, x.z, x.w};''', '''#pragma unroll
+    for (int j = 0; j < ROPE_VECS; ++j) {
+        const int piece = part + 4 * j;
+        if (piece >= ROPE_CHUNKS)
+            break;
+        const uint4 x = rope_in[j];
+        const unsigned w[4] = {x.x, x.y, x.z, x.w};''')
     return tree
 
 
