@@ -73,8 +73,151 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'tma_blocks', 'q_one_trip'):   # (tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse tma_blocks q_one_trip')
+    elif name == 's_copies':
+        # The copies move from the output warpgroups (the tile's pace) to the
+        # score warpgroups, which wait on O for much of each tile: thread 0
+        # of S_w refills the slot of its own tile u with u + STAGES once both
+        # O have read u, polling at its tile's steps and while it waits for
+        # a P slot.
+        half = '''// Half h of KV tile `tile`'s copy (by one thread of O_h): the latent blocks of
+// O_h's channels, and the scales (h 0) or the RoPE rows (h 1); the slot's
+// `full` completes on both halves' arrivals and bytes.
+__device__ __forceinline__ void issue_tile_half(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                                unsigned char *ring, unsigned long long *full, int base, int tile,
+                                                const TileWhere &w, int h)
+{
+    static_assert(LAT_BLOCKS % 2 == 0, "whole latent blocks per output warpgroup");
+    issue_tma_part<LAT_BLOCKS / 2>(p, maps, r, ring, full, base, tile, w, h * (LAT_BLOCKS / 2), h == 1, h == 0);
+}
+
+'''
+        rep(half, '')
+        rep('''__device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayout &m, int4 item, int splits,
+                                           int base)
+{''', half + '''// Both halves of tile t's copy (s_copies).
+__device__ __forceinline__ void issue_tile_both(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
+                                                unsigned char *ring, unsigned long long *full, int base, int t,
+                                                const TileWhere &w)
+{
+    issue_tile_half(p, maps, r, ring, full, base, t, w, 0);
+    issue_tile_half(p, maps, r, ring, full, base, t, w, 1);
+}
+
+__device__ __forceinline__ void score_item(const DecodeParams &p, const KvMaps &maps, const SmemLayout &m, int4 item,
+                                           int splits, int base)
+{''')
+        rep('''    const int t_end = range.t_end, tiles = range.tiles;
+    named_barrier(BAR_ITEM, THREADS);   // Q is in (O loads it)
+''', '''    const int t_end = range.t_end, tiles = range.tiles;
+    // (s_copies) this S's copier: its own tiles among the first STAGES once
+    // the slots' last tiles (the previous item's) are read, then refills
+    const bool copier = tid % 128 == 0;
+    // its state in smem, not in the 64 registers of every S thread:
+    // the own tile u whose slot is refilled next (with u + STAGES), and where that tile is
+    __shared__ int refill_state[2][1 + PIECES];
+    int *const refill = refill_state[wg];
+    auto refill_save = [&](int u) {
+        const TileWhere w = locate_tile(range, u + STAGES);
+        refill[0] = u;
+#pragma unroll
+        for (int k = 0; k < PIECES; ++k)
+            refill[1 + k] = w.page[k];
+    };
+    if (copier) {
+        for (int t = wg; t < STAGES && t < tiles; t += 2) {
+            const int g = base + t;
+            if (g >= STAGES) {
+                mbarrier_wait(m.used + g % STAGES, parity_of(g - STAGES, STAGES));
+                mbarrier_wait(m.used_hi + g % STAGES, parity_of(g - STAGES, STAGES));
+            }
+            issue_tile_both(p, maps, range, m.ring, m.full, base, t, locate_tile(range, t));
+        }
+        refill_save(wg);
+    }
+    // one refill: blocking (the tile is needed now) or only if both O have read u;
+    // false when nothing was issued
+    auto refill_one = [&](bool block) {
+        const int u = refill[0], g = base + u;
+        if (u + STAGES >= tiles)
+            return false;
+        if (block) {
+            mbarrier_wait(m.used + g % STAGES, parity_of(g, STAGES));
+            mbarrier_wait(m.used_hi + g % STAGES, parity_of(g, STAGES));
+        } else if (!mbarrier_test(m.used + g % STAGES, parity_of(g, STAGES)) ||
+                   !mbarrier_test(m.used_hi + g % STAGES, parity_of(g, STAGES))) {
+            return false;
+        }
+        TileWhere w;
+#pragma unroll
+        for (int k = 0; k < PIECES; ++k)
+            w.page[k] = refill[1 + k];
+        issue_tile_both(p, maps, range, m.ring, m.full, base, u + STAGES, w);
+        refill_save(u + 2);
+        return true;
+    };
+    auto refill_poll = [&]() {
+        while (refill_one(false)) {
+        }
+    };
+    named_barrier(BAR_ITEM, THREADS);   // Q is in (O loads it)
+''')
+        rep('''        const int t0 = range.t_begin + t * KV_TILE;
+        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
+''', '''        const int t0 = range.t_begin + t * KV_TILE;
+        if (copier) {
+            while (refill[0] + STAGES <= t)   // tile t itself: its slot's last tile must be read
+                refill_one(true);
+            refill_poll();
+        }
+        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
+''')
+        rep('''        wgmma_commit();
+        wgmma_wait<0>();
+        fence_registers(s);
+        float token_scale[16];''', '''        wgmma_commit();
+        if (copier)
+            refill_poll();
+        wgmma_wait<0>();
+        fence_registers(s);
+        float token_scale[16];''')
+        rep('''        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
+            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));''',
+            '''        if (g >= P_SLOTS) {   // both O are done with the slot's last P' and state
+            if (copier) {
+                while (!mbarrier_try(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS)))
+                    refill_poll();
+            } else {
+                mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+            }
+        }''')
+        rep('''        mbarrier_arrive(m.used_hi + g % STAGES);
+        mbarrier_arrive(m.pfull + g % P_SLOTS);
+    }
+}''', '''        mbarrier_arrive(m.used_hi + g % STAGES);
+        mbarrier_arrive(m.pfull + g % P_SLOTS);
+        if (copier)
+            refill_poll();
+    }
+}''')
+        # O no longer copies
+        rep('''    // O0's thread 0 and O1's thread 64: warps 8 and 14, on different schedulers (warp % 4)
+    const bool half_copier = tid % 128 == 64 * ow;
+    TileWhere next{};   // this half copier's next copy: tile STAGES, then one per tile
+    if (half_copier) {
+        for (int k = 0; k < STAGES; ++k)
+            issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);
+        next = locate_tile(range, STAGES);
+    }
+''', '')
+        rep('''        if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it
+            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
+            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow);
+            next = locate_tile(range, t + 1 + STAGES);
+        }
+''', '')
+        rep('''score_item(p, m, item, splits, base); });''', '''score_item(p, maps, m, item, splits, base); });''')
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'tma_blocks', 'q_one_trip'):   # (tree_variant only)
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse tma_blocks q_one_trip s_copies')
     return s
 
 
@@ -166,6 +309,27 @@ static snapmla_status encode_latent_blocks(const snapmla_kernel *k, CUtensorMap 
         s = encode_latent_blocks(k, &maps->scales, cache, page_stride, num_pages, err);
     if (s == SNAPMLA_OK && tile128)
         s = encode_plane(''')
+    if name == 's_copies':
+        rep('templates/wgmma.cuh', '''// ---- bulk copies (TMA): completion counted in bytes on an mbarrier ----''',
+            r'''// Whether the phase with parity `parity` of `bar` has completed, now.
+__device__ __forceinline__ bool mbarrier_test(unsigned long long *bar, unsigned parity)
+{
+    unsigned done;
+    asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                 "selp.u32 %0, 1, 0, p;\n}\n" : "=r"(done) : "r"(mbarrier_address(bar)), "r"(parity) : "memory");
+    return done != 0;
+}
+
+// The same, after waiting for it up to about 0.2 us.
+__device__ __forceinline__ bool mbarrier_try(unsigned long long *bar, unsigned parity)
+{
+    unsigned done;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, 200;\n"
+                 "selp.u32 %0, 1, 0, p;\n}\n" : "=r"(done) : "r"(mbarrier_address(bar)), "r"(parity) : "memory");
+    return done != 0;
+}
+
+// ---- bulk copies (TMA): completion counted in bytes on an mbarrier ----''')
     if name == 'q_one_trip':
         # Q's RoPE chunks loaded with its latent, before any is converted:
         # one memory round trip per work item's Q instead of two
