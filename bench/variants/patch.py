@@ -35,6 +35,23 @@ heads, batch 128, 16K: perf.md):
              4-byte spill, but 40 registers instead of 32 at 512 threads
              (3 resident CTAs per SM instead of 4): -1.5% at batch 1
              (64K), +1.5% at batch 8 (16K), 0 at batch 128
+
+Prepared in the twenty-first session after the trace of the half-copy
+kernel (perf.md), not yet timed:
+
+  s_copies   the score warpgroups issue the copies instead of the output
+             warpgroups (which pace the tile and spent ~780 of its ~2430
+             cycles on their half copies): thread 0 of S_w refills the slot
+             of its own tile u with u + STAGES once both O have read u,
+             polling (mbarrier test_wait) at its tile's steps and while it
+             waits for a P slot; its state in smem (at 64 registers S would
+             spill 36 bytes). Spills 8 bytes at 128 heads with two query
+             tokens (the causal tail's clear, a rare path)
+  tma_blocks a half copy's two latent blocks by one 4-D TMA (128 bytes,
+             slot, block, page) instead of two 3-D ones (the map in KvMaps'
+             `scales`, unused by fp8_per_token)
+  q_one_trip Q's RoPE chunks loaded with its latent, before any is
+             converted: one memory round trip per work item's Q, not two
 """
 import os
 import sys
@@ -115,13 +132,12 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const KvMaps &
     // its state in smem, not in the 64 registers of every S thread:
     // the own tile u whose slot is refilled next (with u + STAGES), and where that tile is
     __shared__ int refill_state[2][1 + PIECES];
-    int *const refill = refill_state[wg];
     auto refill_save = [&](int u) {
         const TileWhere w = locate_tile(range, u + STAGES);
-        refill[0] = u;
+        refill_state[wg][0] = u;
 #pragma unroll
         for (int k = 0; k < PIECES; ++k)
-            refill[1 + k] = w.page[k];
+            refill_state[wg][1 + k] = w.page[k];
     };
     if (copier) {
         for (int t = wg; t < STAGES && t < tiles; t += 2) {
@@ -137,7 +153,7 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const KvMaps &
     // one refill: blocking (the tile is needed now) or only if both O have read u;
     // false when nothing was issued
     auto refill_one = [&](bool block) {
-        const int u = refill[0], g = base + u;
+        const int u = refill_state[wg][0], g = base + u;
         if (u + STAGES >= tiles)
             return false;
         if (block) {
@@ -150,7 +166,7 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const KvMaps &
         TileWhere w;
 #pragma unroll
         for (int k = 0; k < PIECES; ++k)
-            w.page[k] = refill[1 + k];
+            w.page[k] = refill_state[wg][1 + k];
         issue_tile_both(p, maps, range, m.ring, m.full, base, u + STAGES, w);
         refill_save(u + 2);
         return true;
@@ -165,7 +181,7 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const KvMaps &
         mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
 ''', '''        const int t0 = range.t_begin + t * KV_TILE;
         if (copier) {
-            while (refill[0] + STAGES <= t)   // tile t itself: its slot's last tile must be read
+            while (refill_state[wg][0] + STAGES <= t)   // tile t itself: its slot's last tile must be read
                 refill_one(true);
             refill_poll();
         }
