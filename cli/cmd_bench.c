@@ -346,7 +346,7 @@ static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, i
     if (!made)
         return 0;
     row->tokens = p.tokens;
-    int ok = cli_decode_time(kernel, &p, replays, 0, plan_ready, flush->bytes ? flush : NULL, &row->t, err);
+    int ok = cli_decode_time(kernel, &p, replays, 0, plan_ready, flush, &row->t, err);
     cli_decode_problem_free(&p);
     return ok;
 }
@@ -357,7 +357,7 @@ enum { MAX_FIRSTS = 256 };
 typedef struct bench_out {
     double copy;   /* TB/s */
     cli_mma_ceilings mma;
-    cli_l2_flush flush;   /* --cold-l2: written before each timed call */
+    cli_l2_flush flush;   /* --cold-l2: written before each timed call; else no buffer (0 bytes) */
     /* per shape and query rows, the first variant's time: what `vs first`
      * divides (FP8 against BF16 at the same heads, never across heads) */
     struct { int shape, rows; double us; } first[MAX_FIRSTS];
@@ -484,14 +484,15 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     if (!strstr(device, "H100"))   /* the FlashMLA column is an H100's; other memories move other bytes */
         printf("FlashMLA BF16 us: measured on an H100, not this %s: compare bandwidth-bound shapes "
                "within this run only\n", device);
-    if (o->cold_l2 && !cli_l2_flush_alloc(d, &out.flush, &err)) {
-        if (out.csv)
-            fclose(out.csv);
-        return CLI_FAILED;
-    }
-    if (o->cold_l2)
+    if (o->cold_l2) {
+        if (!cli_l2_flush_alloc(d, &out.flush, &err)) {
+            if (out.csv)
+                fclose(out.csv);
+            return CLI_FAILED;
+        }
         printf("--cold-l2: L2 flushed before each call (%zu MB written, not timed), as triton's "
                "do_bench does\n", out.flush.bytes >> 20);
+    }
     if (o->plan_ready)
         printf("--plan-ready: each call reuses a plan made once, as a step's layers after the first "
                "do; the plan kernel is not timed\n");

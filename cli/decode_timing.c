@@ -248,8 +248,7 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
     CUevent start[64] = {0}, stop[64] = {0};
     float samples[64];
     double median = -1;
-    int ok = replays >= 1 && replays <= 64 &&
-             check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err));
+    int ok = check(err, snapmla_decode_graph_capture(d, kernel, args, &g, err));   /* replays: 1..64 */
     if (!ok)
         return median;
     for (int i = 0; ok && i < replays; ++i)
@@ -260,7 +259,7 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
     for (int i = 0; ok && i < 2; ++i)   /* warm-up */
         ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
     for (int i = 0; ok && i < replays; ++i) {
-        if (flush && flush->bytes)
+        if (flush->bytes)
             ok = check(err, SNAPMLA_CU(d, cuMemsetD32Async(flush->buffer, (unsigned)i, flush->bytes / 4, stream), err));
         ok = ok && check(err, SNAPMLA_CU(d, cuEventRecord(start[i], stream), err)) &&
              check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err)) &&

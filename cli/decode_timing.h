@@ -54,8 +54,8 @@ void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f);
  * is made once before the capture (snapmla_decode_plan) and every replay
  * reuses it, as a step's layers after the first do. The replays are queued
  * back to back, each between its own CUDA events, so the times are the
- * GPU's, without the host's launch latency. With a flush (not NULL), its
- * buffer is written on the same stream before each replay, outside the
+ * GPU's, without the host's launch latency. With a flush buffer (bytes
+ * not 0), it is written on the same stream before each replay, outside the
  * timed region: every call starts with a cold L2 (and the flush's dirty
  * lines), as FlashMLA's benchmark (triton's do_bench) times its calls.
  * Without one, each call finds L2 as the previous replay left it.

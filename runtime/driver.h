@@ -36,7 +36,6 @@
     X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                            \
     X(cuMemcpyDtoD, "cuMemcpyDtoD_v2")                            \
     X(cuMemsetD8, "cuMemsetD8_v2")                                \
-    X(cuMemsetD32, "cuMemsetD32_v2")                              \
     X(cuMemsetD32Async, "cuMemsetD32Async")                       \
     X(cuStreamCreate, "cuStreamCreate")                           \
     X(cuStreamDestroy, "cuStreamDestroy_v2")                      \
