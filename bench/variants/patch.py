@@ -45,8 +45,9 @@ kernel (perf.md), not yet timed:
              of its own tile u with u + STAGES once both O have read u,
              polling (mbarrier test_wait) at its tile's steps and while it
              waits for a P slot; its state in smem (at 64 registers S would
-             spill 36 bytes). Spills 8 bytes at 128 heads with two query
-             tokens (the causal tail's clear, a rare path)
+             spill 36 bytes). At 128 heads with two query tokens ptxas
+             spilled the grid's indices (hoisted out of the item loop): they
+             are read where used, by volatile asm
   tma_blocks a half copy's two latent blocks by one 4-D TMA (128 bytes,
              slot, block, page) instead of two 3-D ones (the map in KvMaps'
              `scales`, unused by fp8_per_token)
@@ -346,6 +347,20 @@ __device__ __forceinline__ bool mbarrier_try(unsigned long long *bar, unsigned p
 }
 
 // ---- bulk copies (TMA): completion counted in bytes on an mbarrier ----''')
+        # ptxas hoisted the grid's indices out of the item loop and, at S's
+        # 64 registers with two query tokens, spilled them: read them where
+        # they are used (volatile: not hoisted)
+        rep('templates/wgmma_decode.cuh', '''        const KvRange r = kv_range(p, blockIdx.z, blockIdx.y);
+        const int first = r.t_begin / KV_TILE;
+        have = round == 0 && (int)blockIdx.y < r.splits;
+        item = make_int4(blockIdx.z, blockIdx.x | blockIdx.y << 16, first, first + r.tiles);''', '''        unsigned bx, by, bz;
+        asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(bx));
+        asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(by));
+        asm volatile("mov.u32 %0, %%ctaid.z;" : "=r"(bz));
+        const KvRange r = kv_range(p, bz, by);
+        const int first = r.t_begin / KV_TILE;
+        have = round == 0 && (int)by < r.splits;
+        item = make_int4(bz, bx | by << 16, first, first + r.tiles);''')
     if name == 'q_one_trip':
         # Q's RoPE chunks loaded with its latent, before any is converted:
         # one memory round trip per work item's Q instead of two
