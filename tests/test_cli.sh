@@ -273,7 +273,7 @@ for w in range(4):
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
     # bench/variants: each prepared variant still edits the shipped roles template
-    for v in chain_ilp chain_ilp+ldsm_all s_copies; do
+    for v in chain_ilp chain_ilp+ldsm_all; do
         expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
