@@ -78,7 +78,7 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (tree_variant only)
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
         sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
