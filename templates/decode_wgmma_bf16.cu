@@ -35,7 +35,9 @@
 // behind it; its link of the chain is then that product and the softmax.
 // One warpgroup in this order is enough to keep a copy in flight while the
 // other computes (measured: -5% at 16 and 64 heads, -2% with two query
-// tokens, +0.7% at 128 heads, against both warpgroups in the first order).
+// tokens, against both warpgroups in the first order). At 128 query rows
+// both warpgroups keep the first order: there this one cost 6.4% at batch
+// 1 (64K tokens) and 2.6% at batch 128 (16K) on the H100 (docs/perf.md).
 // With more than two slots, the refill of t-2's slot waits until both
 // warpgroups have read t-2 (after step 2, or after warpgroup 1's QK), off
 // the QK's path.
@@ -208,9 +210,9 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         if (STAGES > 2)
             refill(t);
     };
-    // Warpgroup 0 takes the other's tile before its QK, warpgroup 1 after
-    // (the header says why).
-    const bool qk_first = wg == 1;
+    // Warpgroup 0 takes the other's tile before its QK, warpgroup 1 after,
+    // but at 128 rows (the header says why).
+    const bool qk_first = wg == 1 && ROWS != 128;
 
     for (int t = wg; t < tiles; t += 2) {
         // ---- 1. the own product of t-2 retires; tile t may need its slot ----
