@@ -19,25 +19,25 @@
 //   2. take tile t-1's row state (max, sum, O's factor) from the other
 //      warpgroup; rescale O, O += P(t-1) V(t-1) with P(t-1) from the P
 //      buffer, retired at once: the P buffer and t-1's slot are free here
-//      (warpgroup 1: right behind step 3's QK instead, retired with it)
+//      (warpgroup 1 from 256 rows: right behind step 3's QK instead, retired with it)
 //   3. QK(t), scores masked; the rows of a range's last tile past its end
 //      zeroed (clear_tail)
 //   4. softmax of t (online, in registers)
 //   5. publish P(t) and the row state of t; rescale O and start
 //      O += P(t) V(t) from registers (retired at the next step 1)
-// Steps 2-5 are the chain between the warpgroups. Warpgroup 0 takes the
+// Steps 2-5 are the chain between the warpgroups. Warpgroup 0 always takes the
 // other's product before its QK: a slot is free only once both warpgroups
 // have read it, and after the QK its release (and so the copy of tile t+1)
 // would wait for tile t's own copy, putting one copy latency per tile on
 // the chain (measured: 3.0 us per tile at 128 heads against 1.5-1.9, and
-// 26% slower when both warpgroups put the QK first). Warpgroup 1 puts its
-// QK first, as soon as its tile lands, and the other's product right
-// behind it; its link of the chain is then that product and the softmax.
-// One warpgroup in this order is enough to keep a copy in flight while the
-// other computes (measured: -5% at 16 and 64 heads, -2% with two query
-// tokens, against both warpgroups in the first order). At 128 query rows
-// both warpgroups keep the first order: there this one cost 6.4% at batch
-// 1 (64K tokens) and 2.6% at batch 128 (16K) on the H100 (docs/perf.md).
+// 26% slower when both warpgroups put the QK first). From 256 query rows
+// (four row blocks a request) warpgroup 1 puts its QK first, as soon as
+// its tile lands, and the other's product right behind it; its link of
+// the chain is then that product and the softmax. Measured on the H100
+// against both warpgroups in the first order (docs/perf.md, twenty-third
+// session): at batch 128, 0.3-1% faster at 256 rows and 1.4% at 384, a
+// tie at 32 and 64 (bandwidth-bound), 1-4% slower at 96, 128 and 192; at
+// batch 1 slower everywhere, 5-9% below 256 rows, 1-3% from 256.
 // With more than two slots, the refill of t-2's slot waits until both
 // warpgroups have read t-2 (after step 2, or after warpgroup 1's QK), off
 // the QK's path.
@@ -210,9 +210,9 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         if (STAGES > 2)
             refill(t);
     };
-    // Warpgroup 0 takes the other's tile before its QK, warpgroup 1 after,
-    // but at 128 rows (the header says why).
-    const bool qk_first = wg == 1 && ROWS != 128;
+    // Warpgroup 0 takes the other's tile before its QK; warpgroup 1 after
+    // it from 256 rows (the header says why).
+    const bool qk_first = wg == 1 && ROWS >= 256;
 
     for (int t = wg; t < tiles; t += 2) {
         // ---- 1. the own product of t-2 retires; tile t may need its slot ----
