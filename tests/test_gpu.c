@@ -115,8 +115,14 @@ static const char *const decode_cases[] = {
     "tile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\nsplit: {policy: balanced}\n",
     /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
      * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
-     * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off) */
+     * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off);
+     * from 256 query rows (warpgroup 1's QK first, P in the tiles' own
+     * slots) a partial last row block and a planar, non-causal one */
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 96, q_len: 3}\ncache: {page_size: 32}\n"
+    "tile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2, causal: false}\n"
+    "cache: {rope_layout: planar}\ntile: {engine: wgmma}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 1, q_len: 1}\ntile: {engine: wgmma}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\ncache: {page_size: 16}\n"
     "tile: {engine: wgmma}\n",
