@@ -116,8 +116,8 @@ static const char *const decode_cases[] = {
     /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
      * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
      * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off);
-     * from 256 query rows (warpgroup 1's QK first, P in the tiles' own
-     * slots) a partial last row block and a planar, non-causal one */
+     * from 256 query rows (where warpgroup 1 puts its QK first) a partial
+     * last row block and a planar, non-causal one */
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 96, q_len: 3}\ncache: {page_size: 32}\n"
     "tile: {engine: wgmma}\n",
