@@ -36,21 +36,13 @@ heads, batch 128, 16K: perf.md):
              (3 resident CTAs per SM instead of 4): -1.5% at batch 1
              (64K), +1.5% at batch 8 (16K), 0 at batch 128
 
-Prepared in the twenty-third session, not yet timed (no device time was
-left; perf.md has its prediction):
-
-  late_refill  each output warpgroup's copier refills the slot of tile
-             t-1 (its readers are long done) at tile t, instead of tile
-             t's slot after waiting for its own warpgroup's V^T reads
-             (the twenty-second session's trace: O0 waits ~208 cycles a
-             tile on `used`, then issues its copy for ~570): each copy
-             goes out a tile later, three tiles ahead of its QK at four
-             slots (three slots instead of four cost ~1%)
-
 Timed and dropped in the twenty-second session (H100; perf.md, with their
 code in git history): s_copies (the score warpgroups issue the copies:
 +34% at 128 heads), tma_blocks (one 4-D TMA per half copy: -0.1 to
--0.3%), q_one_trip (Q's RoPE loaded with its latent: -0.2 to +0.1%).
+-0.3%), q_one_trip (Q's RoPE loaded with its latent: -0.2 to +0.1%). In
+the twenty-fourth: late_refill (each output warpgroup's copier refills
+the slot of tile t-1 at tile t instead of waiting for tile t's readers:
++5.0 to +6.5% at 128 heads, 0 to +0.4% at 64).
 """
 import os
 import sys
@@ -89,21 +81,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'late_refill':
-        rep('''        if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it
-            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
-            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow);
-            next = locate_tile(range, t + 1 + STAGES);
-        }
-''', '''        // (late_refill) the slot of tile t-1, whose readers are long done
-        if (half_copier && t >= 1 && t - 1 + STAGES < tiles) {
-            mbarrier_wait(my_used + (g - 1) % STAGES, parity_of(g - 1, STAGES));
-            issue_tile_half(p, maps, range, m.ring, m.full, base, t - 1 + STAGES, next, ow);
-            next = locate_tile(range, t + STAGES);
-        }
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp late_refill pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
