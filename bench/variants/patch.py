@@ -36,26 +36,15 @@ heads, batch 128, 16K: perf.md):
              (3 resident CTAs per SM instead of 4): -1.5% at batch 1
              (64K), +1.5% at batch 8 (16K), 0 at batch 128
 
-Prepared in the twenty-fourth session (perf.md has their predictions):
-
-  early_refill  each output warpgroup's copier refills its half of the
-             slot right after the warpgroup's V^T reads, before its
-             products are issued, instead of after them (whole query
-             tiles): the copy goes out ~500 cycles sooner, the products
-             start later by the copy's issue
-  copy3      each output warpgroup's half copy is issued by three warps
-             (one latent block each, and the scales or the RoPE rows)
-             instead of one thread: a sixth of a tile's copy work on each
-             copier's warp instead of a half (the tile's `full` completes
-             on six arrivals)
-
 Timed and dropped in the twenty-second session (H100; perf.md, with their
 code in git history): s_copies (the score warpgroups issue the copies:
 +34% at 128 heads), tma_blocks (one 4-D TMA per half copy: -0.1 to
 -0.3%), q_one_trip (Q's RoPE loaded with its latent: -0.2 to +0.1%). In
 the twenty-fourth: late_refill (each output warpgroup's copier refills
 the slot of tile t-1 at tile t instead of waiting for tile t's readers:
-+5.0 to +6.5% at 128 heads, 0 to +0.4% at 64).
++5.0 to +6.5% at 128 heads, 0 to +0.4% at 64), early_refill (the
+refill before the products: +5.2%) and copy3 (three copier warps per
+output warpgroup: +1.6%).
 """
 import os
 import sys
@@ -94,48 +83,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'early_refill':
-        # the copier's block, whatever its call (copy3 may come first), moved before the products
-        head = "        if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it\n"
-        start = s.index(head)
-        end = s.index("        }\n", start) + len("        }\n")
-        block = s[start:end]
-        moved = "".join("    " + line for line in block.splitlines(True))
-        moved = moved.replace("// this half's readers are done: refill it", "// (early_refill) before the products")
-        rep(block, block.replace("if (half_copier &&", "if (!V_WHOLE_TILE && half_copier &&"))
-        rep('''            mbarrier_arrive(my_used + g % STAGES);
-            wgmma_fence();
-''', "            mbarrier_arrive(my_used + g % STAGES);\n" + moved + "            wgmma_fence();\n")
-    elif name == 'copy3':
-        rep('''    issue_tma_part<LAT_BLOCKS / 2>(p, maps, r, ring, full, base, tile, w, h * (LAT_BLOCKS / 2), h == 1, h == 0);
-}''', '''    issue_tma_part<LAT_BLOCKS / 2>(p, maps, r, ring, full, base, tile, w, h * (LAT_BLOCKS / 2), h == 1, h == 0);
-}
-
-// (copy3) Piece `piece` of half h's copy: latent block 2 h + piece (0, 1),
-// or the scales (h 0) or the RoPE rows (h 1) (2).
-__device__ __forceinline__ void issue_tile_piece(const DecodeParams &p, const KvMaps &maps, const KvRange &r,
-                                                 unsigned char *ring, unsigned long long *full, int base, int tile,
-                                                 const TileWhere &w, int h, int piece)
-{
-    static_assert(LAT_BLOCKS == 4, "two latent blocks per half");
-    if (piece < 2)
-        issue_tma_part<1>(p, maps, r, ring, full, base, tile, w, 2 * h + piece, false, false);
-    else
-        issue_tma_part<0>(p, maps, r, ring, full, base, tile, w, 0, h == 1, h == 0);
-}''')
-        rep('''    const bool half_copier = tid % 128 == 64 * ow;''',
-            '''    // (copy3) lane 0 of three warps per warpgroup (O0: its warps 0-2, O1: 1-3), one piece each
-    const int piece = ((tid % 128) / 32 - ow + 4) % 4;
-    const bool half_copier = tid % 32 == 0 && piece < 3;''')
-        rep('''            issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);''',
-            '''            issue_tile_piece(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow, piece);''')
-        call = 'issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow);'
-        assert s.count(call) >= 1, (name, call)   # (twice after early_refill)
-        s = s.replace(call, 'issue_tile_piece(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow, piece);')
-        rep('''        init_ring_barriers(m.full, m.used, 2, 2 * 128);   // the two half copies; the tile's S and O0''',
-            '''        init_ring_barriers(m.full, m.used, 6, 2 * 128);   // (copy3) six pieces; the tile's S and O0''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp early_refill copy3 pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
