@@ -36,15 +36,6 @@ heads, batch 128, 16K: perf.md):
              (3 resident CTAs per SM instead of 4): -1.5% at batch 1
              (64K), +1.5% at batch 8 (16K), 0 at batch 128
 
-Prepared in the twenty-fourth session (perf.md has its prediction):
-
-  scale_shfl  the score warpgroups read a tile's 64 token scales with
-             one 8-byte load per lane and hand each thread its 16 by
-             shuffles where they are used (K's scale, then V's), instead
-             of eight 8-byte loads per thread (2 shared-memory wavefronts
-             each): ~56 of the tile's ~1680 wavefronts, where shared
-             memory is busy ~74% of the time
-
 Timed and dropped in the twenty-second session (H100; perf.md, with their
 code in git history): s_copies (the score warpgroups issue the copies:
 +34% at 128 heads), tma_blocks (one 4-D TMA per half copy: -0.1 to
@@ -53,7 +44,8 @@ the twenty-fourth: late_refill (each output warpgroup's copier refills
 the slot of tile t-1 at tile t instead of waiting for tile t's readers:
 +5.0 to +6.5% at 128 heads, 0 to +0.4% at 64), early_refill (the
 refill before the products: +5.2%) and copy3 (three copier warps per
-output warpgroup: +1.6%).
+output warpgroup: +1.6%), scale_shfl (the token scales by one load
+per lane and shuffles: +5.8%).
 """
 import os
 import sys
@@ -92,46 +84,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'scale_shfl':
-        rep('''        float token_scale[16];   // columns 8j + 2*quad + {0, 1}: K's scale, then V's (the same)
-        load_token_scales(k_scale, quad, 0, token_scale);
-        scale_columns(s, token_scale);
-''', '''        // (scale_shfl) lane l holds tokens 2 l, 2 l + 1's scale; column pair
-        // 8 j + 2 quad is lane 4 j + quad's, shuffled where it is used (K's
-        // scale here, V's in the exponentials), so only two registers live
-        float2 my_scales = *(const float2 *)(k_scale + 2 * lane);
-        {
-            float token_scale[16];
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                token_scale[2 * j] = __shfl_sync(0xffffffffu, my_scales.x, 4 * j + quad);
-                token_scale[2 * j + 1] = __shfl_sync(0xffffffffu, my_scales.y, 4 * j + quad);
-            }
-            scale_columns(s, token_scale);
-        }
-''')
-        rep('''        if (t0 + KV_TILE > t_end)   // rows past the range: zero V before any product (clear_tail)
-            clear_tail(m.ring + g % STAGES * STAGE_BYTES, t_end - t0);
-''', '''        if (t0 + KV_TILE > t_end) {   // rows past the range: zero V before any product (clear_tail)
-            clear_tail(m.ring + g % STAGES * STAGE_BYTES, t_end - t0);
-            // (scale_shfl) and their scales, for V's (P' = 0 x scale must stay 0)
-            my_scales.x = t0 + 2 * lane < t_end ? my_scales.x : 0.f;
-            my_scales.y = t0 + 2 * lane + 1 < t_end ? my_scales.y : 0.f;
-        }
-''')
-        rep('''            zero_scales_past(token_scale, t0, t_end, quad);
-''', '')
-        rep('''        const TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
-''', '''        float token_scale[16];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            token_scale[2 * j] = __shfl_sync(0xffffffffu, my_scales.x, 4 * j + quad);
-            token_scale[2 * j + 1] = __shfl_sync(0xffffffffu, my_scales.y, 4 * j + quad);
-        }
-        const TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp scale_shfl pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
