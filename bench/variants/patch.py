@@ -43,8 +43,8 @@ code in git history): s_copies (the score warpgroups issue the copies:
 the twenty-fourth: late_refill (each output warpgroup's copier refills
 the slot of tile t-1 at tile t instead of waiting for tile t's readers:
 +5.0 to +6.5% at 128 heads, 0 to +0.4% at 64), early_refill (the
-refill before the products: +5.2%) and copy3 (three copier warps per
-output warpgroup: +1.6%), scale_shfl (the token scales by one load
+refill before the products: +5.2%), copy3 (three copier warps per
+output warpgroup: +1.6%) and scale_shfl (the token scales by one load
 per lane and shuffles: +5.8%).
 """
 import os
