@@ -18,9 +18,10 @@ line.
 """
 import sys
 
-import torch
-
-import snapmla
+try:
+    import torch
+except ImportError:   # a probe of the GPU: nothing to do without torch
+    torch = None
 
 DEFAULT_CASES = [
     "specs/deepseek_v3_fp8_roles_hopper.yaml:128:1:16384",
@@ -50,6 +51,8 @@ def per_call_us(calls):
 
 
 def probe(spec, heads, q_len, s_k):
+    import snapmla   # (loads libsnapmla.so: `make`, or SNAPMLA_LIB)
+
     dec = snapmla.Decoder(spec, q_heads=heads, q_len=q_len)
     if s_k % dec.page_size:
         raise ValueError(f"s_k {s_k} is not a multiple of the page size {dec.page_size}")
@@ -80,8 +83,8 @@ def probe(spec, heads, q_len, s_k):
 
 
 def main(argv):
-    if not torch.cuda.is_available():
-        print("l2_resident: no CUDA device; nothing timed")
+    if torch is None or not torch.cuda.is_available():
+        print("l2_resident: needs torch with a CUDA device; nothing timed")
         return 0
     ok = True
     for case in argv or DEFAULT_CASES:
