@@ -14,6 +14,7 @@
 #include "decode_timing.h"
 #include "error.h"
 #include "fileio.h"
+#include "gpu_clock.h"
 #include "mma_peak.h"
 #include "strbuf.h"
 
@@ -35,6 +36,7 @@ typedef struct bench_options {
     int spec_count;
     int plan_ready;   /* --plan-ready */
     int cold_l2;      /* --cold-l2 */
+    int sustain_s;    /* --sustain: seconds of back-to-back replays before each shape's timing */
 } bench_options;
 
 /* One measured variant and shape, as the table, the CSV and the JSON show it. */
@@ -122,7 +124,7 @@ static int parse_options(int argc, char **argv, bench_options *o)
     for (int i = 1; i < argc; ++i) {
         const char *a = argv[i];
         int has_value = strcmp(a, "--shapes") == 0 || strcmp(a, "--replays") == 0 ||
-                        strcmp(a, "--csv") == 0 || strcmp(a, "--json") == 0;
+                        strcmp(a, "--csv") == 0 || strcmp(a, "--json") == 0 || strcmp(a, "--sustain") == 0;
         if (has_value && i + 1 == argc) {
             snprintf(why, sizeof why, "%s needs a value", a);
             return cli_usage_error(&cli_bench, why);
@@ -132,6 +134,9 @@ static int parse_options(int argc, char **argv, bench_options *o)
                 return cli_usage_error(&cli_bench, why);
         } else if (strcmp(a, "--replays") == 0) {
             if (cli_int_option(&cli_bench, a, argv[++i], 3, 64, &o->replays) != CLI_OK)
+                return CLI_USAGE;
+        } else if (strcmp(a, "--sustain") == 0) {
+            if (cli_int_option(&cli_bench, a, argv[++i], 0, 120, &o->sustain_s) != CLI_OK)
                 return CLI_USAGE;
         } else if (strcmp(a, "--csv") == 0) {
             o->csv = argv[++i];
@@ -234,15 +239,18 @@ static void json_number(snapmla_strbuf *f, double x, int decimals)
         snapmla_strbuf_puts(f, "null");
 }
 
-static void json_begin(json_out *j, const char *device, int replays, int plan_ready, int cold_l2,
+static void json_begin(json_out *j, const char *device, const bench_options *o, unsigned max_mhz,
                        double copy, const cli_mma_ceilings *mma)
 {
     snapmla_strbuf *f = &j->text;
     snapmla_strbuf_puts(f, "{\n  \"device\": ");
     json_string(f, device);
     snapmla_strbuf_printf(f, ",\n  \"replays\": %d,\n  \"plan_ready\": %s,\n  \"cold_l2\": %s,\n"
-                          "  \"ceilings\": {\"copy_tbps\": ",
-                          replays, plan_ready ? "true" : "false", cold_l2 ? "true" : "false");
+                          "  \"sustain_s\": %d,\n  \"sm_max_mhz\": ",
+                          o->replays, o->plan_ready ? "true" : "false", o->cold_l2 ? "true" : "false",
+                          o->sustain_s);
+    json_number(f, max_mhz ? (double)max_mhz : NAN, 0);
+    snapmla_strbuf_puts(f, ",\n  \"ceilings\": {\"copy_tbps\": ");
     json_number(f, copy > 0 ? copy : NAN, 3);
     snapmla_strbuf_puts(f, ", \"bf16_tflops\": ");
     json_number(f, mma->measured ? mma->bf16_tflops : NAN, 1);
@@ -273,6 +281,17 @@ static void json_row(json_out *j, const bench_row *r)
     json_number(f, r->mma_fraction, 4);
     snapmla_strbuf_puts(f, ", \"flashmla_us\": ");
     json_number(f, r->flashmla_us > 0 ? r->flashmla_us : NAN, 0);
+    const cli_clock_stats *c = &r->t.clock;
+    snapmla_strbuf_puts(f, ", \"sm_mhz\": ");
+    json_number(f, c->samples ? c->sum_mhz / c->samples : NAN, 0);
+    snapmla_strbuf_puts(f, ", \"clock_limits\": ");
+    if (c->samples) {
+        char limits[160];
+        cli_clock_reasons_text(c->reasons, limits, sizeof limits);
+        json_string(f, limits);
+    } else {
+        snapmla_strbuf_puts(f, "null");
+    }
     snapmla_strbuf_puts(f, "}");
 }
 
@@ -336,8 +355,9 @@ static void device_name(const snapmla_driver *d, char *name, int size)
 }
 
 /* One shape: buffers made and filled, the call timed, buffers freed. */
-static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, int replays,
-                       int plan_ready, const cli_l2_flush *flush, bench_row *row, snapmla_error *err)
+static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, const bench_options *o,
+                       const cli_l2_flush *flush, const cli_clock_watch *watch, bench_row *row,
+                       snapmla_error *err)
 {
     const snapmla_variant *v = snapmla_kernel_variant(kernel);
     cli_decode_problem p;
@@ -346,7 +366,7 @@ static int bench_shape(snapmla_context *ctx, snapmla_kernel *kernel, shape sh, i
     if (!made)
         return 0;
     row->tokens = p.tokens;
-    int ok = cli_decode_time(kernel, &p, replays, 0, plan_ready, flush, &row->t, err);
+    int ok = cli_decode_time(kernel, &p, o->replays, 0, o->plan_ready, flush, watch, &row->t, err);
     cli_decode_problem_free(&p);
     return ok;
 }
@@ -358,6 +378,8 @@ typedef struct bench_out {
     double copy;   /* TB/s */
     cli_mma_ceilings mma;
     cli_l2_flush flush;   /* --cold-l2: written before each timed call; else no buffer (0 bytes) */
+    cli_gpu_clock clock;  /* NVML, when the driver has it */
+    cli_clock_watch watch;
     /* per shape and query rows, the first variant's time: what `vs first`
      * divides (FP8 against BF16 at the same heads, never across heads) */
     struct { int shape, rows; double us; } first[MAX_FIRSTS];
@@ -391,15 +413,24 @@ static void put_row(bench_out *out, int k, const bench_row *r)
         snprintf(mma, sizeof mma, "%.1f%%", 100 * r->mma_fraction);
         snprintf(mma_csv, sizeof mma_csv, "%.4f", r->mma_fraction);
     }
+    /* the SM clock while the replays ran, and what held it down: "1980",
+     * "1560 power cap"; "-" (empty in the CSV) without NVML */
+    char mhz[32] = "-", mhz_csv[32] = "", limits[160] = "";
+    const cli_clock_stats *c = &r->t.clock;
+    if (c->samples) {
+        cli_clock_reasons_text(c->reasons, limits, sizeof limits);
+        snprintf(mhz_csv, sizeof mhz_csv, "%.0f", c->sum_mhz / c->samples);
+        snprintf(mhz, sizeof mhz, "%s%s%.120s", mhz_csv, limits[0] ? " " : "", limits);
+    }
     double first = first_us(out, k, r);
-    printf("| %s | %d | %s | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %s | %.2fx |\n", r->variant,
+    printf("| %s | %d | %s | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %s | %.2fx | %s |\n", r->variant,
            r->sh.batch, sk, r->t.us, r->t.tbps, 100 * r->copy_fraction, r->t.tflops, mma, fm_us, vs_fm,
-           first / r->t.us);
+           first / r->t.us, mhz);
     fflush(stdout);
-    if (out->csv)   /* an empty mma_fraction: no tensor-core probe on this GPU */
-        fprintf(out->csv, "%s,%d,%d,%d,%lld,%.2f,%.4f,%.4f,%.2f,%s,%.0f\n", r->variant, r->sh.batch,
+    if (out->csv)   /* an empty mma_fraction: no tensor-core probe on this GPU; empty sm_mhz: no NVML */
+        fprintf(out->csv, "%s,%d,%d,%d,%lld,%.2f,%.4f,%.4f,%.2f,%s,%.0f,%s,\"%s\"\n", r->variant, r->sh.batch,
                 r->sh.seqlen, r->sh.ragged, (long long)r->tokens, r->t.us, r->t.tbps,
-                r->copy_fraction, r->t.tflops, mma_csv, r->flashmla_us);
+                r->copy_fraction, r->t.tflops, mma_csv, r->flashmla_us, mhz_csv, limits);
     if (out->json)
         json_row(out->json, r);
 }
@@ -423,7 +454,7 @@ static int bench_spec(snapmla_context *ctx, const bench_options *o, const char *
         }
         for (int k = 0; k < o->shape_count; ++k) {
             bench_row r = {.variant = v->name, .sh = o->shapes[k], .rows = v->q_heads * v->q_len};
-            if (!bench_shape(ctx, kernel, r.sh, o->replays, o->plan_ready, &out->flush, &r, err)) {
+            if (!bench_shape(ctx, kernel, r.sh, o, &out->flush, &out->watch, &r, err)) {
                 code = CLI_FAILED;
                 break;
             }
@@ -496,22 +527,38 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
     if (o->plan_ready)
         printf("--plan-ready: each call reuses a plan made once, as a step's layers after the first "
                "do; the plan kernel is not timed\n");
+    cli_gpu_clock_open(d, &out.clock);
+    out.watch.clock = &out.clock;
+    out.watch.sustain_s = o->sustain_s;
+    if (out.clock.library)
+        printf("SM MHz: the SM clock while each shape's replays ran (NVML; maximum %u MHz), and "
+               "what held it below (power cap: the board at its power limit)\n", out.clock.max_mhz);
+    else
+        printf("SM MHz: not sampled (%s)\n", out.clock.why);
+    if (o->sustain_s)
+        printf("--sustain %d: each shape's call replayed back to back for %d s before its timing, so "
+               "the clock settles where a busy engine keeps it\n", o->sustain_s, o->sustain_s);
+    else
+        printf("each shape timed after a short warm-up: a burst, as FlashMLA's figures are; "
+               "--sustain times a busy GPU (docs/bench.md)\n");
     for (int k = 0; k < o->shape_count; ++k)
         if (o->shapes[k].ragged) {
             printf("s_k N~: a ragged batch, cache lengths drawn uniformly in 1..2N-1 (fixed seed); "
                    "TB/s and TFLOP/s count the drawn lengths\n");
             break;
         }
-    printf("\n| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | %% MMA peak | FlashMLA BF16 us | vs FlashMLA | vs first |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("\n| variant | batch | s_k | us | TB/s | %% copy BW | TFLOP/s | %% MMA peak | FlashMLA BF16 us | vs FlashMLA | vs first | SM MHz |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     if (out.csv)
-        fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us\n");
+        fprintf(out.csv, "variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us,"
+                         "sm_mhz,clock_limits\n");
     if (out.json)
-        json_begin(json, device, o->replays, o->plan_ready, o->cold_l2, out.copy, &out.mma);
+        json_begin(json, device, o, out.clock.max_mhz, out.copy, &out.mma);
     int code = CLI_OK;
     for (int s = 0; s < o->spec_count && code == CLI_OK; ++s)
         code = bench_spec(ctx, o, o->spec_paths[s], &out, &err);
     cli_l2_flush_free(d, &out.flush);
+    cli_gpu_clock_close(&out.clock);
     if (out.csv && fclose(out.csv) != 0 && code == CLI_OK) {
         fprintf(stderr, "snapmla: cannot write '%s': %s\n", o->csv, strerror(errno));
         code = CLI_FAILED;
@@ -548,7 +595,7 @@ static int run_bench(int argc, char **argv)
 const cli_command cli_bench = {
     "bench", "time decode calls on the GPU (TB/s, TFLOP/s)",
     "usage: snapmla bench SPEC... [--shapes SHAPE,...] [--replays N] [--csv FILE] [--json FILE]\n"
-    "                     [--plan-ready] [--cold-l2]\n\n"
+    "                     [--plan-ready] [--cold-l2] [--sustain SECONDS]\n\n"
     "Times every mla_decode variant of the specs on the GPU: whole calls (split +\n"
     "combine) captured in a CUDA graph, median of N replays queued back to back,\n"
     "each timed with its own CUDA events (GPU time, no host launch latency), after\n"
@@ -558,8 +605,9 @@ const cli_command cli_bench = {
     "device's copy bandwidth measured in the same run, TFLOP/s as a share of the\n"
     "tensor-core peak (fp8 or bf16, the variant's compute) measured in the same\n"
     "run on Hopper, FlashMLA BF16's time for the uniform shapes it was measured\n"
-    "on, and the ratio to the first variant with the same query heads x q_len\n"
-    "(list the FP8 spec first for BF16/FP8 ratios). docs/bench.md\n"
+    "on, the ratio to the first variant with the same query heads x q_len\n"
+    "(list the FP8 spec first for BF16/FP8 ratios), and the SM clock while the\n"
+    "replays ran (NVML) with what held it down (the board's power cap). docs/bench.md\n"
     "has the details and the file formats.\n"
     "  --shapes   shapes, comma-separated, at most 16 (default 128x4096,128x16384,1x65536):\n"
     "             BATCHxSEQLEN   every request has SEQLEN tokens of cache\n"
@@ -573,6 +621,9 @@ const cli_command cli_bench = {
     "  --plan-ready  time the calls of a step's later layers: the work plan (Hopper,\n"
     "             persistent launches) is made once and reused, not timed\n"
     "  --cold-l2  flush L2 before each timed call (twice its size written, not timed),\n"
-    "             as triton's do_bench does; default: each call finds L2 as the last left it\n",
+    "             as triton's do_bench does; default: each call finds L2 as the last left it\n"
+    "  --sustain  seconds (0..120, default 0) of back-to-back replays before each\n"
+    "             shape's timing: the board then sits at its power limit as in a busy\n"
+    "             engine, and the clock (and times) with it; default: a burst\n",
     run_bench,
 };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bf16.h"
 #include "cli.h"
@@ -236,13 +237,54 @@ void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f)
     f->bytes = 0;
 }
 
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Replays back to back for `seconds`, 16 queued at a time (the host's
+ * check between them leaves the GPU idle for a few microseconds only). */
+static int sustain_load(const snapmla_driver *d, CUgraphExec exec, CUstream stream, double seconds,
+                        snapmla_error *err)
+{
+    int ok = 1;
+    for (double t0 = seconds_now(); ok && seconds_now() - t0 < seconds;) {
+        for (int i = 0; ok && i < 16; ++i)
+            ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
+        ok = ok && check(err, SNAPMLA_CU(d, cuStreamSynchronize(stream), err));
+    }
+    return ok;
+}
+
+/* Waits for `last`, sampling the clock every 0.2 ms until it completes (and
+ * once after, so a short region has a sample too). */
+static int wait_watching(const snapmla_driver *d, CUevent last, const cli_gpu_clock *clock,
+                         cli_clock_stats *stats, snapmla_error *err)
+{
+    const struct timespec pause = {0, 200000};
+    for (;;) {
+        CUresult r = d->cuEventQuery(last);
+        if (r == CUDA_SUCCESS)
+            break;
+        if (r != CUDA_ERROR_NOT_READY)
+            return check(err, snapmla_driver_check(d, r, "cuEventQuery(the last replay)", err));
+        cli_gpu_clock_sample(clock, stats);
+        nanosleep(&pause, NULL);
+    }
+    if (stats->samples == 0)
+        cli_gpu_clock_sample(clock, stats);
+    return 1;
+}
+
 /* Median microseconds of one decode call, captured once and replayed. Every
  * replay is queued before the first is waited for, each between its own
  * pair of events (and after the flush, when there is one), so the GPU never
  * idles while the host submits: the events time GPU work only. */
 static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
                           const snapmla_decode_args *args, int replays, const cli_l2_flush *flush,
-                          snapmla_error *err)
+                          const cli_clock_watch *watch, cli_clock_stats *clock, snapmla_error *err)
 {
     snapmla_decode_graph g;
     CUevent start[64] = {0}, stop[64] = {0};
@@ -256,6 +298,8 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
              check(err, SNAPMLA_CU(d, cuEventCreate(&stop[i], 0), err));
     CUstream stream = g.stream;
     CUgraphExec exec = g.exec;
+    if (ok && watch && watch->sustain_s > 0)
+        ok = sustain_load(d, exec, stream, watch->sustain_s, err);
     for (int i = 0; ok && i < 2; ++i)   /* warm-up */
         ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
     for (int i = 0; ok && i < replays; ++i) {
@@ -265,6 +309,8 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
              check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err)) &&
              check(err, SNAPMLA_CU(d, cuEventRecord(stop[i], stream), err));
     }
+    if (ok && watch && watch->clock && watch->clock->library)
+        ok = wait_watching(d, stop[replays - 1], watch->clock, clock, err);
     ok = ok && check(err, SNAPMLA_CU(d, cuEventSynchronize(stop[replays - 1]), err));
     for (int i = 0; ok && i < replays; ++i)
         ok = check(err, SNAPMLA_CU(d, cuEventElapsedTime(&samples[i], start[i], stop[i]), err));
@@ -284,7 +330,7 @@ static double time_decode(snapmla_kernel *kernel, const snapmla_driver *d,
 
 int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
                     int num_splits, int plan_ready, const cli_l2_flush *flush,
-                    cli_decode_timing *res, snapmla_error *err)
+                    const cli_clock_watch *watch, cli_decode_timing *res, snapmla_error *err)
 {
     const snapmla_driver *d = &p->ctx->driver;
     size_t ws = snapmla_decode_workspace_bytes(kernel, p->batch);
@@ -308,7 +354,8 @@ int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int rep
         }
         a.plan_ready = 1;
     }
-    res->us = time_decode(kernel, d, &a, replays, flush, err);
+    memset(&res->clock, 0, sizeof res->clock);
+    res->us = time_decode(kernel, d, &a, replays, flush, watch, &res->clock, err);
     d->cuMemFree(workspace);
     if (res->us <= 0)
         return 0;

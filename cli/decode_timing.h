@@ -5,6 +5,7 @@
 #define SNAPMLA_CLI_DECODE_TIMING_H
 
 #include "context.h"
+#include "gpu_clock.h"
 
 /* One shape's inputs and outputs, for every variant of one family and head
  * count (they share the cache layout). */
@@ -23,7 +24,16 @@ typedef struct cli_decode_problem {
 
 typedef struct cli_decode_timing {
     double us, tbps, tflops;
+    cli_clock_stats clock;   /* sampled while the replays ran (no samples: not watched) */
 } cli_decode_timing;
+
+/* What `snapmla bench` adds around the timed replays: a sustained load
+ * before them, so the board's power management settles where a serving
+ * engine keeps it, and the SM clock sampled while they run. */
+typedef struct cli_clock_watch {
+    const cli_gpu_clock *clock;   /* NULL or closed: no samples */
+    double sustain_s;             /* replays back to back for this long first; 0: none */
+} cli_clock_watch;
 
 /* Allocates and fills the buffers of batch requests of seqlen tokens in v's
  * cache format. Errors are reported on stderr; returns 0 then, with
@@ -50,7 +60,8 @@ int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, snapmla_error *
 void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f);
 
 /* Median of `replays` (3..64) timed graph replays of one decode call, after
- * two warm-ups. num_splits as in snapmla_decode_args; plan_ready: the plan
+ * two warm-ups (and, with a watch, its sustained load; the clock is sampled
+ * from when the last replay is queued until it ends; watch may be NULL). num_splits as in snapmla_decode_args; plan_ready: the plan
  * is made once before the capture (snapmla_decode_plan) and every replay
  * reuses it, as a step's layers after the first do. The replays are queued
  * back to back, each between its own CUDA events, so the times are the
@@ -62,6 +73,6 @@ void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f);
  * Errors are reported on stderr; returns 0 then. */
 int cli_decode_time(snapmla_kernel *kernel, const cli_decode_problem *p, int replays,
                     int num_splits, int plan_ready, const cli_l2_flush *flush,
-                    cli_decode_timing *out, snapmla_error *err);
+                    const cli_clock_watch *watch, cli_decode_timing *out, snapmla_error *err);
 
 #endif

@@ -142,7 +142,7 @@ static int time_config(const tune_gpu_run *run, size_t index, int s, const cli_d
     snapmla_kernel *kernel;
     cli_decode_timing t;
     int ok = snapmla_kernel_get(run->ctx, c->variant, &kernel, &err) == SNAPMLA_OK &&
-             cli_decode_time(kernel, prob, run->replays, c->splits, 0, &run->flush, &t, &err);
+             cli_decode_time(kernel, prob, run->replays, c->splits, 0, &run->flush, NULL, &t, &err);
     p->timings_done++;
     p->timings_left--;
     p->timing_seconds += now_seconds() - start;

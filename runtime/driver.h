@@ -16,6 +16,7 @@
     X(cuDeviceGet, "cuDeviceGet")                                 \
     X(cuDeviceGetName, "cuDeviceGetName")                         \
     X(cuDeviceGetAttribute, "cuDeviceGetAttribute")               \
+    X(cuDeviceGetPCIBusId, "cuDeviceGetPCIBusId")                 \
     X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")       \
     X(cuCtxGetCurrent, "cuCtxGetCurrent")                         \
     X(cuCtxSetCurrent, "cuCtxSetCurrent")                         \
@@ -49,6 +50,7 @@
     X(cuEventCreate, "cuEventCreate")                             \
     X(cuEventRecord, "cuEventRecord")                             \
     X(cuEventSynchronize, "cuEventSynchronize")                   \
+    X(cuEventQuery, "cuEventQuery")                               \
     X(cuEventElapsedTime, "cuEventElapsedTime_v2")                \
     X(cuEventDestroy, "cuEventDestroy_v2")                        \
     X(cuTensorMapEncodeTiled, "cuTensorMapEncodeTiled")

@@ -86,6 +86,7 @@ expect "bench json names a directory" 2 "^snapmla bench: --json: '$work/' is not
 expect "bench json empty" 2 "^snapmla bench: --json: '' is not a file name" -- "$snapmla" bench specs/deepseek_v3.yaml --json ""
 expect "bench json and csv one file" 2 "^snapmla bench: --csv and --json both name '$work/b.out'; give each its own file$" -- "$snapmla" bench specs/deepseek_v3.yaml --csv "$work/b.out" --json "$work/b.out"
 expect "bench bad replays" 2 "^snapmla bench: --replays: '2' is not allowed; allowed: 3\\.\\.64$" -- "$snapmla" bench specs/deepseek_v3.yaml --replays 2
+expect "bench bad sustain" 2 "^snapmla bench: --sustain: '121' is not allowed; allowed: 0\\.\\.120$" -- "$snapmla" bench specs/deepseek_v3.yaml --sustain 121
 # Numeric options take the whole value, in range, or name it (no atoi prefix, no wrap).
 expect "run batch with junk" 2 "^snapmla run: --batch: '8x' is not allowed; allowed: 1\\.\\.65535$" -- "$snapmla" run specs/deepseek_v3.yaml --batch 8x
 expect "run seqlen past int" 2 "^snapmla run: --seqlen: '99999999999' is not allowed; allowed: 0\\.\\.16777216$" -- "$snapmla" run specs/deepseek_v3.yaml --seqlen 99999999999
@@ -146,13 +147,16 @@ expect "inspect leaves no temporary files" 0 "^0$" -- bash -c "find '$work' -max
 if [[ -e /dev/nvidiactl ]]; then
     expect "run on the GPU" 0 "PASS" -- "$snapmla" run specs/deepseek_v3.yaml
     expect "bench ragged on the GPU" 0 "^\\| [^|]+ \\| 4 \\| 300~ \\| [0-9.]+ \\| [0-9.]+ \\|.* \\| - \\| - \\|" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100,4x300~ --replays 3 --csv "$work/b.csv" --json "$work/b.json"
-    expect "bench CSV header" 0 "^variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us$" -- head -n 1 "$work/b.csv"
+    expect "bench CSV header" 0 "^variant,batch,seqlen,ragged,tokens,us,tbps,copy_fraction,tflops,mma_fraction,flashmla_us,sm_mhz,clock_limits$" -- head -n 1 "$work/b.csv"
     expect "bench CSV uniform row" 0 "^[^,]+,2,100,0,200,[0-9.]+," -- sed -n 2p "$work/b.csv"
-    expect "bench CSV ragged row" 0 "^[^,]+,4,300,1,[0-9]+,[0-9.]+,.*,0$" -- sed -n 3p "$work/b.csv"
+    expect "bench CSV ragged row" 0 "^[^,]+,4,300,1,[0-9]+,[0-9.]+,.*,0,[0-9]*,\"[a-z, ]*\"$" -- sed -n 3p "$work/b.csv"
+    expect "bench: the SM clock column" 0 "^\\| [^|]+ \\| 2 \\| 100 \\| .* \\| ([0-9]+[a-z ,]*|-) \\|$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100 --replays 3
+    expect "bench --sustain says so" 0 "^--sustain 1: each shape's call replayed back to back for 1 s" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100 --replays 3 --sustain 1 --json "$work/s.json"
+    expect "bench --sustain JSON" 0 "\"sustain_s\": 1," -- cat "$work/s.json"
     expect "bench JSON rows" 0 "\"batch\": 4, \"seqlen\": 300, \"ragged\": true, \"tokens\": [0-9]+, .*\"mma_fraction\": ([0-9.]+|null), \"flashmla_us\": null" -- cat "$work/b.json"
     expect "bench no JSON temporary left" 1 "" -- test -e "$work/b.json.tmp"
     if command -v python3 >/dev/null; then
-        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d["ceilings"]; assert c["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"] and d["plan_ready"] is False; assert all(k in c for k in ("bf16_tflops", "fp8_tflops", "fp8_n64_mix_tflops", "fp8_n64_ss_tflops")); assert (c["fp8_tflops"] is None) == (c["fp8_n64_mix_tflops"] is None) == (c["fp8_n64_ss_tflops"] is None)' "$work/b.json"
+        expect "bench JSON parses" 0 "" -- python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d["ceilings"]; assert c["copy_tbps"] > 0 and len(d["rows"]) == 2 and d["rows"][1]["ragged"] and d["plan_ready"] is False and d["sustain_s"] == 0; assert all((r["sm_mhz"] is None) == (r["clock_limits"] is None) == (d["sm_max_mhz"] is None) for r in d["rows"]); assert all(r["sm_mhz"] is None or 0 < r["sm_mhz"] <= d["sm_max_mhz"] for r in d["rows"]); assert all(k in c for k in ("bf16_tflops", "fp8_tflops", "fp8_n64_mix_tflops", "fp8_n64_ss_tflops")); assert (c["fp8_tflops"] is None) == (c["fp8_n64_mix_tflops"] is None) == (c["fp8_n64_ss_tflops"] is None)' "$work/b.json"
     fi
     # --plan-ready on the Hopper FP8 path at a batch that runs persistent (with a plan)
     expect "bench plan-ready says so" 0 "^--plan-ready: each call reuses a plan made once" -- "$snapmla" bench specs/deepseek_v3_fp8_hopper.yaml --shapes 160x100 --replays 3 --plan-ready --json "$work/p.json"
@@ -165,6 +169,7 @@ else
     expect "bench without GPU" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml
     expect "bench plan-ready is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --plan-ready
     expect "bench cold-l2 is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --cold-l2
+    expect "bench sustain is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --sustain 2
     expect "bench without GPU leaves no JSON" 1 "^snapmla: '$work/b.json' not written: the run did not finish$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~ --json "$work/b.json"
     expect "bench without GPU: no JSON file" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'b.json*' | wc -l"
 fi
