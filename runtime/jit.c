@@ -64,6 +64,14 @@ static snapmla_status compile_failed(nvrtcProgram program, const char *name,
     return SNAPMLA_ERR_COMPILE;
 }
 
+/* Whether this NVRTC keeps its own cache of compiled programs (12.9 on),
+ * and so takes --no-cache. */
+static int nvrtc_has_cache(void)
+{
+    int major = 0, minor = 0;
+    return nvrtcVersion(&major, &minor) == NVRTC_SUCCESS && (major > 12 || (major == 12 && minor >= 9));
+}
+
 /* How compile() treats ptxas's report: not asked for; asked for and a
  * failure when unreadable (inspection); asked for and left empty when
  * unreadable (the warning of a build must not fail the build). */
@@ -80,10 +88,15 @@ static snapmla_status compile(const char *source, const char *name, snapmla_arch
     if (r != NVRTC_SUCCESS)
         return nvrtc_fail(err, r, "nvrtcCreateProgram", name);
 
-    const char *options[SNAPMLA_JIT_MAX_OPTIONS + 1];
+    const char *options[SNAPMLA_JIT_MAX_OPTIONS + 2];
     int count = snapmla_jit_options(arch, options);
-    if (mode != REPORT_NONE)   /* (the CUBIN is the same with or without it) */
+    if (mode != REPORT_NONE) {   /* (the CUBIN is the same with or without them) */
         options[count++] = "--ptxas-options=-v";
+        /* NVRTC's own disk cache (12.9+, used where a driver is installed)
+         * answers a repeated compile without running ptxas: no report. */
+        if (nvrtc_has_cache())
+            options[count++] = "--no-cache";
+    }
     snapmla_status status = SNAPMLA_OK;
     r = nvrtcCompileProgram(program, count, options);
     if (r == NVRTC_ERROR_COMPILATION) {

@@ -127,6 +127,9 @@ expect "inspect bad spec" 2 "^snapmla: $work/bad.yaml:7:14: cache.page_size" -- 
 expect "inspect: ptxas report and SASS census" 0 "^  snapmla_decode_split +[0-9]+ registers, +[0-9]+ barriers?, stack 0 B, spill stores/loads 0/0 B, static smem [0-9]+ B; SASS 6: QGMMA 1, HGMMA 1, HMMA 0, UTMALDG 0, LDL 1, STL 1$" -- env TMPDIR="$work" SNAPMLA_NVDISASM="$work/nvdisasm" "$snapmla" inspect specs/deepseek_v3.yaml
 expect "inspect: the variant line" 0 "^deepseek_v3\.mla_decode\..* \(sm_90a, [0-9]+ threads, [0-9]+ B dynamic smem\)$" -- "$snapmla" inspect specs/deepseek_v3.yaml --no-sass
 expect "inspect --strict, nothing spills" 0 "^1 variant, [0-9]+ kernels; spilling: 0; with performance-loss notes: 0; variants off their design: 0$" -- "$snapmla" inspect specs/deepseek_v3.yaml --strict --no-sass
+# NVRTC 12.9+ keeps its own cache where a driver is installed; a repeated
+# compile must still run ptxas, or the report is empty (GPU machines)
+expect "inspect, the same source again" 0 "^  snapmla_decode_split +[0-9]+ registers" -- env SNAPMLA_CACHE_DIR="$work/cache_again" "$snapmla" inspect specs/deepseek_v3.yaml --no-sass
 printf 'kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 128, q_heads: 128}\ntile: {engine: simt, q_rows: 16, kv_tokens: 64, warps: 4, stages: 2}\n' > "$work/spills.yaml"
 expect "inspect --strict, a kernel spills" 1 "^snapmla inspect: --strict: variants off their design: 1 \\(kernels spilling: 2; with performance-loss notes: 0\\)$" -- "$snapmla" inspect "$work/spills.yaml" --strict --no-sass
 expect "inspect: the spill is shown" 0 "^  snapmla_decode_split .* spill stores/loads [1-9][0-9]*/[1-9][0-9]* B" -- "$snapmla" inspect "$work/spills.yaml" --no-sass
