@@ -13,6 +13,7 @@
 #include "decode_graph.h"
 #include "decode_problem.h"
 #include "error.h"
+#include "monotonic.h"
 
 static int check(const snapmla_error *err, snapmla_status s)
 {
@@ -237,20 +238,13 @@ void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f)
     f->bytes = 0;
 }
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Replays back to back for `seconds`, 16 queued at a time (the host's
  * check between them leaves the GPU idle for a few microseconds only). */
 static int sustain_load(const snapmla_driver *d, CUgraphExec exec, CUstream stream, double seconds,
                         snapmla_error *err)
 {
     int ok = 1;
-    for (double t0 = seconds_now(); ok && seconds_now() - t0 < seconds;) {
+    for (double t0 = snapmla_seconds_now(); ok && snapmla_seconds_now() - t0 < seconds;) {
         for (int i = 0; ok && i < 16; ++i)
             ok = check(err, SNAPMLA_CU(d, cuGraphLaunch(exec, stream), err));
         ok = ok && check(err, SNAPMLA_CU(d, cuStreamSynchronize(stream), err));

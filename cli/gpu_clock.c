@@ -94,7 +94,6 @@ void cli_gpu_clock_sample(const cli_gpu_clock *c, cli_clock_stats *s)
     if (!c || !c->library || c->clock_info(c->device, NVML_CLOCK_SM, &mhz) != NVML_SUCCESS ||
         c->event_reasons(c->device, &reasons) != NVML_SUCCESS)
         return;
-    s->min_mhz = s->samples == 0 || mhz < s->min_mhz ? mhz : s->min_mhz;
     s->sum_mhz += mhz;
     s->samples++;
     s->reasons |= reasons;

@@ -21,7 +21,6 @@ typedef struct cli_gpu_clock {
 typedef struct cli_clock_stats {
     int samples;
     double sum_mhz;
-    unsigned min_mhz;
     unsigned long long reasons;   /* every clock-event reason seen, or-ed */
 } cli_clock_stats;
 

@@ -4,10 +4,10 @@
  * line and the time left on stderr. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "decode_timing.h"
+#include "monotonic.h"
 #include "tune.h"
 #include "tune_gpu.h"
 
@@ -15,13 +15,6 @@ typedef struct progress {
     size_t checks_left, checks_done, timings_left, timings_done;
     double check_seconds, timing_seconds, start;
 } progress;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void duration(double seconds, char *out, size_t size)
 {
@@ -42,7 +35,7 @@ static void progress_text(const progress *p, char *out, size_t size)
     double per_timing = p->timings_done ? p->timing_seconds / (double)p->timings_done : per_check;
     double left = per_check * (double)p->checks_left + per_timing * (double)p->timings_left;
     char elapsed[32], rest[32];
-    duration(now_seconds() - p->start, elapsed, sizeof elapsed);
+    duration(snapmla_seconds_now() - p->start, elapsed, sizeof elapsed);
     duration(left, rest, sizeof rest);
     snprintf(out, size, "[%zu/%zu] %s elapsed, %s%s left", done, total, elapsed,
              done ? "about " : "", done ? rest : "unknown time");
@@ -92,7 +85,7 @@ static int record(const tune_gpu_run *run, const char *kind, const tune_config *
 static int check_config(const tune_gpu_run *run, size_t index, progress *p)
 {
     tune_config *c = &run->plan->configs[index];
-    double start = now_seconds();
+    double start = snapmla_seconds_now();
     snapmla_error err = {SNAPMLA_OK, ""};
     snapmla_kernel *kernel;
     int passed = 0;
@@ -112,7 +105,7 @@ static int check_config(const tune_gpu_run *run, size_t index, progress *p)
     }
     p->checks_done++;
     p->checks_left--;
-    p->check_seconds += now_seconds() - start;
+    p->check_seconds += snapmla_seconds_now() - start;
     char line[160];
     progress_text(p, line, sizeof line);
     fprintf(stderr, "tune %s: check %s splits %d: %s: %s\n", line, c->variant->name, c->splits,
@@ -137,7 +130,7 @@ static int time_config(const tune_gpu_run *run, size_t index, int s, const cli_d
 {
     const tune_plan *plan = run->plan;
     tune_config *c = &plan->configs[index];
-    double start = now_seconds();
+    double start = snapmla_seconds_now();
     snapmla_error err = {SNAPMLA_OK, ""};
     snapmla_kernel *kernel;
     cli_decode_timing t;
@@ -145,7 +138,7 @@ static int time_config(const tune_gpu_run *run, size_t index, int s, const cli_d
              cli_decode_time(kernel, prob, run->replays, c->splits, 0, &run->flush, NULL, &t, &err);
     p->timings_done++;
     p->timings_left--;
-    p->timing_seconds += now_seconds() - start;
+    p->timing_seconds += snapmla_seconds_now() - start;
     char line[160];
     progress_text(p, line, sizeof line);
     if (!ok) {
@@ -189,7 +182,7 @@ static int time_shape(const tune_gpu_run *run, size_t lead, int s, progress *p)
 int tune_gpu(const tune_gpu_run *run)
 {
     tune_plan *plan = run->plan;
-    progress p = {.start = now_seconds()};
+    progress p = {.start = snapmla_seconds_now()};
     for (size_t c = 0; c < plan->config_count; ++c) {
         p.checks_left += plan->configs[c].state == TUNE_UNCHECKED;
         for (int s = 0; s < plan->shape_count && plan->configs[c].state != TUNE_REJECTED; ++s)

@@ -5,7 +5,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <time.h>
+
+#include "monotonic.h"
 
 typedef struct pool_job {
     snapmla_context *ctx;
@@ -24,19 +25,12 @@ static void *pool_worker(void *user)
     return NULL;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 double snapmla_build_pool(snapmla_context *ctx, const snapmla_variant *const *variants,
                           size_t count, int threads, snapmla_binary *binaries,
                           snapmla_error *errors)
 {
     pool_job job = {ctx, variants, binaries, errors, count, 0};
-    double start = now_seconds();
+    double start = snapmla_seconds_now();
     threads = threads < 1 ? 1 : threads > 64 ? 64 : threads;
     pthread_t workers[64];
     int started = 0;
@@ -47,5 +41,5 @@ double snapmla_build_pool(snapmla_context *ctx, const snapmla_variant *const *va
         pool_worker(&job);
     for (int t = 0; t < started; ++t)
         pthread_join(workers[t], NULL);
-    return now_seconds() - start;
+    return snapmla_seconds_now() - start;
 }

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aot.h"
 #include "error.h"
 #include "jit.h"
+#include "monotonic.h"
 #include "resources.h"
 
 void snapmla_log_line(snapmla_log_fn log, void *user, snapmla_log_level level,
@@ -144,23 +144,16 @@ typedef struct compile_job {
     char problem[SNAPMLA_ERROR_MAX];   /* ptxas's report says it will run slowly */
 } compile_job;
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static snapmla_status compile_variant(void *user, unsigned char **bytes,
                                       size_t *size, snapmla_error *err)
 {
     compile_job *job = user;
     char name[SNAPMLA_NAME_MAX + 4];
     snprintf(name, sizeof name, "%s.cu", job->variant->name);
-    double start = now_seconds();
+    double start = snapmla_seconds_now();
     snapmla_status s = snapmla_jit_compile_noted(job->source, name, job->variant->arch, bytes,
                                                  size, job->problem, sizeof job->problem, err);
-    job->seconds = now_seconds() - start;
+    job->seconds = snapmla_seconds_now() - start;
     return s;
 }
 
