@@ -415,12 +415,12 @@ static void put_row(bench_out *out, int k, const bench_row *r)
     }
     /* the SM clock while the replays ran, and what held it down: "1980",
      * "1560 power cap"; "-" (empty in the CSV) without NVML */
-    char mhz[32] = "-", mhz_csv[32] = "", limits[160] = "";
+    char mhz[200] = "-", mhz_csv[32] = "", limits[160] = "";
     const cli_clock_stats *c = &r->t.clock;
     if (c->samples) {
         cli_clock_reasons_text(c->reasons, limits, sizeof limits);
         snprintf(mhz_csv, sizeof mhz_csv, "%.0f", c->sum_mhz / c->samples);
-        snprintf(mhz, sizeof mhz, "%s%s%.120s", mhz_csv, limits[0] ? " " : "", limits);
+        snprintf(mhz, sizeof mhz, "%s%s%s", mhz_csv, limits[0] ? " " : "", limits);
     }
     double first = first_us(out, k, r);
     printf("| %s | %d | %s | %.1f | %.3f | %.1f%% | %.1f | %s | %s | %s | %.2fx | %s |\n", r->variant,
