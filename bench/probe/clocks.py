@@ -148,20 +148,9 @@ def sustained(call, sampler, nvml):
 
 
 def decode_call(spec, heads, q_len, s_k):
-    import snapmla   # (loads libsnapmla.so: `make`, or SNAPMLA_LIB)
+    from decode_inputs import decode_inputs
 
-    dec = snapmla.Decoder(spec, q_heads=heads, q_len=q_len)
-    if s_k % dec.page_size:
-        raise ValueError(f"s_k {s_k} is not a multiple of the page size {dec.page_size}")
-    pages = s_k // dec.page_size
-    cache = dec.alloc_cache(BATCH * pages)
-    tokens = BATCH * pages * dec.page_size
-    latent = torch.randn(tokens, dec.latent_dim, dtype=torch.bfloat16, device="cuda")
-    rope = torch.randn(tokens, dec.rope_dim, dtype=torch.bfloat16, device="cuda")
-    snapmla.append_kv(cache, latent, rope, torch.arange(tokens, dtype=torch.int64, device="cuda"), dec)
-    del latent, rope
-    q = torch.randn(BATCH, q_len, heads, dec.latent_dim + dec.rope_dim, dtype=torch.bfloat16, device="cuda")
-    lens = torch.full((BATCH,), s_k, dtype=torch.int32, device="cuda")
+    dec, cache, q, lens, pages = decode_inputs(spec, heads, q_len, s_k, BATCH)
     table = torch.randperm(BATCH * pages, device="cuda").to(torch.int32).view(BATCH, pages)
     out, lse = dec(q, cache, table, lens)
     flops = 2 * BATCH * q_len * heads * s_k * (2 * dec.latent_dim + dec.rope_dim)
@@ -203,9 +192,11 @@ def main(argv):
         print(f"idle: {describe(sampler.window(0, time.time()))}, {nvml.power_w():.0f} W", flush=True)
         for name, (call, flops) in gemm_calls().items():
             measure(name, call, flops, sampler, nvml)
+        from decode_inputs import parse_case
+
         for case in argv or DEFAULT_CASES:
-            spec, heads, q_len, s_k = case.rsplit(":", 3)
-            call, flops = decode_call(spec, int(heads), int(q_len), int(s_k))
+            spec, heads, q_len, s_k = parse_case(case)
+            call, flops = decode_call(spec, heads, q_len, s_k)
             measure(f"{spec} h{heads} q_len {q_len} s_k {s_k} b{BATCH}", call, flops, sampler, nvml)
             del call
             torch.cuda.empty_cache()

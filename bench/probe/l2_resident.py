@@ -51,20 +51,10 @@ def per_call_us(calls):
 
 
 def probe(spec, heads, q_len, s_k):
-    import snapmla   # (loads libsnapmla.so: `make`, or SNAPMLA_LIB)
+    from decode_inputs import decode_inputs
 
-    dec = snapmla.Decoder(spec, q_heads=heads, q_len=q_len)
-    if s_k % dec.page_size:
-        raise ValueError(f"s_k {s_k} is not a multiple of the page size {dec.page_size}")
-    pages = s_k // dec.page_size
-    cache = dec.alloc_cache(BATCH * pages)
-    tokens = pages * dec.page_size
-    latent = torch.randn(tokens, dec.latent_dim, dtype=torch.bfloat16, device="cuda")
-    rope = torch.randn(tokens, dec.rope_dim, dtype=torch.bfloat16, device="cuda")
-    snapmla.append_kv(cache, latent, rope, torch.arange(tokens, dtype=torch.int64, device="cuda"), dec)
-    cache[pages:] = cache[:pages].repeat(BATCH - 1, 1)   # every request: the same tokens, own pages
-    q = torch.randn(BATCH, q_len, heads, dec.latent_dim + dec.rope_dim, dtype=torch.bfloat16, device="cuda")
-    lens = torch.full((BATCH,), s_k, dtype=torch.int32, device="cuda")
+    # every request: the same tokens, on its own pages
+    dec, cache, q, lens, pages = decode_inputs(spec, heads, q_len, s_k, BATCH, same_tokens=True)
     own = torch.arange(BATCH * pages, dtype=torch.int32, device="cuda").view(BATCH, pages)
     shared = torch.arange(pages, dtype=torch.int32, device="cuda").repeat(BATCH, 1)
     outs = {}
@@ -87,9 +77,10 @@ def main(argv):
         print("l2_resident: needs torch with a CUDA device; nothing timed")
         return 0
     ok = True
+    from decode_inputs import parse_case
+
     for case in argv or DEFAULT_CASES:
-        spec, heads, q_len, s_k = case.rsplit(":", 3)
-        ok &= probe(spec, int(heads), int(q_len), int(s_k))
+        ok &= probe(*parse_case(case))
     return 0 if ok else 1
 
 
