@@ -83,7 +83,8 @@ const cli_command cli_fidelity = {
     "RoPE of a larger range) with the spec's dims, quantizes them with each recipe\n"
     "(naive FP8, per-tensor, per-token = SnapMLA, per-tile128 = FlashMLA, per-token\n"
     "after static per-channel equalization, per-token with RoPE stored divided by\n"
-    "the token's scale) and prints the attention output's error\n"
+    "the token's scale, per-tile128 as tile.warps 16 reads it: at each token's\n"
+    "largest scale) and prints the attention output's error\n"
     "against float64 attention over the BF16 cache, for contexts of 1K, 8K and 32K.\n"
     "  --heads H   query heads simulated (default 16, at most the spec's)\n"
     "  --seed S    data seed (default 2026)\n",

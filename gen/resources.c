@@ -36,15 +36,19 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
          * fp8_per_tile128: `groups`), three tiles' e4m3 P' (one per scale
          * group) and row state (max, sum, then P's factor and O's per group),
          * two mbarriers per ring slot. */
+        int roles = snapmla_variant_role_warpgroups(v);
         int groups = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TILE128 ? v->latent_dim / 128 : 1;
+        /* the role warpgroups requantize fp8_per_tile128 to one scale per
+         * token in the ring slot, so their P' and row state are per token */
+        int p_groups = roles ? 1 : groups;
         int q_region = round_up_1024(v->q_tile * (v->latent_dim + 2 * v->rope_dim) + v->q_tile * 4);
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4 * groups);
-        int p_tile = groups * v->q_tile * v->kv_tile;
-        int row_state = (2 + 2 * groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
+        int p_tile = p_groups * v->q_tile * v->kv_tile;
+        int row_state = (2 + 2 * p_groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
         /* tile.warps 16 (decode_wgmma_fp8_roles.cu): three more mbarriers per P'
          * buffer, and a second `used` one per ring slot (each output warpgroup
          * copies the half of a tile it reads) */
-        int role_barriers = snapmla_variant_role_warpgroups(v) ? 3 * 24 + v->stages * 8 : 0;
+        int role_barriers = roles ? 3 * 24 + v->stages * 8 : 0;
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + role_barriers;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {

@@ -64,13 +64,13 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       v->q_tile, v->kv_tile, v->warps);
     }
     /* tile.warps 16: the FP8 path's role warpgroups (templates/decode_wgmma_fp8_roles.cu) */
-    if (v->warps == 16 && (!fp8_path || tile128 || !snapmla_variant_kv_tma(v))) {
+    if (v->warps == 16 && (!fp8_path || !snapmla_variant_kv_tma(v))) {
         static const char *const f[] = {"tile.warps", "cache.format", "cache.page_size"};
         return failed(reason, size, fields, f,
                       "tile.warps 16 (the role warpgroups) is the FP8 path on cache.format "
-                      "fp8_per_token with TMA copies: target.compute fp8, cache.page_size 16 or more "
-                      "that divides or is a multiple of 64 (given %s on %s, page %d); other paths "
-                      "take tile.warps 8",
+                      "fp8_per_token or fp8_per_tile128 with TMA copies: target.compute fp8, "
+                      "cache.page_size 16 or more that divides or is a multiple of 64 (given %s on "
+                      "%s, page %d); other paths take tile.warps 8",
                       snapmla_compute_name(v->compute), snapmla_cache_format_name(v->cache_format),
                       v->page_size);
     }

@@ -14,18 +14,30 @@ snapmla_layout snapmla_layout_of(const snapmla_variant *v)
     return l;
 }
 
+/* x rounded up to a power of two (x positive and normal) */
+static float power_of_two_above(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    if (bits & 0x7fffffu) {
+        bits = (bits & 0xff800000u) + 0x800000u;
+        memcpy(&x, &bits, 4);
+    }
+    return x;
+}
+
 float snapmla_fp8_group_scale(float amax, int power_of_two)
 {
     if (amax == 0.f)
         return 1.f;
     float scale = amax / 448.f;
-    uint32_t bits;
-    memcpy(&bits, &scale, 4);
-    if (power_of_two && (bits & 0x7fffffu)) {
-        bits = (bits & 0xff800000u) + 0x800000u;
-        memcpy(&scale, &bits, 4);
-    }
-    return scale;
+    return power_of_two ? power_of_two_above(scale) : scale;
+}
+
+float snapmla_fp8_tile128_scale(float amax)
+{
+    /* FlashMLA's writer: amax / 448 raised to 1e-4 (all-zero groups too) */
+    return power_of_two_above(fmaxf(amax / 448.f, 1e-4f));
 }
 
 /* Byte offsets of a token's latent, RoPE and first scale inside its page. */
@@ -85,12 +97,33 @@ void snapmla_layout_store(const snapmla_layout *l, unsigned char *page, int slot
         float amax = 0.f;
         for (int c = g * group; c < (g + 1) * group; ++c)
             amax = fmaxf(amax, fabsf(snapmla_bf16_to_f32(latent[c])));
-        float scale = snapmla_fp8_group_scale(amax, l->format == SNAPMLA_FORMAT_FP8_PER_TILE128);
+        float scale = l->format == SNAPMLA_FORMAT_FP8_PER_TILE128 ? snapmla_fp8_tile128_scale(amax)
+                                                                   : snapmla_fp8_group_scale(amax, 0);
         for (int c = g * group; c < (g + 1) * group; ++c) {
             float quotient = snapmla_bf16_to_f32(latent[c]) / scale;
             page[t.latent + (size_t)c] = snapmla_f32_to_e4m3(quotient);
         }
         memcpy(page + t.scale + (size_t)g * 4, &scale, 4);
+    }
+}
+
+void snapmla_tile128_read_per_token(const snapmla_layout *l, unsigned char *page, int slot)
+{
+    token_place t = place(l, slot);
+    int groups = l->latent_dim / 128;
+    float scale[16], common = 0.f;
+    memcpy(scale, page + t.scale, (size_t)groups * 4);
+    for (int g = 0; g < groups; ++g)
+        common = fmaxf(common, scale[g]);
+    for (int g = 0; g < groups; ++g) {
+        if (scale[g] < common) {   /* code x 2^-k (exact in float), rounded once to e4m3 */
+            float factor = scale[g] / common;
+            for (int c = g * 128; c < (g + 1) * 128; ++c) {
+                unsigned char *code = page + t.latent + (size_t)c;
+                *code = snapmla_f32_to_e4m3(snapmla_e4m3_to_f32(*code) * factor);
+            }
+        }
+        memcpy(page + t.scale + (size_t)g * 4, &common, 4);
     }
 }
 

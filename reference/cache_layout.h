@@ -22,6 +22,15 @@ snapmla_layout snapmla_layout_of(const snapmla_variant *variant);
 
 /* The quantization scale of a group whose largest magnitude is amax. */
 float snapmla_fp8_group_scale(float amax, int power_of_two);
+/* fp8_per_tile128's scale, as FlashMLA's writer: amax / 448 raised to 1e-4,
+ * rounded up to a power of two (2^-13 for an all-zero group) */
+float snapmla_fp8_tile128_scale(float amax);
+
+/* An fp8_per_tile128 token rewritten in place as the role warpgroups read
+ * it (templates/decode_wgmma_fp8_roles.cu, requant_tile128): each group's
+ * codes times its scale / the token's largest, rounded once to e4m3, and
+ * every scale set to the largest (NaN codes stay NaN). */
+void snapmla_tile128_read_per_token(const snapmla_layout *layout, unsigned char *page, int slot);
 
 /* Encodes one token (BF16 latent and RoPE) into its slot of a page. */
 void snapmla_layout_store(const snapmla_layout *layout, unsigned char *page, int slot,

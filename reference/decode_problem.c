@@ -70,10 +70,15 @@ static void fill_tokens(void *context, size_t begin, size_t end)
             ++b;
         int t = (int)((int64_t)i - f->first[b]);
         snapmla_rng r = rng_for(p->seed, (uint64_t)i);
-        /* per-token sizes differ, as real latents do, to exercise FP8 scales */
-        double size = exp(0.5 * snapmla_rng_normal(&r));
-        for (int c = 0; c < v->latent_dim; ++c)
-            latent[c] = snapmla_f32_to_bf16((float)(size * snapmla_rng_normal(&r)));
+        /* per-token sizes differ, as real latents do, to exercise FP8 scales;
+         * and per 128-channel group by up to 8x, so that a token's
+         * fp8_per_tile128 scales differ by up to three powers of two */
+        double size = exp(0.5 * snapmla_rng_normal(&r)), group_size = size;
+        for (int c = 0; c < v->latent_dim; ++c) {
+            if (c % 128 == 0)
+                group_size = size * ldexp(1.0, -(int)snapmla_rng_below(&r, 4));
+            latent[c] = snapmla_f32_to_bf16((float)(group_size * snapmla_rng_normal(&r)));
+        }
         for (int c = 0; c < v->rope_dim; ++c)
             rope[c] = snapmla_f32_to_bf16((float)snapmla_rng_normal(&r));
         const int32_t *table = p->block_table + (size_t)b * p->block_table_stride;

@@ -23,6 +23,7 @@ const char *snapmla_recipe_name(snapmla_recipe recipe)
         [SNAPMLA_RECIPE_PER_TILE128_EXACT] = "per-tile128 with exact (not pow2) scales",
         [SNAPMLA_RECIPE_PER_TOKEN_SMOOTH] = "per-token + static per-channel equalization",
         [SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED] = "per-token, RoPE BF16 divided by its scale",
+        [SNAPMLA_RECIPE_PER_TILE128_AS_TOKEN] = "per-tile128 read per token (tile.warps 16)",
     };
     return recipe < SNAPMLA_RECIPE_COUNT ? names[recipe] : "?";
 }
@@ -126,9 +127,10 @@ static void per_tensor(const float *in, float *out, int tokens, int width, int u
         }
 }
 
-/* Through the cache formats' own quantizer, one token at a time. */
+/* Through the cache formats' own quantizer, one token at a time; with
+ * as_token, an fp8_per_tile128 token as the role warpgroups read it. */
 static void through_format(const snapmla_fidelity_config *c, snapmla_cache_format format,
-                           const float *in, float *out, const double *equalize)
+                           const float *in, float *out, const double *equalize, int as_token)
 {
     int L = c->latent_dim, R = c->rope_dim, W = L + R;
     snapmla_layout layout = {format, L, R, 1, SNAPMLA_ROPE_PLANAR};
@@ -142,6 +144,8 @@ static void through_format(const snapmla_fidelity_config *c, snapmla_cache_forma
         for (int i = 0; i < R; ++i)
             rope[i] = snapmla_f32_to_bf16(row[L + i]);
         snapmla_layout_store(&layout, page, 0, latent, rope);
+        if (as_token)
+            snapmla_tile128_read_per_token(&layout, page, 0);
         snapmla_layout_load(&layout, page, 0, values);
         for (int i = 0; i < W; ++i)
             out[(size_t)t * W + i] = (float)(i < L && equalize ? values[i] * equalize[i] : values[i]);
@@ -162,7 +166,7 @@ static void smooth(const snapmla_fidelity_config *c, const float *in, float *out
     }
     for (int i = 0; i < L; ++i)
         e[i] /= exp(log_mean);
-    through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, in, out, e);
+    through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, in, out, e, 0);
     free(e);
 }
 
@@ -173,7 +177,7 @@ static void smooth(const snapmla_fidelity_config *c, const float *in, float *out
 static void rope_divided(const snapmla_fidelity_config *c, const float *in, float *out)
 {
     int L = c->latent_dim, W = L + c->rope_dim;
-    through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, in, out, NULL);
+    through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, in, out, NULL, 0);
     for (int t = 0; t < c->context; ++t) {
         const float *row = in + (size_t)t * W;
         float scale = snapmla_fp8_group_scale((float)amax_of(row, 1, W, 0, L), 0);
@@ -294,10 +298,13 @@ snapmla_status snapmla_fidelity_run(const snapmla_fidelity_config *c,
         case SNAPMLA_RECIPE_NAIVE_FP8: per_tensor(cache, quantized, c->context, W, W); break;
         case SNAPMLA_RECIPE_PER_TENSOR: per_tensor(cache, quantized, c->context, W, L); break;
         case SNAPMLA_RECIPE_PER_TOKEN:
-            through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, cache, quantized, NULL);
+            through_format(c, SNAPMLA_FORMAT_FP8_PER_TOKEN, cache, quantized, NULL, 0);
             break;
         case SNAPMLA_RECIPE_PER_TILE128:
-            through_format(c, SNAPMLA_FORMAT_FP8_PER_TILE128, cache, quantized, NULL);
+            through_format(c, SNAPMLA_FORMAT_FP8_PER_TILE128, cache, quantized, NULL, 0);
+            break;
+        case SNAPMLA_RECIPE_PER_TILE128_AS_TOKEN:
+            through_format(c, SNAPMLA_FORMAT_FP8_PER_TILE128, cache, quantized, NULL, 1);
             break;
         case SNAPMLA_RECIPE_PER_TILE128_EXACT: per_tile_exact(c, cache, quantized); break;
         case SNAPMLA_RECIPE_PER_TOKEN_SMOOTH: smooth(c, cache, quantized); break;

@@ -17,6 +17,7 @@ typedef enum snapmla_recipe {
     SNAPMLA_RECIPE_PER_TILE128_EXACT,/* the same with exact amax/448 scales */
     SNAPMLA_RECIPE_PER_TOKEN_SMOOTH, /* per-token after static per-channel equalization */
     SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED, /* per-token, RoPE stored BF16 divided by the token's scale */
+    SNAPMLA_RECIPE_PER_TILE128_AS_TOKEN,   /* FlashMLA's cache as the role warpgroups read it */
     SNAPMLA_RECIPE_COUNT
 } snapmla_recipe;
 

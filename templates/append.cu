@@ -46,7 +46,7 @@ __device__ __forceinline__ void quantize_token(const bf16_t *latent_src, const b
         for (int c = g * GROUP + lane; c < (g + 1) * GROUP; c += 32)
             amax = fmaxf(amax, fabsf(bf16_to_f32(latent_src[c])));
         amax = warp_max(amax);
-        float scale = fp8_scale(amax, FORMAT == FORMAT_FP8_PER_TILE128);
+        float scale = FORMAT == FORMAT_FP8_PER_TILE128 ? fp8_tile128_scale(amax) : fp8_scale(amax, false);
         for (int c = g * GROUP + lane; c < (g + 1) * GROUP; c += 32)
             latent_dst[c] = f32_to_e4m3(bf16_to_f32(latent_src[c]) / scale);
         if (lane == 0)

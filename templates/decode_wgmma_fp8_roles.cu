@@ -54,7 +54,7 @@
 
 namespace snapmla {
 
-static_assert(SCALE_GROUPS == 1 && KV_TMA, "role warpgroups: fp8_per_token, pages of 16 tokens or more");
+static_assert(P_GROUPS == 1 && KV_TMA, "role warpgroups: one scale per token, pages of 16 tokens or more");
 
 // How O reads a tile's V^T. Whole tile (the query rows fill whole 64-row
 // tiles): all four quarters' fragments (32 registers) at once, the slot
@@ -79,7 +79,7 @@ constexpr int P_SLOTS = P_BUFFERS;   // P' buffers and row-state slots, by g % P
 constexpr int O_FIRST = 2 * 128;     // thread 0 of O0: the output warpgroups' first
 // Shared memory (wgmma_fp8_parts.cuh; P' buffers and row-state slots by
 // g % P_SLOTS), then the hand-over mbarriers, per P slot.
-static_assert(P_SLOTS == STATE_SLOTS && SCALE_GROUPS == 1, "one P' and one row state per slot");
+static_assert(P_SLOTS == STATE_SLOTS && P_GROUPS == 1, "one P' and one row state per slot");
 struct SmemLayout : Fp8Smem {
     unsigned long long *sfull, *pfull, *pempty;
     unsigned long long *used_hi;   // per ring slot: S and O1 are done with its upper half (`used`: S and O0)
@@ -206,6 +206,52 @@ __device__ __forceinline__ void store_p_scaled(unsigned char *pbuf, const float 
     store_p(pbuf, pa, warp, lane);
 }
 
+// fp8_per_tile128 read per token: the codes of each token's 128-channel
+// groups rescaled in the ring slot to the token's largest group scale, which
+// replaces its group 0 scale (then the kernel is the per-token one). The scales are
+// powers of two (FlashMLA's writer and ours round them up), so code x 2^-k is
+// exact while it stays in e4m3's normal range and below that rounds to the
+// subnormal step: off by at most 2^-10 of the token's scale, where the
+// codes' own rounding is up to 2^-4 of a value (docs/fidelity.md). A group
+// already at the largest scale is left as it is. By the tile's S (128
+// threads, `thread` 0..127): a quad per token, each thread one group's
+// 128-byte row, its chunks rotated by the token so that a warp's 8 tokens x
+// 4 groups read and write 8 different 16-byte bank groups at a time (4
+// wavefronts per 512 bytes); NaN codes stay NaN.
+__device__ __forceinline__ void requant_tile128(unsigned char *k_lat, float *scales, int thread)
+{
+    static_assert(!TOKEN_REQUANT || (SCALE_GROUPS == 4 && LAT_BLOCKS == 4), "four 128-channel groups, one latent block each");
+    const int grp = thread % 4;
+#pragma unroll 1
+    for (int j = thread / 4; j < KV_TILE; j += 32) {
+        const float4 s = *(const float4 *)(scales + 4 * j);
+        const float common = fmaxf(fmaxf(s.x, s.y), fmaxf(s.z, s.w));
+        const float own = grp == 0 ? s.x : grp == 1 ? s.y : grp == 2 ? s.z : s.w;
+        __syncwarp();   // the quad has read the token's scales
+        if (grp == 0)
+            scales[4 * j] = common;
+        if (!(own < common))   // at the largest scale (or rows of no token: NaN)
+            continue;
+        const unsigned f = f16x2_of(__fdividef(own, common));   // 2^-k, exact in f16 down to 2^-24
+        unsigned char *row = k_lat + grp * LAT_BLOCK_BYTES + j * 128;   // the swizzle stays inside the row
+        // loads in fours ahead of their stores: a store before a load holds
+        // that load back (ptxas cannot tell the chunks apart)
+#pragma unroll
+        for (int c0 = 0; c0 < 8; c0 += 4) {
+            uint4 v[4];
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                v[c] = *(const uint4 *)(row + 16 * ((c0 + c + j) % 8));
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                v[c].x = e4m3x4_times(v[c].x, f), v[c].y = e4m3x4_times(v[c].y, f);
+                v[c].z = e4m3x4_times(v[c].z, f), v[c].w = e4m3x4_times(v[c].w, f);
+                *(uint4 *)(row + 16 * ((c0 + c + j) % 8)) = v[c];
+            }
+        }
+    }
+}
+
 // S_w's tiles of one work item (w = 0, 1).
 __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayout &m, int4 item, int splits,
                                            int base)
@@ -236,6 +282,11 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         const float *k_scale = (const float *)(k_rope + KV_TILE * ROPE_ROW);
         const int t0 = range.t_begin + t * KV_TILE;
         mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
+        if constexpr (TOKEN_REQUANT) {
+            requant_tile128(m.ring + g % STAGES * STAGE_BYTES, (float *)k_scale, tid % 128);
+            fence_async_smem();   // the codes are read by this S's wgmma (the async proxy)
+            named_barrier(wg == 0 ? BAR_OWN : BAR_OWN + 1, 128);
+        }
 
         // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
         const unsigned long long k_lat_desc = latent_desc(k_lat);
@@ -255,7 +306,7 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         wgmma_wait<0>();
         fence_registers(s);
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}: K's scale, then V's (the same)
-        load_token_scales(k_scale, quad, 0, token_scale);
+        load_token_scales(k_scale, quad, 0, token_scale);   // (TOKEN_REQUANT: group 0's is the token's)
         scale_columns(s, token_scale);
         add_rope_scores(s, q_rope_desc, k_rope_desc);
         if (t0 + KV_TILE > t_end)   // rows past the range: zero V before any product (clear_tail)

@@ -80,6 +80,17 @@ __device__ __forceinline__ float fp8_scale(float amax, bool power_of_two)
     return scale;
 }
 
+// fp8_per_tile128's group scale, as FlashMLA's writer sets it: amax / 448
+// raised to 1e-4, then up to a power of two (2^-13 at least: an all-zero
+// group too, so a token's real groups always hold its largest scale).
+__device__ __forceinline__ float fp8_tile128_scale(float amax)
+{
+    float scale = fmaxf(amax / 448.f, 1e-4f);
+    if (__float_as_uint(scale) & 0x7fffffu)
+        scale = __uint_as_float((__float_as_uint(scale) & 0xff800000u) + 0x800000u);
+    return scale;
+}
+
 // Low and high BF16 of a packed pair, as floats.
 __device__ __forceinline__ float bf16_lo(unsigned pair) { return __uint_as_float(pair << 16); }
 __device__ __forceinline__ float bf16_hi(unsigned pair) { return __uint_as_float(pair & 0xffff0000u); }

@@ -274,6 +274,7 @@ __device__ __forceinline__ void issue_tma_tile(const DecodeParams &p, const KvMa
 // owner zeroes their latent after its QK (once per range), before any PV.
 __device__ __forceinline__ void clear_tail(unsigned char *k_lat, int valid)
 {
+#pragma unroll 1   // (a once-per-range path: unrolled, it spilled a role score warpgroup's registers)
     for (int i = threadIdx.x % 128; i < (KV_TILE - valid) * LAT_CHUNKS; i += 128) {
         const int row = valid + i / LAT_CHUNKS, c = i % LAT_CHUNKS;
         *(uint4 *)(k_lat + (c / 8) * LAT_BLOCK_BYTES + row * 128 + (c % 8) * 16) = make_uint4(0, 0, 0, 0);

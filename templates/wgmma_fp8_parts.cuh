@@ -10,20 +10,27 @@ namespace snapmla {
 static_assert(FORMAT == FORMAT_FP8_PER_TOKEN || (KV_TILE128 && KV_TMA),
               "the FP8 path reads the per-token cache, or the per-tile128 one by TMA");
 
+// The role warpgroups read fp8_per_tile128 per token: each token's groups
+// are requantized in the ring slot to its largest scale (requant_tile128 in
+// decode_wgmma_fp8_roles.cu), so one scale per token serves both products.
+// The seesaw keeps one scale per group (P_GROUPS of them per tile).
+constexpr bool TOKEN_REQUANT = KV_TILE128 && ROLE_WARPGROUPS;
+constexpr int P_GROUPS = TOKEN_REQUANT ? 1 : SCALE_GROUPS;
+
 // P' of one tile, e4m3, tokens contiguous per query row (the B operand of
 // O^T = V^T P'^T, K-major, no swizzle): core matrices of 8 rows x 16 bytes,
 // the next 16 k at +128, the next 8 rows at +512. One P' per scale group
-// (V's scale is folded into it: fp8_per_tile128 has one per 128 channels).
-// Three buffers: tile t's is overwritten by tile t+3's only after both
-// products with it are done.
+// (V's scale is folded into it: the seesaw on fp8_per_tile128 has one per
+// 128 channels). Three buffers: tile t's is overwritten by tile t+3's only
+// after both products with it are done.
 constexpr int P_LBO = 128, P_SBO = 512, P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;
-constexpr int P_TILE_BYTES = SCALE_GROUPS * P_BYTES;
+constexpr int P_TILE_BYTES = P_GROUPS * P_BYTES;
 // The row state after a tile, per query row: max, row sum, then per scale
 // group P's factor r and O's factor; then one flag per warp of 16 rows, set
 // when a factor is not 1. Three slots, by tile % 3 (a slot is read after the
 // next hand-off).
-constexpr int ST_MAX = 0, ST_SUM = 64, ST_R = 128, ST_FACTOR = ST_R + 64 * SCALE_GROUPS;
-constexpr int ST_FLAGS = ST_FACTOR + 64 * SCALE_GROUPS;
+constexpr int ST_MAX = 0, ST_SUM = 64, ST_R = 128, ST_FACTOR = ST_R + 64 * P_GROUPS;
+constexpr int ST_FLAGS = ST_FACTOR + 64 * P_GROUPS;
 constexpr int STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;
 // P's e4m3 factor r is kept while a tile's largest P' = P v r stays in
 // [28, 448], else reset to put it at 448: the band keeps a flat softmax's
@@ -45,7 +52,7 @@ struct Fp8Smem {
     unsigned char *q_rope;             // [ROPE_BLOCKS][64][ROPE_SW] bf16
     float *q_scale;                    // [64]
     unsigned char *ring;               // [STAGES][STAGE_BYTES]
-    unsigned char *p_all;              // [P_BUFFERS][SCALE_GROUPS][P_BYTES]: P' by tile % 3
+    unsigned char *p_all;              // [P_BUFFERS][P_GROUPS][P_BYTES]: P' by tile % 3
     float *state_all;                  // [STATE_SLOTS][STATE_FLOATS]: row state by tile % 3
     unsigned long long *full, *used;   // per ring slot: copies landed; its readers are done
 };
@@ -79,6 +86,30 @@ __device__ __forceinline__ unsigned e4m3x4(float a, float b, float c, float d)
     return (unsigned)lo | ((unsigned)hi << 16);
 }
 
+// x (a power of two, or 0) in both halves of an f16x2.
+__device__ __forceinline__ unsigned f16x2_of(float x)
+{
+    unsigned r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+// Four e4m3 codes times f (f16x2, both halves the same), rounded back to
+// e4m3 (RNE, saturating; NaN stays NaN). Through f16, which holds every
+// e4m3 value times 2^-k exactly down to 2^-24: one rounding.
+__device__ __forceinline__ unsigned e4m3x4_times(unsigned codes, unsigned f)
+{
+    unsigned lo, hi;
+    unsigned short a, b;
+    asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\t"
+        "cvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}"
+        : "=r"(lo), "=r"(hi) : "r"(codes));
+    asm("mul.rn.f16x2 %0, %0, %1;" : "+r"(lo) : "r"(f));
+    asm("mul.rn.f16x2 %0, %0, %1;" : "+r"(hi) : "r"(f));
+    asm("cvt.rn.satfinite.e4m3x2.f16x2 %0, %1;" : "=h"(a) : "r"(lo));
+    asm("cvt.rn.satfinite.e4m3x2.f16x2 %0, %1;" : "=h"(b) : "r"(hi));
+    return (unsigned)a | ((unsigned)b << 16);
+}
 
 // The CTA's 64 query rows: latent -> e4m3 with one power-of-two scale per
 // row, RoPE divided by it (exactly) as BF16, into swizzled smem. Four
@@ -211,7 +242,7 @@ __device__ __forceinline__ int channel_of(int wg, int warp, int lane, int mb, in
 }
 
 // The scale group of this warpgroup's channel group grp (0 for per-token).
-__device__ __forceinline__ int scale_group_of(int wg, int grp) { return KV_TILE128 ? wg * GROUPS + grp : 0; }
+__device__ __forceinline__ int scale_group_of(int wg, int grp) { return P_GROUPS > 1 ? wg * GROUPS + grp : 0; }
 
 // Per-row (or per-token) floats of this thread's 16 score columns
 // 8 j + 2 quad + {0, 1}, from 64 consecutive floats: v[8 j + 2 quad + e].
@@ -376,12 +407,12 @@ __device__ __forceinline__ void add_rope_scores(float (&s)[32], unsigned long lo
 // A work item's output from this warpgroup's O^T (channels of warpgroup
 // wg, channel_of) and the final row state: O / (r l) per query row, as
 // BF16 into the output stage (direct) or as fp32 partials (several
-// splits). fp8_per_tile128: each channel group's r.
+// splits). The seesaw on fp8_per_tile128: each channel group's r.
 __device__ __forceinline__ void write_output(const DecodeParams &p, const float (&o)[MBLOCKS][32],
                                              const float *final_state, bool have_state, unsigned char *stage,
                                              int wg, int warp, int lane, int b, int split, int row0, bool direct)
 {
-    constexpr int WG_SCALE_GROUPS = KV_TILE128 ? GROUPS : 1;   // scale groups of a warpgroup's channels
+    constexpr int WG_SCALE_GROUPS = P_GROUPS > 1 ? GROUPS : 1;   // scale groups of a warpgroup's channels
     // (ldmatrix: opaque to ptxas, else it computes the channels before the
     // tile loop and spills them across it)
     if constexpr (VT_LDMATRIX)

@@ -113,6 +113,22 @@ static const char *const decode_cases[] = {
     "target: {compute: fp8}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\ncache: {format: fp8_per_token}\n"
     "tile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\nsplit: {policy: balanced}\n",
+    /* the role warpgroups on FlashMLA's 656-byte cache (each token's groups
+     * requantized to its largest scale in the ring slot): whole tiles and
+     * quarters, pages of 16 to 128 tokens, 2 to 4 stages, RoPE 32 / 64 / 128 */
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ncache: {format: fp8_per_tile128}\n"
+    "tile: {engine: wgmma, warps: 16, stages: 4}\ntarget: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 2}\n"
+    "cache: {format: fp8_per_tile128, page_size: 16}\ntile: {engine: wgmma, warps: 16, stages: 2}\n"
+    "target: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 63, q_len: 3}\n"
+    "cache: {format: fp8_per_tile128, page_size: 128}\ntile: {engine: wgmma, warps: 16, stages: 3}\n"
+    "target: {compute: fp8}\nsplit: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 128, q_heads: 64}\n"
+    "cache: {format: fp8_per_tile128, page_size: 32}\ntile: {engine: wgmma, warps: 16, stages: 3}\n"
+    "target: {compute: fp8}\n",
+    "model: {latent_dim: 512, rope_dim: 32, q_heads: 1, q_len: 4}\n"
+    "cache: {format: fp8_per_tile128, page_size: 64}\ntile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\n",
     /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
      * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
      * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off);

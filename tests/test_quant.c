@@ -160,6 +160,12 @@ START_TEST(zero_token_decodes_to_zeros_and_outlier_saturates_nothing)
     ck_assert(snapmla_fp8_group_scale(448.f, 0) == 1.f);
     ck_assert(snapmla_fp8_group_scale(449.f, 1) == 2.f);   /* rounded up to a power of two */
     ck_assert(snapmla_fp8_group_scale(224.f, 1) == 0.5f);
+    /* fp8_per_tile128, as FlashMLA's writer: raised to 1e-4, then up to a power of two */
+    ck_assert(snapmla_fp8_tile128_scale(449.f) == 2.f);
+    ck_assert(snapmla_fp8_tile128_scale(224.f) == 0.5f);
+    ck_assert(snapmla_fp8_tile128_scale(0.f) == ldexpf(1.f, -13));
+    ck_assert(snapmla_fp8_tile128_scale(1e-3f) == ldexpf(1.f, -13));
+    ck_assert(snapmla_fp8_tile128_scale(448.f * ldexpf(1.f, -12)) == ldexpf(1.f, -12));
 }
 END_TEST
 
@@ -322,6 +328,53 @@ START_TEST(fidelity_ranks_the_recipes)
     const double divided = rows[SNAPMLA_RECIPE_PER_TOKEN_ROPE_DIVIDED].rel_l2;
     ck_assert_msg(fabs(divided - rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2) < 0.02 * rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2,
                   "RoPE divided %g, per-token %g", divided, rows[SNAPMLA_RECIPE_PER_TOKEN].rel_l2);
+    /* FlashMLA's cache read per token (the role warpgroups) loses next to
+     * nothing, even with outlier channels making one group's scale 30x the
+     * others' */
+    const double as_token = rows[SNAPMLA_RECIPE_PER_TILE128_AS_TOKEN].rel_l2;
+    ck_assert_msg(fabs(as_token - rows[SNAPMLA_RECIPE_PER_TILE128].rel_l2) < 0.01 * rows[SNAPMLA_RECIPE_PER_TILE128].rel_l2,
+                  "per-tile128 read per token %g, as stored %g", as_token, rows[SNAPMLA_RECIPE_PER_TILE128].rel_l2);
+}
+END_TEST
+
+/* The role warpgroups' reading of an fp8_per_tile128 token (the host mirror
+ * of their requant): every scale becomes the largest; codes of a group at it
+ * stay as they are; the others decode within 2^-10 of the largest scale of
+ * their stored value (exactly where they stay in e4m3's normal range); NaN
+ * codes stay NaN. */
+START_TEST(tile128_read_per_token_keeps_the_values)
+{
+    snapmla_layout l = {SNAPMLA_FORMAT_FP8_PER_TILE128, 512, 64, 1, SNAPMLA_ROPE_INTERLEAVED};
+    unsigned char page[1024], stored[1024];
+    uint16_t latent[512], rope[64] = {0};
+    for (int c = 0; c < 512; ++c)   /* groups 1x, 1/8x, 1/1000x and 0: scales 2^-8 ... 2^-13 */
+        latent[c] = snapmla_f32_to_bf16(c < 128 ? sinf((float)c) : c < 256 ? sinf((float)c) / 8
+                                        : c < 384 ? sinf((float)c) / 1000 : 0.f);
+    snapmla_layout_store(&l, page, 0, latent, rope);
+    page[300] = 0x7f;   /* a NaN code in group 2 */
+    memcpy(stored, page, sizeof page);
+    double before[576], after[576];
+    snapmla_layout_load(&l, stored, 0, before);
+    snapmla_tile128_read_per_token(&l, page, 0);
+    snapmla_layout_load(&l, page, 0, after);
+    float scale[4];
+    memcpy(scale, page + 512, 16);
+    const float common = ldexpf(1.f, -8);
+    for (int g = 0; g < 4; ++g)
+        ck_assert_msg(scale[g] == common, "group %d scale %g", g, scale[g]);
+    ck_assert(memcmp(page, stored, 128) == 0);   /* group 0 holds the largest scale */
+    int moved = 0;
+    for (int c = 0; c < 512; ++c) {
+        if (c == 300) {
+            ck_assert(isnan(after[c]));
+            continue;
+        }
+        ck_assert_msg(fabs(after[c] - before[c]) <= ldexp(common, -10), "c %d: %g -> %g", c, before[c], after[c]);
+        moved += after[c] != before[c];
+    }
+    ck_assert_int_gt(moved, 0);   /* group 2's smallest codes left e4m3's normal range */
+    for (int c = 512; c < 576; ++c)
+        ck_assert(after[c] == before[c]);
 }
 END_TEST
 
@@ -336,6 +389,7 @@ int main(void)
     tcase_add_loop_test(tc, round_trip_error_is_bounded_per_format, 0, 3);
     tcase_add_test(tc, zero_token_decodes_to_zeros_and_outlier_saturates_nothing);
     tcase_add_test(tc, layout_marks_exactly_the_token_bytes);
+    tcase_add_test(tc, tile128_read_per_token_keeps_the_values);
     tcase_add_test(tc, reference_closed_forms);
     tcase_add_test(tc, reference_layouts_agree);
     tcase_add_test(tc, combine_reference_merges_splits);

@@ -126,12 +126,14 @@ static const bad_case bad_cases[] = {
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "tile: {engine: wgmma, warps: 16}\n",
      "t.yaml:3:30: tile.warps 16 (the role warpgroups) is the FP8 path on cache.format fp8_per_token "
-     "with TMA copies: target.compute fp8, cache.page_size 16 or more that divides or is a multiple of 64 "
+     "or fp8_per_tile128 with TMA copies: target.compute fp8, cache.page_size 16 or more that divides or "
+     "is a multiple of 64 "
      "(given bf16 on bf16, page 64); other paths take tile.warps 8"},
     {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
      "cache: {format: fp8_per_token, page_size: 1}\ntile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\n",
      "t.yaml:4:30: tile.warps 16 (the role warpgroups) is the FP8 path on cache.format fp8_per_token "
-     "with TMA copies: target.compute fp8, cache.page_size 16 or more that divides or is a multiple of 64 "
+     "or fp8_per_tile128 with TMA copies: target.compute fp8, cache.page_size 16 or more that divides or "
+     "is a multiple of 64 "
      "(given fp8 on fp8_per_token, page 1); other paths take tile.warps 8"},
     {"kernel: mla_decode\nmodel: {latent_dim: 384, rope_dim: 64, q_heads: 16}\n"
      "cache: {format: fp8_per_token}\ntile: {engine: wgmma}\ntarget: {compute: fp8}\n",

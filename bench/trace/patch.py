@@ -74,11 +74,9 @@ def patch(kind, s, c, plan):
     c = rep(c, '    wait_prior_grids();   // the split kernel\'s partials\n', PRINT)
     if kind == 'roles':
         s = rep(s, '''        mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
-
 ''', '''        TR(wg, t, 0);
         mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
         TR(wg, t, 1);
-
 ''')
         s = rep(s, '''        fence_registers(s);
         float token_scale[16];''', '''        fence_registers(s);

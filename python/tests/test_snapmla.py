@@ -152,10 +152,12 @@ def test_decode_matches_reference(case):
 
 
 @pytest.mark.skipif(torch.cuda.get_device_capability() != (9, 0), reason="the FP8 wgmma path is sm_90a")
-@pytest.mark.parametrize("fmt, warps", [("fp8_per_token", 8), ("fp8_per_tile128", 8), ("fp8_per_token", 16)])
+@pytest.mark.parametrize("fmt, warps", [("fp8_per_token", 8), ("fp8_per_tile128", 8), ("fp8_per_token", 16),
+                                         ("fp8_per_tile128", 16)])
 def test_fp8_tensor_core_path(fmt, warps):
     """The Hopper FP8 path on both FP8 caches (SnapMLA's per-token one and
-    FlashMLA's 656-byte one), and in role warpgroups (warps 16): judged
+    FlashMLA's 656-byte one), in both schedules (role warpgroups: warps 16,
+    which read the 656-byte cache at each token's largest scale): judged
     against a reference that quantizes Q as the kernel does, at the bounds of
     reference/gpu_check.h (P's e4m3 rounding)."""
     gen = torch.Generator().manual_seed(SEED + 4)
