@@ -218,9 +218,10 @@ __device__ __forceinline__ void store_p_scaled(unsigned char *pbuf, const float 
 // 128-byte row, its chunks rotated by the token so that a warp's 8 tokens x
 // 4 groups read and write 8 different 16-byte bank groups at a time (4
 // wavefronts per 512 bytes); NaN codes stay NaN.
-__device__ __forceinline__ void requant_tile128(unsigned char *k_lat, float *scales, int thread)
+__device__ __forceinline__ void requant_tile128(unsigned char *k_lat, int thread)
 {
     static_assert(!TOKEN_REQUANT || (SCALE_GROUPS == 4 && LAT_BLOCKS == 4), "four 128-channel groups, one latent block each");
+    float *scales = (float *)(k_lat + KV_TILE * (LAT_ROW + ROPE_ROW));   // [token][group]
     const int grp = thread % 4;
 #pragma unroll 1
     for (int j = thread / 4; j < KV_TILE; j += 32) {
@@ -283,7 +284,7 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
         const int t0 = range.t_begin + t * KV_TILE;
         mbarrier_wait(m.full + g % STAGES, parity_of(g, STAGES));
         if constexpr (TOKEN_REQUANT) {
-            requant_tile128(m.ring + g % STAGES * STAGE_BYTES, (float *)k_scale, tid % 128);
+            requant_tile128(m.ring + g % STAGES * STAGE_BYTES, tid % 128);
             fence_async_smem();   // the codes are read by this S's wgmma (the async proxy)
             named_barrier(wg == 0 ? BAR_OWN : BAR_OWN + 1, 128);
         }

@@ -67,29 +67,28 @@ __device__ __forceinline__ unsigned char f32_to_e4m3(float x)
 }
 #endif
 
+// x (positive, normal) rounded up to a power of two.
+__device__ __forceinline__ float power_of_two_above(float x)
+{
+    const unsigned bits = __float_as_uint(x);
+    return bits & 0x7fffffu ? __uint_as_float((bits & 0xff800000u) + 0x800000u) : x;
+}
+
 // The quantization scale of a group with largest magnitude amax: amax / 448,
-// or, for FlashMLA's format, that rounded up to a power of two. An all-zero
+// or that rounded up to a power of two (Q's per-row scale). An all-zero
 // group gets 1, so its codes are zeros and decode to zeros.
 __device__ __forceinline__ float fp8_scale(float amax, bool power_of_two)
 {
     if (amax == 0.f)
         return 1.f;
-    float scale = amax / 448.f;
-    if (power_of_two && (__float_as_uint(scale) & 0x7fffffu))
-        scale = __uint_as_float((__float_as_uint(scale) & 0xff800000u) + 0x800000u);
-    return scale;
+    const float scale = amax / 448.f;
+    return power_of_two ? power_of_two_above(scale) : scale;
 }
 
 // fp8_per_tile128's group scale, as FlashMLA's writer sets it: amax / 448
 // raised to 1e-4, then up to a power of two (2^-13 at least: an all-zero
 // group too, so a token's real groups always hold its largest scale).
-__device__ __forceinline__ float fp8_tile128_scale(float amax)
-{
-    float scale = fmaxf(amax / 448.f, 1e-4f);
-    if (__float_as_uint(scale) & 0x7fffffu)
-        scale = __uint_as_float((__float_as_uint(scale) & 0xff800000u) + 0x800000u);
-    return scale;
-}
+__device__ __forceinline__ float fp8_tile128_scale(float amax) { return power_of_two_above(fmaxf(amax / 448.f, 1e-4f)); }
 
 // Low and high BF16 of a packed pair, as floats.
 __device__ __forceinline__ float bf16_lo(unsigned pair) { return __uint_as_float(pair << 16); }
