@@ -184,6 +184,17 @@ __device__ __forceinline__ void issue_chunks(const KvMaps &maps, const KvRange &
     }
 }
 
+// Chunks [FIRST, FIRST + COUNT) of a slot, landed: for a product on the
+// other warpgroup's tile, whose QK already waited for them (complete at
+// once), so the TMA's bytes are visible on this side too.
+template <int FIRST, int COUNT>
+__device__ __forceinline__ void wait_chunks(unsigned long long *bars, unsigned parity)
+{
+#pragma unroll
+    for (int c = FIRST; c < FIRST + COUNT; ++c)
+        mbarrier_wait(bars + c, parity);
+}
+
 // One work item (see decode_wgmma_fp8.cu's decode_item for its fields).
 __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps &maps, const SmemLayout &m,
                                             int4 item, int splits, int base)
@@ -368,6 +379,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     row_sum[h] *= f1[h];
+                wait_chunks<0, HALF_BLOCKS>(bars_of(u + 1), phase(u + 1));
                 const unsigned long long v1 = v_desc(u + 1);
                 wgmma_fence();
 #pragma unroll
@@ -446,6 +458,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             }
             // ---- P(u) out: O1 += P(u) V(u) ----
             named_barrier(BAR_P0, 256);
+            wait_chunks<HALF_BLOCKS, HALF_BLOCKS>(bars_of(u), phase(u));
             const unsigned long long v0 = v_desc(u);
             wgmma_fence();
 #pragma unroll
