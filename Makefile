@@ -28,7 +28,7 @@ NVRTC_LIBS := -L$(CUDA_HOME)/lib64 -lnvrtc -Wl,-rpath,$(CUDA_HOME)/lib64
 LIBS := $(DEPS_LDFLAGS) $(YAML_LIBS) $(NVRTC_LIBS) -ldl -lpthread -lm
 CHECK_LIBS := $(DEPS_LDFLAGS) -l:libcheck.a -l:libsubunit.a -lrt -lm -pthread
 
-TEMPLATES := templates/prelude.cuh templates/decode_common.cuh templates/decode_simt.cu templates/decode_mma.cu templates/wgmma.cuh templates/decode_plan.cu templates/wgmma_decode.cuh templates/wgmma_fp8_parts.cuh templates/decode_wgmma_fp8.cu templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_kernel.cu templates/mma_peak.cu templates/combine.cu templates/append.cu
+TEMPLATES := templates/prelude.cuh templates/decode_common.cuh templates/decode_simt.cu templates/decode_mma.cu templates/wgmma.cuh templates/decode_plan.cu templates/wgmma_decode.cuh templates/wgmma_fp8_parts.cuh templates/decode_wgmma_fp8.cu templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_bf16_pair.cu templates/decode_wgmma_kernel.cu templates/mma_peak.cu templates/combine.cu templates/append.cu
 LIB_SRC := $(wildcard gen/*.c) $(wildcard runtime/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/templates.o
 REF_SRC := $(wildcard reference/*.c)

@@ -2,7 +2,7 @@
  * needs, one per shape. Written by code because an m64nN wrapper names N/2
  * accumulator registers in its asm operand list; the templates then call
  * them by name (FP8: wgmma_qk_fp8, wgmma_qk_bf16, wgmma_pvt_fp8; BF16:
- * wgmma_qk_bf16, wgmma_pv_bf16_rs, wgmma_pv_bf16_ss). */
+ * wgmma_qk_bf16, wgmma_qk_bf16_rs, wgmma_pv_bf16_rs, wgmma_pv_bf16_ss). */
 #include "emit_wgmma.h"
 
 #include <string.h>
@@ -67,6 +67,10 @@ void snapmla_emit_wgmma_wrappers(snapmla_strbuf *out, const snapmla_variant *v)
         snprintf(shape, sizeof shape, "m64n%dk16.f32.bf16.bf16", half);
         wrapper(out, "wgmma_pv_bf16_rs", "output: BF16 P (registers) x BF16 V (smem, MN-major)", half, shape,
                 1, ", 1, 1, 1");
+        snprintf(shape, sizeof shape, "m64n%dk16.f32.bf16.bf16", v->kv_tile);
+        wrapper(out, "wgmma_qk_bf16_rs", "scores, RoPE part (the pair schedule): BF16 Q (registers) x BF16 K "
+                "(smem, K-major)", v->kv_tile, shape, 1, ", 1, 1, 0");
+        snprintf(shape, sizeof shape, "m64n%dk16.f32.bf16.bf16", half);
         wrapper(out, "wgmma_pv_bf16_ss", "output: BF16 P (smem, K-major) x BF16 V (smem, MN-major)", half,
                 shape, 0, ", 1, 1, 0, 1");
     }

@@ -21,6 +21,19 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
     int width = v->latent_dim + v->rope_dim;
     /* fp8_per_token: each ring slot's per-token scales (applied to scores and P) */
     int token_scales = v->cache_format == SNAPMLA_FORMAT_FP8_PER_TOKEN ? v->stages * v->kv_tile * 4 : 0;
+    if (snapmla_variant_bf16_pair(v)) {
+        /* templates/decode_wgmma_bf16_pair.cu: 1024-aligned BF16 Q and two KV
+         * tiles, P(u) (P(u+1) in Q's RoPE smem when it fits there, else
+         * beside P(u)), row state (5 floats per query row), one mbarrier per
+         * chunk of a slot (64-channel latent blocks, RoPE blocks). */
+        int row = 2 * (v->latent_dim + v->rope_dim);
+        int p_tile = 2 * v->q_tile * v->kv_tile;
+        int p1_apart = v->q_tile * 2 * v->rope_dim < p_tile;
+        int rope_blocks = 2 * v->rope_dim > 128 ? 2 * v->rope_dim / 128 : 1;
+        int chunks = 2 * v->latent_dim / 128 + rope_blocks;
+        return 1024 + round_up_1024(v->q_tile * row) + v->stages * round_up_1024(v->kv_tile * row) +
+               (1 + p1_apart) * p_tile + 5 * v->q_tile * 4 + v->stages * chunks * 8;
+    }
     if (v->engine == SNAPMLA_ENGINE_WGMMA && v->compute == SNAPMLA_COMPUTE_BF16) {
         /* templates/decode_wgmma_bf16.cu: 1024-aligned BF16 Q and KV tiles
          * (STAGES of them), one tile's BF16 P and row state (3 floats per
@@ -84,6 +97,16 @@ int snapmla_variant_role_warpgroups(const snapmla_variant *v)
 {
     return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA &&
            v->compute == SNAPMLA_COMPUTE_FP8 && v->warps == 16;
+}
+
+int snapmla_variant_bf16_pair(const snapmla_variant *v)
+{
+    /* From 256 query rows only: there (two query tokens, 128 heads) it beat
+     * the seesaw by 3-6% on the H100; at 128 rows it lost 7% at batch 1 (its
+     * items' prologue and epilogue weigh more) and at 64 rows it tied at
+     * best (docs/perf.md, twenty-ninth session). */
+    return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA &&
+           v->compute == SNAPMLA_COMPUTE_BF16 && v->stages == 2 && v->q_heads * v->q_len >= 256;
 }
 
 int snapmla_decode_acc_per_thread(const snapmla_variant *v)

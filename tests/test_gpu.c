@@ -129,11 +129,13 @@ static const char *const decode_cases[] = {
     "target: {compute: fp8}\n",
     "model: {latent_dim: 512, rope_dim: 32, q_heads: 1, q_len: 4}\n"
     "cache: {format: fp8_per_tile128, page_size: 64}\ntile: {engine: wgmma, warps: 16}\ntarget: {compute: fp8}\n",
-    /* the Hopper BF16 path (wgmma bf16): FlashMLA's interleaved cache and
-     * the planar one, page pieces of 16 and 32 tokens, whole pages of 64 and
-     * 128; MiniCPM3 dims with 4 stages (the refill after the hand-off);
-     * from 256 query rows (where warpgroup 1 puts its QK first) a partial
-     * last row block and a planar, non-causal one */
+    /* the Hopper BF16 path (wgmma bf16; the pair schedule at the default two
+     * stages from 256 query rows, the seesaw below that or at more stages):
+     * FlashMLA's interleaved cache and the planar one, page pieces of 16 and
+     * 32 tokens, whole pages of 64 and 128; the pair schedule with a partial
+     * last row block and a planar, non-causal one; MiniCPM3 dims with 4
+     * stages (the seesaw's refill after the hand-off) and with 3 stages at
+     * 300 rows (where the seesaw's warpgroup 1 puts its QK first) */
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 96, q_len: 3}\ncache: {page_size: 32}\n"
     "tile: {engine: wgmma}\n",
@@ -148,8 +150,15 @@ static const char *const decode_cases[] = {
     "tile: {engine: wgmma}\nsplit: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
     "model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2, causal: false}\n"
     "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma, stages: 4}\n",
-    "model: {latent_dim: 256, rope_dim: 32, q_heads: 128, q_len: 1}\ncache: {page_size: 64}\n"
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 100, q_len: 3}\ncache: {page_size: 64}\n"
     "tile: {engine: wgmma, stages: 3}\n",
+    /* the BF16 pair schedule (two stages) off DeepSeek dims: P(u+1) beside
+     * P(u) when Q's RoPE smem is too small for it (RoPE 32), and two RoPE
+     * blocks of A fragments in registers (RoPE 128) */
+    "model: {latent_dim: 256, rope_dim: 32, q_heads: 100, q_len: 3, causal: false}\n"
+    "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma}\n",
+    "model: {latent_dim: 256, rope_dim: 128, q_heads: 86, q_len: 3}\ncache: {page_size: 32}\n"
+    "tile: {engine: wgmma}\n",
     /* split.policy balanced: the device plan cuts long requests into pieces
      * (partials + combine) next to whole short ones, on both Hopper paths */
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\ncache: {format: fp8_per_token}\n"
