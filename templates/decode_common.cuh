@@ -242,4 +242,26 @@ __device__ __forceinline__ void store_partial_quad(const DecodeParams &p, int b,
     *(float4 *)(p.o_part + (((long long)b * p.num_splits + split) * ROWS + row) * LATENT + c) = x;
 }
 
+// A lane's channel pair c, c+1 (c = 2 mod 4 when `low` is false) of two
+// rows, row_a (a0, a1) and row_b (b0, b1), into a split's fp32 partial,
+// where lane ^ mask holds the neighbouring pair of the same rows: the lanes
+// swap halves so that the `low` one stores row_a's channels c .. c+3 and
+// the other row_b's c-2 .. c+1, one 16-byte store each. Twice the bytes per
+// store of one pair each: on the BF16 path at batch 1 (every CTA writing
+// its partial at once) the epilogue took 16 us with 8-byte stores (8 rows x
+// 32 bytes a warp) and 5.4 us with these; the FP8 seesaw's 8-byte stores
+// (4 rows x 64 bytes) stay, 1-2.5% faster there than this swap (docs/perf.md,
+// twenty-ninth session). All 32 lanes call it.
+__device__ __forceinline__ void store_partial_swapped(const DecodeParams &p, int b, int split, bool low, int mask,
+                                                      int row_a, int row_b, int c, float a0, float a1, float b0,
+                                                      float b1)
+{
+    const float r0 = __shfl_xor_sync(0xffffffffu, low ? b0 : a0, mask);
+    const float r1 = __shfl_xor_sync(0xffffffffu, low ? b1 : a1, mask);
+    const int row = low ? row_a : row_b;
+    if (row < ROWS)
+        store_partial_quad(p, b, split, row, low ? c : c - 2,
+                           low ? make_float4(a0, a1, r0, r1) : make_float4(r0, r1, b0, b1));
+}
+
 }  // namespace snapmla

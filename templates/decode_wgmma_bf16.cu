@@ -312,23 +312,25 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const bool direct = range.splits == 1;   // the same for the whole CTA
     if (direct)
         __syncthreads();   // both warpgroups are past their last QK: Q's smem is free
+    const float inv[2] = {row_sum[0] > 0.f ? 1.f / row_sum[0] : 0.f, row_sum[1] > 0.f ? 1.f / row_sum[1] : 0.f};
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + my_row[h];
-        const float l = row_sum[h], inv = l > 0.f ? 1.f / l : 0.f;
         if (direct) {   // rows past ROWS too: the copy-out skips them
 #pragma unroll
             for (int j = 0; j < ACC / 4; ++j)
                 *(unsigned *)(m.q_lat + out_stage_offset(my_row[h], wg * HALF + 8 * j) + 4 * quad) =
-                    bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
-        } else if (row < ROWS) {
-#pragma unroll
-            for (int j = 0; j < ACC / 4; ++j)
-                store_output_pair(p, b, split, row, wg * HALF + 8 * j + 2 * quad, o[4 * j + 2 * h] * inv,
-                                  o[4 * j + 2 * h + 1] * inv, false);
+                    bf16x2(o[4 * j + 2 * h] * inv[h], o[4 * j + 2 * h + 1] * inv[h]);
         }
         if (wg == 0 && quad == 0 && row < ROWS)
-            store_lse(p, b, split, row, row_max[h] * p.softmax_scale, l, direct);
+            store_lse(p, b, split, row, row_max[h] * p.softmax_scale, row_sum[h], direct);
+    }
+    if (!direct) {   // fp32 partials: quads 0, 1 and 2, 3 swap a row each (16-byte stores)
+#pragma unroll
+        for (int j = 0; j < ACC / 4; ++j)
+            store_partial_swapped(p, b, split, quad % 2 == 0, 1, row0 + my_row[0], row0 + my_row[1],
+                                  wg * HALF + 8 * j + 2 * quad, o[4 * j] * inv[0], o[4 * j + 1] * inv[0],
+                                  o[4 * j + 2] * inv[1], o[4 * j + 3] * inv[1]);
     }
     if (direct) {
         __syncthreads();
