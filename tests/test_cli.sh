@@ -272,6 +272,28 @@ for w in range(4):
     expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue \+ tail 10;" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
+    # bench/trace/items.py: the work-item stamps still match the shipped templates; the reader's sums
+    mkdir -p "$work/items/templates"
+    cp templates/decode_wgmma_kernel.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_bf16_pair.cu \
+        templates/combine.cu templates/decode_plan.cu "$work/items/templates"
+    expect "item stamps apply" 0 "^2 3 5 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
+        cd '$work/items/templates' && echo \$(grep -c 'IT_STAMP(' decode_wgmma_kernel.cu decode_wgmma_bf16.cu \
+        decode_wgmma_bf16_pair.cu | cut -d: -f2) \$(grep -c print_trace decode_plan.cu) \$(grep -c print_trace combine.cu)"
+    python3 -c 'print("ITRACE grid 2")
+for c in range(2):   # 2 GHz: clock64 = 2 x ns; items 10 us apart: prologue 1 us, loop 7, epilogue 1 (stores at 0.5)
+    print("KE", c, 1000, 21000, 2000, 42000, 2)
+    for i in range(2):
+        t = 1000 + 10000 * i
+        ev = [t, t + 1000, t + 8000, t + 9000, t + 8500]
+        print("IT", c, i, 16, *[v for e in ev for v in (e, 2 * e)])' > "$work/items.log"
+    expect "item view: the clock" 0 "SM clock \(clock64 / globaltimer per CTA\): mean 2000 MHz" -- \
+        python3 bench/trace/view_items.py "$work/items.log"
+    expect "item view: the span" 0 "^kernel span 20.0 us over 2 busy CTAs" -- python3 bench/trace/view_items.py "$work/items.log"
+    expect "item view: the loop" 0 "^  loop: mean 7.00 us" -- python3 bench/trace/view_items.py "$work/items.log"
+    expect "item view: the loop per tile" 0 "^  loop per tile: mean 0.44 us" -- python3 bench/trace/view_items.py "$work/items.log"
+    expect "item view: the stores" 0 "^    stores to item end: mean 0.50 us" -- python3 bench/trace/view_items.py "$work/items.log"
+    expect "item view: between items" 0 "^  between items: mean 1.00 us.*\(n 2\)" -- python3 bench/trace/view_items.py "$work/items.log"
+    expect "item view: no stamps" 1 "no KE lines" -- python3 bench/trace/view_items.py /dev/null
     # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
     mkdir -p "$work/probe/templates"
     for probe in norope halfqk nochain nopv halfpv novt; do

@@ -1,0 +1,141 @@
+"""Work-item timeline of the Hopper decode kernels (device diagnostic).
+
+Edits a copy of the templates (the tree given, in place) so that thread 0
+of every CTA stamps %globaltimer (ns) and clock64() at the kernel's entry
+(after griddepcontrol.wait) and exit, and at each of its first 8 work
+items' top and end; the BF16 seesaw and pair templates also stamp the end
+of the item's prologue (Q and the first tiles in), the start of its
+epilogue (the last product retired) and of its output stores. The plan
+kernel of the same module prints the stamps after the split kernel's 8th
+launch (the combine kernel where the launch has no plan: a split grid),
+as bench/trace/patch.py does. clock64 over globaltimer gives each SM's
+clock while it ran. The FP8 seesaw and the BF16 kernels share
+decode_wgmma_kernel.cu's entry (stamped); the FP8 roles kernel has its
+own entry and is not stamped. bench/trace/items.sh runs it on the GPU and
+bench/trace/view_items.py reads the lines.
+    python3 bench/trace/items.py TREE
+"""
+import importlib.util
+import os
+import sys
+
+GLOBALS = r'''namespace snapmla {
+
+// ---- work-item timeline (bench/trace/items.py) ----
+#define IT_CTAS 264
+#define IT_ITEMS 8
+// per CTA and item: globaltimer, clock64 at top, prologue done, epilogue start, end, stores start
+__device__ unsigned long long snap_it[IT_CTAS][IT_ITEMS][10];
+__device__ unsigned long long snap_ke[IT_CTAS][4];   // globaltimer at entry, exit; clock64 at entry, exit
+__device__ int snap_itn[IT_CTAS], snap_itt[IT_CTAS][IT_ITEMS], snap_grid;
+__device__ unsigned snap_launch, snap_printed;
+__device__ __forceinline__ unsigned long long global_ns()
+{
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+#define IT_CTA ((int)(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z)))
+#define IT_STAMP(ev_) do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS && snap_itn[IT_CTA] < IT_ITEMS) { \
+    snap_it[IT_CTA][snap_itn[IT_CTA]][2 * (ev_)] = global_ns(); \
+    snap_it[IT_CTA][snap_itn[IT_CTA]][2 * (ev_) + 1] = clock64(); } } while (0)
+// (called by the plan and combine kernels only: a call in the decode kernel serializes its wgmma)
+__device__ __noinline__ void print_trace()
+{
+    printf("ITRACE grid %d\n", snap_grid);
+    for (int c = 0; c < IT_CTAS && c < snap_grid; ++c) {
+        printf("KE %d %llu %llu %llu %llu %d\n", c, snap_ke[c][0], snap_ke[c][1], snap_ke[c][2], snap_ke[c][3],
+               snap_itn[c]);
+        for (int i = 0; i < snap_itn[c] && i < IT_ITEMS; ++i) {
+            const unsigned long long *e = snap_it[c][i];
+            printf("IT %d %d %d %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n", c, i, snap_itt[c][i], e[0], e[1],
+                   e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9]);
+        }
+    }
+}
+'''
+
+ENTRY = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
+    for_each_item(p, item_index,
+                  [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
+    release_queue(p);
+'''
+
+ENTRY_STAMPED = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
+    if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
+        snap_itn[IT_CTA] = 0;
+        snap_ke[IT_CTA][0] = global_ns();
+        snap_ke[IT_CTA][2] = clock64();
+    }
+    for_each_item(p, item_index, [&](int4 item, int splits, int base) {
+        IT_STAMP(0);
+        decode_item(p, maps, m, item, splits, base);
+        IT_STAMP(3);
+        if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
+            if (snap_itn[IT_CTA] < IT_ITEMS)
+                snap_itt[IT_CTA][snap_itn[IT_CTA]] = item.w - item.z;
+            snap_itn[IT_CTA] += 1;
+        }
+    });
+    release_queue(p);
+    if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
+        snap_ke[IT_CTA][1] = global_ns();
+        snap_ke[IT_CTA][3] = clock64();
+        if (IT_CTA == 0) {
+            snap_grid = gridDim.x * gridDim.y * gridDim.z;
+            atomicAdd(&snap_launch, 1u);
+        }
+    }
+'''
+
+# template: [(text the stamp goes before, event)]
+STAMPS = {
+    'decode_wgmma_bf16.cu': [
+        ('    // This thread\'s two rows of the score tile and of O: 16*warp + lane/4, and + 8.\n', 1),
+        ('    // ---- epilogue: O / l per query row, lse ----\n', 2),
+        ('    const float inv[2] = {row_sum[0] > 0.f', 4),
+    ],
+    'decode_wgmma_bf16_pair.cu': [
+        ('    // This thread\'s two rows of the score tile and of O: 16*warp + lane/4, and + 8.\n', 1),
+        ('    // ---- epilogue: the row sums (quad, then both warpgroups), O / l, lse ----\n', 2),
+        ('    const bool direct = range.splits == 1;   // the same for the whole CTA\n', 4),
+    ],
+}
+
+
+def rep(text, old, new, what):
+    if text.count(old) != 1:
+        sys.exit(f'bench/trace/items.py: {what}: the text to patch is not there once (the template changed)')
+    return text.replace(old, new)
+
+
+def patch(tree):
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location('trace_patch', os.path.join(here, 'patch.py'))
+    tp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tp)
+    t = os.path.join(tree, 'templates')
+    for name in ('decode_wgmma_kernel.cu', 'decode_wgmma_bf16_pair.cu'):
+        path = os.path.join(t, name)
+        s = rep(open(path).read(), ENTRY, ENTRY_STAMPED, name)
+        open(path, 'w').write(s)
+    for name, stamps in STAMPS.items():
+        path = os.path.join(t, name)
+        s = open(path).read()
+        for before, ev in stamps:
+            s = rep(s, before, f'    IT_STAMP({ev});\n' + before, f'{name} event {ev}')
+        open(path, 'w').write(s)
+    plan_path, comb_path = os.path.join(t, 'decode_plan.cu'), os.path.join(t, 'combine.cu')
+    plan = rep(open(plan_path).read(), 'namespace snapmla {\n', GLOBALS, 'decode_plan.cu')
+    plan = rep(plan, '    wait_prior_grids();\n', tp.PLAN_PRINT, 'decode_plan.cu')
+    comb = rep(open(comb_path).read(), '    wait_prior_grids();   // the split kernel\'s partials\n', tp.PRINT,
+               'combine.cu')
+    open(plan_path, 'w').write(plan)
+    open(comb_path, 'w').write(comb)
+
+
+if __name__ == '__main__':
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    patch(sys.argv[1])
+    print('stamped', sys.argv[1])
