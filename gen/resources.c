@@ -101,12 +101,14 @@ int snapmla_variant_role_warpgroups(const snapmla_variant *v)
 
 int snapmla_variant_bf16_pair(const snapmla_variant *v)
 {
-    /* From 256 query rows only: there (two query tokens, 128 heads) it beat
-     * the seesaw by 3-6% on the H100; at 128 rows it lost 7% at batch 1 (its
-     * items' prologue and epilogue weigh more) and at 64 rows it tied at
-     * best (docs/perf.md, twenty-ninth session). */
-    return v->kernel == SNAPMLA_KERNEL_MLA_DECODE && v->engine == SNAPMLA_ENGINE_WGMMA &&
-           v->compute == SNAPMLA_COMPUTE_BF16 && v->stages == 2 && v->q_heads * v->q_len >= 256;
+    if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE || v->engine != SNAPMLA_ENGINE_WGMMA ||
+        v->compute != SNAPMLA_COMPUTE_BF16 || v->stages != 2 || v->schedule == SNAPMLA_SCHEDULE_SEESAW)
+        return 0;
+    /* auto: from 256 query rows only. There (two query tokens, 128 heads)
+     * it beat the seesaw by 3-6% on the H100 at every batch; at 128 rows it
+     * wins only from about 32 requests and lost 7% at batch 1, at 64 and 16
+     * rows it tied at best (docs/perf.md, twenty-ninth session). */
+    return v->schedule == SNAPMLA_SCHEDULE_PAIR || v->q_heads * v->q_len >= 256;
 }
 
 int snapmla_decode_acc_per_thread(const snapmla_variant *v)

@@ -21,9 +21,10 @@ int snapmla_variant_kv_tma(const snapmla_variant *variant);
  * which the generator emits and the shared-memory model counts. */
 int snapmla_variant_role_warpgroups(const snapmla_variant *variant);
 /* 1 when the decode kernel is the BF16 path's pair schedule (tile.engine
- * wgmma, target.compute bf16, tile.stages 2, 256 or more query rows, q_heads
- * x q_len: templates/decode_wgmma_bf16_pair.cu); otherwise the BF16 path is
- * the seesaw (templates/decode_wgmma_bf16.cu). */
+ * wgmma, target.compute bf16, tile.stages 2, and tile.schedule pair, or
+ * auto with 256 or more query rows, q_heads x q_len:
+ * templates/decode_wgmma_bf16_pair.cu); otherwise the BF16 path is the
+ * seesaw (templates/decode_wgmma_bf16.cu). */
 int snapmla_variant_bf16_pair(const snapmla_variant *variant);
 /* FP32 output accumulators each thread of a decode CTA holds in registers. */
 int snapmla_decode_acc_per_thread(const snapmla_variant *variant);

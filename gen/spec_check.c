@@ -80,6 +80,12 @@ static int wgmma_fits(const snapmla_variant *v, char *reason, size_t size, const
                       "tile.engine wgmma has its two warpgroups on two KV tiles at once: "
                       "tile.stages must be 2 or more (given %d)", v->stages);
     }
+    if (v->schedule == SNAPMLA_SCHEDULE_PAIR && v->stages != 2) {
+        static const char *const f[] = {"tile.schedule", "tile.stages", NULL};
+        return failed(reason, size, fields, f,
+                      "tile.schedule pair works on a pair of tiles in the ring's two slots: "
+                      "tile.stages must be 2 (given %d)", v->stages);
+    }
     if (v->latent_dim % 256 != 0 || v->latent_dim > 512 ||
         (v->rope_dim != 32 && v->rope_dim != 64 && v->rope_dim != 128)) {
         static const char *const f[] = {"model.latent_dim", "model.rope_dim", "tile.engine"};
@@ -125,6 +131,15 @@ int snapmla_variant_check(snapmla_variant *v, char *reason, size_t size,
     }
     if (v->kernel != SNAPMLA_KERNEL_MLA_DECODE)
         return 1;
+    if (v->schedule != SNAPMLA_SCHEDULE_AUTO &&
+        (v->engine != SNAPMLA_ENGINE_WGMMA || v->compute != SNAPMLA_COMPUTE_BF16)) {
+        static const char *const f[] = {"tile.schedule", "tile.engine", "target.compute"};
+        return failed(reason, size, fields, f,
+                      "tile.schedule %s picks the order of the Hopper BF16 path's two warpgroups: it "
+                      "needs tile.engine wgmma and target.compute bf16 (given %s, %s); elsewhere leave "
+                      "it auto", v->schedule == SNAPMLA_SCHEDULE_PAIR ? "pair" : "seesaw",
+                      snapmla_engine_name(v->engine), snapmla_compute_name(v->compute));
+    }
     if (v->engine == SNAPMLA_ENGINE_WGMMA && !wgmma_fits(v, reason, size, fields))
         return 0;
     int limit = snapmla_arch_smem_limit(v->arch);

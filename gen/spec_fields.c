@@ -25,6 +25,7 @@ static const char *const policies[] = {"auto", "fixed", "none", "balanced"};
 static const char *const archs[] = {"sm_80", "sm_89", "sm_90a"};
 static const char *const computes[] = {"bf16", "fp8"};
 static const char *const engines[] = {"simt", "mma_sync", "wgmma"};
+static const char *const schedules[] = {"auto", "seesaw", "pair"};
 
 #define ENUM(list, implemented) FIELD_ENUM, 0, 0, 0, NULL, 0, list, \
     (int)(sizeof list / sizeof list[0]), implemented
@@ -50,6 +51,7 @@ const field_def snapmla_fields[] = {
     {"tile", "stages", RANGE(1, 4, 1), 2, KERNEL_BIT(D), 0, AT(stages)},
     {"tile", "warps", SET(warps), 8, ALL_KERNELS, 0, AT(warps)},
     {"tile", "engine", ENUM(engines, 3), SNAPMLA_ENGINE_SIMT, KERNEL_BIT(D), 0, AT(engine)},
+    {"tile", "schedule", ENUM(schedules, 3), SNAPMLA_SCHEDULE_AUTO, KERNEL_BIT(D), 0, AT(schedule)},
     {"split", "policy", ENUM(policies, 4), SNAPMLA_SPLIT_AUTO, KERNEL_BIT(D), 0, AT(split_policy)},
     {"split", "max_splits", RANGE(1, 128, 1), 64, KERNEL_BIT(D) | KERNEL_BIT(C), 0, AT(max_splits)},
     {"split", "min_tokens", RANGE(16, 1048576, 1), 256, KERNEL_BIT(D), 0, AT(split_min_tokens)},

@@ -181,12 +181,14 @@ static void name_variant(const spec_input *in, snapmla_variant *v)
     char layout = v->rope_layout == SNAPMLA_ROPE_PLANAR ? 'p' : 'i';
     switch (v->kernel) {
     case SNAPMLA_KERNEL_MLA_DECODE:
-        snprintf(body, sizeof body, "mla_decode.l%dr%d.h%dq%d%c.%sp%d%c.kv%dq%ds%dw%d.%s%dm%d.%s.%s%s",
+        snprintf(body, sizeof body, "mla_decode.l%dr%d.h%dq%d%c.%sp%d%c.kv%dq%ds%dw%d.%s%dm%d.%s.%s%s%s",
                  v->latent_dim, v->rope_dim, v->q_heads, v->q_len, v->causal ? 'c' : 'n',
                  snapmla_cache_format_tag(v->cache_format), v->page_size, layout, v->kv_tile, v->q_tile, v->stages,
                  v->warps, policies[v->split_policy], v->max_splits, v->split_min_tokens,
                  snapmla_arch_name(v->arch), snapmla_compute_name(v->compute),
-                 v->engine == SNAPMLA_ENGINE_MMA_SYNC ? ".mma" : v->engine == SNAPMLA_ENGINE_WGMMA ? ".wgmma" : "");
+                 v->engine == SNAPMLA_ENGINE_MMA_SYNC ? ".mma" : v->engine == SNAPMLA_ENGINE_WGMMA ? ".wgmma" : "",
+                 /* an explicit schedule (auto keeps the names tuning databases hold) */
+                 v->schedule == SNAPMLA_SCHEDULE_PAIR ? ".pair" : v->schedule == SNAPMLA_SCHEDULE_SEESAW ? ".seesaw" : "");
         break;
     case SNAPMLA_KERNEL_MLA_COMBINE:
         snprintf(body, sizeof body, "mla_combine.l%d.h%dq%d.w%d.s%d.%s", v->latent_dim, v->q_heads,

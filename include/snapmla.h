@@ -77,6 +77,12 @@ typedef enum snapmla_engine {
     SNAPMLA_ENGINE_WGMMA      /* Hopper warpgroup MMA (wgmma), sm_90a: FP8 and BF16 */
 } snapmla_engine;
 
+typedef enum snapmla_schedule {
+    SNAPMLA_SCHEDULE_AUTO,    /* the generator's choice (the BF16 wgmma path: pair from 256 query rows at 2 stages) */
+    SNAPMLA_SCHEDULE_SEESAW,  /* BF16 wgmma: the warpgroups alternate tiles, one row state chained through both */
+    SNAPMLA_SCHEDULE_PAIR     /* BF16 wgmma, 2 stages: pairs of tiles on one row max (FlashMLA's dense order) */
+} snapmla_schedule;
+
 typedef enum snapmla_split_policy {
     SNAPMLA_SPLIT_AUTO,   /* splits chosen at launch to fill the GPU */
     SNAPMLA_SPLIT_FIXED,  /* always max_splits (fewer for short requests) */
@@ -107,6 +113,7 @@ typedef struct snapmla_variant {
     int stages;                      /* KV tiles in flight */
     int warps;                       /* warps per CTA */
     snapmla_engine engine;           /* decode: how the products are computed */
+    snapmla_schedule schedule;       /* decode, BF16 wgmma: the two warpgroups' order */
     /* split-KV */
     snapmla_split_policy split_policy;
     int max_splits;                  /* most splits of one request */

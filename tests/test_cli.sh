@@ -275,10 +275,11 @@ for w in range(4):
     # bench/trace/items.py: the work-item stamps still match the shipped templates; the reader's sums
     mkdir -p "$work/items/templates"
     cp templates/decode_wgmma_kernel.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_bf16_pair.cu \
-        templates/combine.cu templates/decode_plan.cu "$work/items/templates"
-    expect "item stamps apply" 0 "^2 3 5 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
+        templates/decode_wgmma_fp8_roles.cu templates/combine.cu templates/decode_plan.cu "$work/items/templates"
+    expect "item stamps apply" 0 "^2 3 5 2 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
         cd '$work/items/templates' && echo \$(grep -c 'IT_STAMP(' decode_wgmma_kernel.cu decode_wgmma_bf16.cu \
-        decode_wgmma_bf16_pair.cu | cut -d: -f2) \$(grep -c print_trace decode_plan.cu) \$(grep -c print_trace combine.cu)"
+        decode_wgmma_bf16_pair.cu decode_wgmma_fp8_roles.cu | cut -d: -f2) \$(grep -c print_trace decode_plan.cu) \
+        \$(grep -c print_trace combine.cu)"
     python3 -c 'print("ITRACE grid 2")
 for c in range(2):   # 2 GHz: clock64 = 2 x ns; items 10 us apart: prologue 1 us, loop 7, epilogue 1 (stores at 0.5)
     print("KE", c, 1000, 21000, 2000, 42000, 2)

@@ -127,6 +127,17 @@ START_TEST(wgmma_paths_pick_their_products)
         {"model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma}\n",
          {"m64n256k16.f32.bf16.bf16", "wgmma_pv_bf16_ss", "Hopper BF16 path"},
          {"e4m3.e4m3", "Hopper FP8 path"}},
+        /* tile.schedule: auto takes the pair schedule from 256 query rows;
+         * pair and seesaw force either at any rows */
+        {"model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2}\ntile: {engine: wgmma}\n",
+         {"the pair schedule", "issue_chunks", "BAR_M0"},
+         {"other_tile(", "e4m3.e4m3"}},
+        {"model: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntile: {engine: wgmma, schedule: pair}\n",
+         {"the pair schedule", "issue_chunks", "BAR_M0"},
+         {"other_tile(", "e4m3.e4m3"}},
+        {"model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2}\ntile: {engine: wgmma, schedule: seesaw}\n",
+         {"Hopper BF16 path (wgmma bf16", "other_tile(", "wgmma_pv_bf16_ss"},
+         {"issue_chunks", "BAR_M0"}},
         {"model: {latent_dim: 256, rope_dim: 32, q_heads: 40, q_len: 2}\n"
          "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma, stages: 4}\n",
          {"m64n128k16.f32.bf16.bf16", "wgmma_pv_bf16_rs", "Hopper BF16 path"},

@@ -159,6 +159,13 @@ static const char *const decode_cases[] = {
     "cache: {page_size: 16, rope_layout: planar}\ntile: {engine: wgmma}\n",
     "model: {latent_dim: 256, rope_dim: 128, q_heads: 86, q_len: 3}\ncache: {page_size: 32}\n"
     "tile: {engine: wgmma}\n",
+    /* tile.schedule forcing either order where auto takes the other: the
+     * pair schedule at 128 rows and at 12 rows with 5 fixed splits, the
+     * seesaw at 256 rows (its warpgroup 1's QK first) at DeepSeek dims */
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128}\ntile: {engine: wgmma, schedule: pair}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 3, q_len: 4}\ncache: {page_size: 32}\n"
+    "tile: {engine: wgmma, schedule: pair}\nsplit: {policy: fixed, max_splits: 5, min_tokens: 16}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2}\ntile: {engine: wgmma, schedule: seesaw}\n",
     /* split.policy balanced: the device plan cuts long requests into pieces
      * (partials + combine) next to whole short ones, on both Hopper paths */
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 16, q_len: 1}\ncache: {format: fp8_per_token}\n"

@@ -143,6 +143,19 @@ static const bad_case bad_cases[] = {
      "cache: {format: fp8_per_token}\ntile: {engine: wgmma, stages: 1}\ntarget: {compute: fp8}\n",
      "t.yaml:4:31: tile.engine wgmma has its two warpgroups on two KV tiles at once: "
      "tile.stages must be 2 or more (given 1)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\n"
+     "cache: {format: fp8_per_token}\ntile: {engine: wgmma, schedule: pair}\ntarget: {compute: fp8}\n",
+     "t.yaml:5:19: tile.schedule pair picks the order of the Hopper BF16 path's two warpgroups: it needs "
+     "tile.engine wgmma and target.compute bf16 (given wgmma, fp8); elsewhere leave it auto"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntile: {schedule: seesaw}\n",
+     "t.yaml:3:18: tile.schedule seesaw picks the order of the Hopper BF16 path's two warpgroups: it needs "
+     "tile.engine wgmma and target.compute bf16 (given simt, bf16); elsewhere leave it auto"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 256, rope_dim: 32, q_heads: 16}\n"
+     "tile: {engine: wgmma, schedule: pair, stages: 3}\n",
+     "t.yaml:3:47: tile.schedule pair works on a pair of tiles in the ring's two slots: tile.stages "
+     "must be 2 (given 3)"},
+    {"kernel: mla_decode\nmodel: {latent_dim: 512, rope_dim: 64, q_heads: 16}\ntile: {engine: wgmma, schedule: pairs}\n",
+     "t.yaml:3:33: tile.schedule: 'pairs' is not allowed (did you mean 'pair'?); allowed: auto, seesaw, pair"},
 };
 enum { BAD_CASES = sizeof bad_cases / sizeof bad_cases[0] };
 

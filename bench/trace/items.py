@@ -9,10 +9,12 @@ epilogue (the last product retired) and of its output stores. The plan
 kernel of the same module prints the stamps after the split kernel's 8th
 launch (the combine kernel where the launch has no plan: a split grid),
 as bench/trace/patch.py does. clock64 over globaltimer gives each SM's
-clock while it ran. The FP8 seesaw and the BF16 kernels share
-decode_wgmma_kernel.cu's entry (stamped); the FP8 roles kernel has its
-own entry and is not stamped. bench/trace/items.sh runs it on the GPU and
-bench/trace/view_items.py reads the lines.
+clock while it ran. The FP8 and BF16 seesaws share
+decode_wgmma_kernel.cu's entry; the pair schedule and the FP8 role
+warpgroups have their own (all stamped; the role warpgroups' items as a
+score warpgroup's thread 0 sees them: top and end only).
+bench/trace/items.sh runs it on the GPU and bench/trace/view_items.py
+reads the lines.
     python3 bench/trace/items.py TREE
 """
 import importlib.util
@@ -88,6 +90,45 @@ ENTRY_STAMPED = '''    wait_prior_grids();   // (the plan, the cache append, Q's
     }
 '''
 
+# The role warpgroups' entry: thread 0 is a score warpgroup's (its items
+# stamped as the score side sees them: top and end only).
+ROLES_ENTRY = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
+    if (threadIdx.x < O_FIRST) {
+        registers_give_back<SCORE_REGS>();
+        for_each_item(p, item_index,
+                      [&](int4 item, int splits, int base) { score_item(p, m, item, splits, base); });
+        release_queue(p);
+    } else {'''
+
+ROLES_ENTRY_STAMPED = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
+    if (threadIdx.x < O_FIRST) {
+        registers_give_back<SCORE_REGS>();
+        if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
+            snap_itn[IT_CTA] = 0;
+            snap_ke[IT_CTA][0] = global_ns();
+            snap_ke[IT_CTA][2] = clock64();
+        }
+        for_each_item(p, item_index, [&](int4 item, int splits, int base) {
+            IT_STAMP(0);
+            score_item(p, m, item, splits, base);
+            IT_STAMP(3);
+            if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
+                if (snap_itn[IT_CTA] < IT_ITEMS)
+                    snap_itt[IT_CTA][snap_itn[IT_CTA]] = item.w - item.z;
+                snap_itn[IT_CTA] += 1;
+            }
+        });
+        release_queue(p);
+        if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
+            snap_ke[IT_CTA][1] = global_ns();
+            snap_ke[IT_CTA][3] = clock64();
+            if (IT_CTA == 0) {
+                snap_grid = gridDim.x * gridDim.y * gridDim.z;
+                atomicAdd(&snap_launch, 1u);
+            }
+        }
+    } else {'''
+
 # template: [(text the stamp goes before, event)]
 STAMPS = {
     'decode_wgmma_bf16.cu': [
@@ -119,6 +160,9 @@ def patch(tree):
         path = os.path.join(t, name)
         s = rep(open(path).read(), ENTRY, ENTRY_STAMPED, name)
         open(path, 'w').write(s)
+    path = os.path.join(t, 'decode_wgmma_fp8_roles.cu')
+    s = rep(open(path).read(), ROLES_ENTRY, ROLES_ENTRY_STAMPED, 'decode_wgmma_fp8_roles.cu')
+    open(path, 'w').write(s)
     for name, stamps in STAMPS.items():
         path = os.path.join(t, name)
         s = open(path).read()

@@ -28,6 +28,7 @@ _SECTIONS = {
     "latent_dim": "model", "rope_dim": "model", "q_heads": "model", "q_len": "model",
     "causal": "model", "format": "cache", "page_size": "cache", "rope_layout": "cache",
     "kv_tokens": "tile", "q_rows": "tile", "stages": "tile", "warps": "tile", "engine": "tile",
+    "schedule": "tile",
     "policy": "split", "max_splits": "split", "min_tokens": "split", "arch": "target",
     "compute": "target",
 }

@@ -21,7 +21,7 @@ class Variant(ctypes.Structure):
         for field in (
             "kernel", "latent_dim", "rope_dim", "q_heads", "q_len", "causal",
             "cache_format", "page_size", "rope_layout", "kv_tile", "q_tile", "stages",
-            "warps", "engine", "split_policy", "max_splits", "split_min_tokens", "arch",
+            "warps", "engine", "schedule", "split_policy", "max_splits", "split_min_tokens", "arch",
             "compute", "threads", "smem_bytes",
         )
     ]
