@@ -272,6 +272,9 @@ for w in range(4):
     expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue \+ tail 10;" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
+    # host model of the BF16 pair schedule's hand-offs (also with a planted bug: a refill before its reader)
+    expect "pair protocol model" 0 "no deadlock, no race$" -- python3 bench/pair_model/protocol.py
+    expect "pair protocol model catches an early refill" 1 "^FAIL " -- env MUT=a python3 bench/pair_model/protocol.py
     # bench/trace/items.py: the work-item stamps still match the shipped templates; the reader's sums
     mkdir -p "$work/items/templates"
     cp templates/decode_wgmma_kernel.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_bf16_pair.cu \
