@@ -19,6 +19,7 @@ reads the lines.
 """
 import importlib.util
 import os
+import re
 import sys
 
 GLOBALS = r'''namespace snapmla {
@@ -41,6 +42,14 @@ __device__ __forceinline__ unsigned long long global_ns()
 #define IT_STAMP(ev_) do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS && snap_itn[IT_CTA] < IT_ITEMS) { \
     snap_it[IT_CTA][snap_itn[IT_CTA]][2 * (ev_)] = global_ns(); \
     snap_it[IT_CTA][snap_itn[IT_CTA]][2 * (ev_) + 1] = clock64(); } } while (0)
+#define IT_ENTER() do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS) { snap_itn[IT_CTA] = 0; \
+    snap_ke[IT_CTA][0] = global_ns(); snap_ke[IT_CTA][2] = clock64(); } } while (0)
+#define IT_ITEM_DONE(item_) do { IT_STAMP(3); if (threadIdx.x == 0 && IT_CTA < IT_CTAS) { \
+    if (snap_itn[IT_CTA] < IT_ITEMS) snap_itt[IT_CTA][snap_itn[IT_CTA]] = (item_).w - (item_).z; \
+    snap_itn[IT_CTA] += 1; } } while (0)
+#define IT_EXIT() do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS) { snap_ke[IT_CTA][1] = global_ns(); \
+    snap_ke[IT_CTA][3] = clock64(); if (IT_CTA == 0) { snap_grid = gridDim.x * gridDim.y * gridDim.z; \
+    atomicAdd(&snap_launch, 1u); } } } while (0)
 // (called by the plan and combine kernels only: a call in the decode kernel serializes its wgmma)
 __device__ __noinline__ void print_trace()
 {
@@ -63,32 +72,15 @@ ENTRY = '''    wait_prior_grids();   // (the plan, the cache append, Q's produce
     release_queue(p);
 '''
 
-ENTRY_STAMPED = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
-        snap_itn[IT_CTA] = 0;
-        snap_ke[IT_CTA][0] = global_ns();
-        snap_ke[IT_CTA][2] = clock64();
-    }
-    for_each_item(p, item_index, [&](int4 item, int splits, int base) {
-        IT_STAMP(0);
-        decode_item(p, maps, m, item, splits, base);
-        IT_STAMP(3);
-        if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
-            if (snap_itn[IT_CTA] < IT_ITEMS)
-                snap_itt[IT_CTA][snap_itn[IT_CTA]] = item.w - item.z;
-            snap_itn[IT_CTA] += 1;
-        }
-    });
-    release_queue(p);
-    if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
-        snap_ke[IT_CTA][1] = global_ns();
-        snap_ke[IT_CTA][3] = clock64();
-        if (IT_CTA == 0) {
-            snap_grid = gridDim.x * gridDim.y * gridDim.z;
-            atomicAdd(&snap_launch, 1u);
-        }
-    }
-'''
+def stamped_loop(text, item_call):
+    """text's for_each_item loop with the CTA's entry and exit stamped, and each item's top and end."""
+    indent = re.search(r'^( *)for_each_item\(', text, re.M).group(1)
+    return (text.replace(indent + 'for_each_item(', indent + 'IT_ENTER();\n' + indent + 'for_each_item(', 1)
+            .replace('{ ' + item_call + ' }', '{ IT_STAMP(0); ' + item_call + ' IT_ITEM_DONE(item); }', 1)
+            .replace(indent + 'release_queue(p);\n', indent + 'release_queue(p);\n' + indent + 'IT_EXIT();\n', 1))
+
+
+ENTRY_STAMPED = stamped_loop(ENTRY, 'decode_item(p, maps, m, item, splits, base);')
 
 # The role warpgroups' entry: thread 0 is a score warpgroup's (its items
 # stamped as the score side sees them: top and end only).
@@ -100,34 +92,7 @@ ROLES_ENTRY = '''    wait_prior_grids();   // (the plan, the cache append, Q's p
         release_queue(p);
     } else {'''
 
-ROLES_ENTRY_STAMPED = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    if (threadIdx.x < O_FIRST) {
-        registers_give_back<SCORE_REGS>();
-        if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
-            snap_itn[IT_CTA] = 0;
-            snap_ke[IT_CTA][0] = global_ns();
-            snap_ke[IT_CTA][2] = clock64();
-        }
-        for_each_item(p, item_index, [&](int4 item, int splits, int base) {
-            IT_STAMP(0);
-            score_item(p, m, item, splits, base);
-            IT_STAMP(3);
-            if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
-                if (snap_itn[IT_CTA] < IT_ITEMS)
-                    snap_itt[IT_CTA][snap_itn[IT_CTA]] = item.w - item.z;
-                snap_itn[IT_CTA] += 1;
-            }
-        });
-        release_queue(p);
-        if (threadIdx.x == 0 && IT_CTA < IT_CTAS) {
-            snap_ke[IT_CTA][1] = global_ns();
-            snap_ke[IT_CTA][3] = clock64();
-            if (IT_CTA == 0) {
-                snap_grid = gridDim.x * gridDim.y * gridDim.z;
-                atomicAdd(&snap_launch, 1u);
-            }
-        }
-    } else {'''
+ROLES_ENTRY_STAMPED = stamped_loop(ROLES_ENTRY, 'score_item(p, m, item, splits, base);')
 
 # template: [(text the stamp goes before, event)]
 STAMPS = {
