@@ -143,7 +143,7 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     static const char *const wgmma_bf16_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
                                                    "decode_plan.cu", "wgmma_decode.cuh", "decode_wgmma_bf16.cu",
                                                    "decode_wgmma_kernel.cu", "combine.cu", NULL};
-    /* tile.stages 2: the BF16 pair schedule, with its own kernel entry */
+    /* the BF16 pair schedule (snapmla_variant_bf16_pair: tile.schedule), with its own kernel entry */
     static const char *const wgmma_bf16_pair_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
                                                         "decode_plan.cu", "wgmma_decode.cuh",
                                                         "decode_wgmma_bf16_pair.cu", "combine.cu", NULL};
