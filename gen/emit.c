@@ -143,10 +143,11 @@ snapmla_status snapmla_emit(const snapmla_variant *v, char **source,
     static const char *const wgmma_bf16_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
                                                    "decode_plan.cu", "wgmma_decode.cuh", "decode_wgmma_bf16.cu",
                                                    "decode_wgmma_kernel.cu", "combine.cu", NULL};
-    /* the BF16 pair schedule (snapmla_variant_bf16_pair: tile.schedule), with its own kernel entry */
+    /* the BF16 pair schedule (snapmla_variant_bf16_pair: tile.schedule) */
     static const char *const wgmma_bf16_pair_parts[] = {"prelude.cuh", "decode_common.cuh", "wgmma.cuh", "@wgmma",
                                                         "decode_plan.cu", "wgmma_decode.cuh",
-                                                        "decode_wgmma_bf16_pair.cu", "combine.cu", NULL};
+                                                        "decode_wgmma_bf16_pair.cu", "decode_wgmma_kernel.cu",
+                                                        "combine.cu", NULL};
     const char *const *wgmma_parts = snapmla_variant_bf16_pair(v) ? wgmma_bf16_pair_parts
                                    : v->compute != SNAPMLA_COMPUTE_FP8 ? wgmma_bf16_parts
                                    : snapmla_variant_role_warpgroups(v) ? wgmma_fp8_roles_parts

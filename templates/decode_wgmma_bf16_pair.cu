@@ -1,9 +1,10 @@
 // ---- mla_decode, Hopper BF16 path: the pair schedule (wgmma bf16, sm_90a) ----
 //
-// (The TMA copies and shared helpers: wgmma_decode.cuh. This file has its
-// own kernel entry, at the end. The generator takes it for tile.stages 2,
-// where a tile per warpgroup is all that fits at 512 + 64; with more
-// stages the BF16 path is the seesaw, decode_wgmma_bf16.cu.)
+// (The TMA copies and shared helpers: wgmma_decode.cuh; the kernel entry:
+// decode_wgmma_kernel.cu, with this file's ring mbarriers, at the end. The
+// generator takes it at tile.stages 2, where a tile per warpgroup is all
+// that fits at 512 + 64, from 256 query rows or under tile.schedule pair;
+// otherwise the BF16 path is the seesaw, decode_wgmma_bf16.cu.)
 //
 // Two warpgroups on pairs of 64-token tiles (u, u+1): WG0 owns the even
 // tile u (its scores and softmax), WG1 the odd tile u+1; warpgroup w keeps
@@ -529,24 +530,12 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         copy_out_stage(p, b, row0, m.q_lat);
 }
 
-// The kernel: the pair schedule over the CTA's work items (persistent or
-// split grid, as decode_wgmma_kernel.cu's entry); each ring slot's chunk
+// The ring's mbarriers for decode_wgmma_kernel.cu's entry: each slot's chunk
 // mbarriers complete on one arrival (the copier's) and their bytes.
-extern "C" __global__ void __launch_bounds__(THREADS, 1)
-snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
+__device__ __forceinline__ void init_item_barriers(const SmemLayout &m)
 {
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    __shared__ int item_index;
-    const SmemLayout m = carve_smem(smem_raw);
-    if (threadIdx.x == 0) {
-        for (int i = 0; i < STAGES * SLOT_CHUNKS; ++i)
-            mbarrier_init(m.chunk_full + i, 1);
-        fence_mbarrier_init();
-    }
-    wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    for_each_item(p, item_index,
-                  [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
-    release_queue(p);
+    for (int i = 0; i < STAGES * SLOT_CHUNKS; ++i)
+        mbarrier_init(m.chunk_full + i, 1);
 }
 
 }  // namespace snapmla

@@ -1,9 +1,10 @@
-// ---- mla_decode on Hopper: the kernel entry of the seesaw (both wgmma paths)
+// ---- mla_decode on Hopper: the kernel entry of the two-warpgroup kernels ----
 //
-// Runs decode_item (decode_wgmma_fp8.cu or decode_wgmma_bf16.cu, whichever
-// the variant's compute selects) over the CTA's work items. SmemLayout,
-// carve_smem and decode_item come from that file. (The FP8 path's role
-// warpgroups have their own entry, in decode_wgmma_fp8_roles.cu.)
+// Runs decode_item (decode_wgmma_fp8.cu, decode_wgmma_bf16.cu or
+// decode_wgmma_bf16_pair.cu, whichever the variant selects) over the CTA's
+// work items. SmemLayout, carve_smem and decode_item come from that file,
+// and init_item_barriers where its ring is not the seesaw's. (The FP8
+// path's role warpgroups have their own entry, in decode_wgmma_fp8_roles.cu.)
 
 namespace snapmla {
 
@@ -19,8 +20,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     __shared__ int item_index;
     const SmemLayout m = carve_smem(smem_raw);
     if (threadIdx.x == 0) {
-        // one arrival per copier thread; one per thread of both warpgroups
-        init_ring_barriers(m.full, m.used, KV_TMA ? 1 : 128, 256);
+        init_item_barriers(m);
         fence_mbarrier_init();
     }
     wait_prior_grids();   // (the plan, the cache append, Q's producer)

@@ -319,6 +319,14 @@ __device__ __forceinline__ void copy_out_stage(const DecodeParams &p, int b, int
         *(uint4 *)(out + 8 * i) = *(const uint4 *)(stage + out_stage_offset(i / CHUNKS, 8 * (i % CHUNKS)));
 }
 
+// The seesaws' ring mbarriers (a template with another ring overloads it
+// for its SmemLayout): one arrival per copier thread, one per thread of
+// both warpgroups.
+template <typename Layout> __device__ __forceinline__ void init_item_barriers(const Layout &m)
+{
+    init_ring_barriers(m.full, m.used, KV_TMA ? 1 : 128, 256);
+}
+
 // The CTA's next work item, for every thread of it (all THREADS call it in
 // step; the answer is the same for all). Split grid (no plan): this CTA's
 // one item, from the request's length (kv_range), in round 0. Persistent:

@@ -9,9 +9,9 @@ epilogue (the last product retired) and of its output stores. The plan
 kernel of the same module prints the stamps after the split kernel's 8th
 launch (the combine kernel where the launch has no plan: a split grid),
 as bench/trace/patch.py does. clock64 over globaltimer gives each SM's
-clock while it ran. The FP8 and BF16 seesaws share
-decode_wgmma_kernel.cu's entry; the pair schedule and the FP8 role
-warpgroups have their own (all stamped; the role warpgroups' items as a
+clock while it ran. The two-warpgroup kernels (both seesaws and the
+pair schedule) share decode_wgmma_kernel.cu's entry; the FP8 role
+warpgroups have their own (both stamped; the role warpgroups' items as a
 score warpgroup's thread 0 sees them: top and end only).
 bench/trace/items.sh runs it on the GPU and bench/trace/view_items.py
 reads the lines.
@@ -121,10 +121,9 @@ def patch(tree):
     tp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tp)
     t = os.path.join(tree, 'templates')
-    for name in ('decode_wgmma_kernel.cu', 'decode_wgmma_bf16_pair.cu'):
-        path = os.path.join(t, name)
-        s = rep(open(path).read(), ENTRY, ENTRY_STAMPED, name)
-        open(path, 'w').write(s)
+    path = os.path.join(t, 'decode_wgmma_kernel.cu')
+    s = rep(open(path).read(), ENTRY, ENTRY_STAMPED, 'decode_wgmma_kernel.cu')
+    open(path, 'w').write(s)
     path = os.path.join(t, 'decode_wgmma_fp8_roles.cu')
     s = rep(open(path).read(), ROLES_ENTRY, ROLES_ENTRY_STAMPED, 'decode_wgmma_fp8_roles.cu')
     open(path, 'w').write(s)
