@@ -120,26 +120,20 @@ def patch(tree):
     spec = importlib.util.spec_from_file_location('trace_patch', os.path.join(here, 'patch.py'))
     tp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tp)
-    t = os.path.join(tree, 'templates')
-    path = os.path.join(t, 'decode_wgmma_kernel.cu')
-    s = rep(open(path).read(), ENTRY, ENTRY_STAMPED, 'decode_wgmma_kernel.cu')
-    open(path, 'w').write(s)
-    path = os.path.join(t, 'decode_wgmma_fp8_roles.cu')
-    s = rep(open(path).read(), ROLES_ENTRY, ROLES_ENTRY_STAMPED, 'decode_wgmma_fp8_roles.cu')
-    open(path, 'w').write(s)
+    edits = {
+        'decode_wgmma_kernel.cu': [(ENTRY, ENTRY_STAMPED)],
+        'decode_wgmma_fp8_roles.cu': [(ROLES_ENTRY, ROLES_ENTRY_STAMPED)],
+        'decode_plan.cu': [('namespace snapmla {\n', GLOBALS), ('    wait_prior_grids();\n', tp.PLAN_PRINT)],
+        'combine.cu': [('    wait_prior_grids();   // the split kernel\'s partials\n', tp.PRINT)],
+    }
     for name, stamps in STAMPS.items():
-        path = os.path.join(t, name)
+        edits[name] = [(before, f'    IT_STAMP({ev});\n' + before) for before, ev in stamps]
+    for name, pairs in edits.items():
+        path = os.path.join(tree, 'templates', name)
         s = open(path).read()
-        for before, ev in stamps:
-            s = rep(s, before, f'    IT_STAMP({ev});\n' + before, f'{name} event {ev}')
+        for old, new in pairs:
+            s = rep(s, old, new, name)
         open(path, 'w').write(s)
-    plan_path, comb_path = os.path.join(t, 'decode_plan.cu'), os.path.join(t, 'combine.cu')
-    plan = rep(open(plan_path).read(), 'namespace snapmla {\n', GLOBALS, 'decode_plan.cu')
-    plan = rep(plan, '    wait_prior_grids();\n', tp.PLAN_PRINT, 'decode_plan.cu')
-    comb = rep(open(comb_path).read(), '    wait_prior_grids();   // the split kernel\'s partials\n', tp.PRINT,
-               'combine.cu')
-    open(plan_path, 'w').write(plan)
-    open(comb_path, 'w').write(comb)
 
 
 if __name__ == '__main__':

@@ -47,7 +47,6 @@ def summary(ke, it, call_us):
             e = it.get((c, i))
             if not e:
                 continue
-            e = e + [0] * (11 - len(e))   # (a trace without the stores stamp)
             tiles, top, pro, epi, end, st = e[0], e[2], e[4], e[6], e[8], e[10]
             if i == 0 and pro:
                 steps['kernel entry to first loop'].append(us(ke[c][2], pro))
