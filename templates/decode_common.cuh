@@ -248,9 +248,9 @@ __device__ __forceinline__ void store_partial_quad(const DecodeParams &p, int b,
 // swap halves so that the `low` one stores row_a's channels c .. c+3 and
 // the other row_b's c-2 .. c+1, one 16-byte store each. Twice the bytes per
 // store of one pair each: on the BF16 path at batch 1 (every CTA writing
-// its partial at once) the epilogue took 16 us with 8-byte stores (8 rows x
-// 32 bytes a warp) and 5.4 us with these; the FP8 seesaw's 8-byte stores
-// (4 rows x 64 bytes) stay, 1-2.5% faster there than this swap (docs/perf.md,
+// its partial at once) the epilogue took 16.3 us with 8-byte stores (8 rows x
+// 32 bytes a warp) and 5.6 us with these; the FP8 seesaw's 8-byte stores
+// (4 rows x 64 bytes) stay, 1-4% faster there than this swap (docs/perf.md,
 // twenty-ninth session). All 32 lanes call it.
 __device__ __forceinline__ void store_partial_swapped(const DecodeParams &p, int b, int split, bool low, int mask,
                                                       int row_a, int row_b, int c, float a0, float a1, float b0,
