@@ -65,9 +65,9 @@ constexpr int BAR_M0 = BAR_STATE, BAR_M1 = BAR_STATE + 1, BAR_P0 = 7, BAR_P1 = 8
 
 // The CTA's 64 query rows as BF16 into swizzled smem (K-major, as the QK
 // product reads them), by 16-byte asynchronous copies, all in flight at
-// once; rows past ROWS are zero-filled.
-__device__ __forceinline__ void load_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
-                                            unsigned char *q_rope)
+// once (committed, not waited for); rows past ROWS are zero-filled.
+__device__ __forceinline__ void start_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
+                                             unsigned char *q_rope)
 {
     constexpr int ROW_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
     for (int i = threadIdx.x; i < 64 * ROW_CHUNKS; i += THREADS) {
@@ -79,10 +79,7 @@ __device__ __forceinline__ void load_q_bf16(const DecodeParams &p, int b, int ro
         cp_async_16(dst, src, valid ? 16 : 0);
     }
     cp_async_commit();
-    cp_async_wait<0>();
 }
-
-static_assert(OUT_STAGE_BYTES <= 64 * LAT_ROW, "the output stage fits in Q's latent smem");
 
 // Shared memory, 1024-aligned for the 128-byte swizzle.
 struct SmemLayout {
@@ -196,9 +193,61 @@ __device__ __forceinline__ void wait_chunks(unsigned long long *bars, unsigned p
         mbarrier_wait(bars + c, parity);
 }
 
+// A quad's 4 x 4 words transposed: lane q's x[k] becomes lane k's x[q]
+// (two butterfly steps, each swapping the off-diagonal halves of 2 x 2
+// blocks: lanes ^ 1 within a pair of words, lanes ^ 2 between pairs).
+__device__ __forceinline__ void quad_transpose(unsigned (&x)[4], int quad)
+{
+    const bool odd = quad & 1, high = quad & 2;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const unsigned got = __shfl_xor_sync(0xffffffffu, odd ? x[2 * h] : x[2 * h + 1], 1);
+        if (odd)
+            x[2 * h] = got;
+        else
+            x[2 * h + 1] = got;
+    }
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        const unsigned got = __shfl_xor_sync(0xffffffffu, high ? x[c] : x[2 + c], 2);
+        if (high)
+            x[c] = got;
+        else
+            x[2 + c] = got;
+    }
+}
+
+// O / l of this thread's rows as BF16 into out by 16-byte stores from
+// registers (no smem: the next item's Q and tiles are landing there). The
+// quad holds 8 channels of a row as 4 x 2; for a pair of 8-channel groups
+// (j, j + 1) of both rows, the quad transposes its words so that lane q
+// stores whole group j + q % 2 of row q / 2 (a warp: 16 rows x 32 bytes).
+__device__ __forceinline__ void store_out_swapped(const DecodeParams &p, int b, int row0, const int (&my_row)[2],
+                                                  int channel0, int quad, const float (&o)[ACC],
+                                                  const float (&inv)[2])
+{
+    const int row = row0 + (quad < 2 ? my_row[0] : my_row[1]);   // (no dynamic index: registers)
+    bf16_t *out = p.out + ((long long)b * ROWS + row) * LATENT + channel0 + 8 * (quad % 2);
+#pragma unroll
+    for (int j = 0; j < ACC / 4; j += 2) {
+        unsigned x[4];   // (row 0, j), (row 0, j + 1), (row 1, j), (row 1, j + 1): channels 2 quad, + 1
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            const int i = 4 * (j + k % 2) + 2 * (k / 2);
+            x[k] = bf16x2(o[i] * inv[k / 2], o[i + 1] * inv[k / 2]);
+        }
+        quad_transpose(x, quad);
+        if (row < ROWS)
+            *(uint4 *)(out + 8 * j) = make_uint4(x[0], x[1], x[2], x[3]);
+    }
+}
+
 // One work item (see decode_wgmma_fp8.cu's decode_item for its fields).
+// `prefetched`: the item before started this one's Q and first two tiles;
+// pop() takes the next item (every thread, once, in the epilogue), whose Q
+// and first tiles this one starts.
 __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps &maps, const SmemLayout &m,
-                                            int4 item, int splits, int base)
+                                            int4 item, int splits, int base, bool prefetched, const PopItem &pop)
 {
     const int b = item.x, split = item.y >> 16, row0 = (item.y & 0xffff) * Q_TILE;
     const int tid = threadIdx.x, wg = warp_uniform(tid / 128);
@@ -210,13 +259,16 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     auto lat_of = [&](int u) { return m.ring + slot(u) * STAGE_BYTES; };
     const bool copier = tid % 128 == 0;
 
-    // The first two tiles, whole, by WG0's copier; later tiles by halves
-    // (the header).
-    if (copier && wg == 0) {
-        issue_chunks<0, SLOT_CHUNKS>(maps, range, m, base, 0, locate_tile(range, 0));
-        issue_chunks<0, SLOT_CHUNKS>(maps, range, m, base, 1, locate_tile(range, 1));
+    // The first two tiles, whole, by WG0's copier, and Q (unless the item
+    // before started them); later tiles by halves (the header).
+    if (!prefetched) {
+        if (copier && wg == 0) {
+            issue_chunks<0, SLOT_CHUNKS>(maps, range, m, base, 0, locate_tile(range, 0));
+            issue_chunks<0, SLOT_CHUNKS>(maps, range, m, base, 1, locate_tile(range, 1));
+        }
+        start_q_bf16(p, b, row0, m.q_lat, m.q_rope);
     }
-    load_q_bf16(p, b, row0, m.q_lat, m.q_rope);
+    cp_async_wait<0>();
     if (tid < 64)
         m.state[ST_MAX + tid] = -inf_f32();
     fence_async_smem();
@@ -503,17 +555,25 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         l[h] = m.state[ST_SUM + my_row[h]] + m.state[ST_SUM + 64 + my_row[h]];
         row_max[h] = m.state[ST_MAX + my_row[h]];
     }
+    // The ring, Q's smem and the P buffers are free (both warpgroups'
+    // products retired before the barrier): the next item's Q and first
+    // two tiles start here, under this epilogue.
+    const ItemAhead &next = pop();
+    if (next.have) {
+        const KvRange next_range = item_range(p, next.item, next.splits);
+        if (copier && wg == 0) {
+            issue_chunks<0, SLOT_CHUNKS>(maps, next_range, m, base + tiles, 0, locate_tile(next_range, 0));
+            issue_chunks<0, SLOT_CHUNKS>(maps, next_range, m, base + tiles, 1, locate_tile(next_range, 1));
+        }
+        start_q_bf16(p, next.item.x, (next.item.y & 0xffff) * Q_TILE, m.q_lat, m.q_rope);
+    }
     const bool direct = range.splits == 1;   // the same for the whole CTA
     const float inv[2] = {l[0] > 0.f ? 1.f / l[0] : 0.f, l[1] > 0.f ? 1.f / l[1] : 0.f};
+    if (direct)   // rows past ROWS too: the stores skip them
+        store_out_swapped(p, b, row0, my_row, wg * HALF, quad, o, inv);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + my_row[h];
-        if (direct) {   // rows past ROWS too: the copy-out skips them
-#pragma unroll
-            for (int j = 0; j < ACC / 4; ++j)
-                *(unsigned *)(m.q_lat + out_stage_offset(my_row[h], wg * HALF + 8 * j) + 4 * quad) =
-                    bf16x2(o[4 * j + 2 * h] * inv[h], o[4 * j + 2 * h + 1] * inv[h]);
-        }
         if (wg == 0 && quad == 0 && row < ROWS)
             store_lse(p, b, split, row, row_max[h] * p.softmax_scale, l[h], direct);
     }
@@ -526,9 +586,11 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     }
     // Everyone has read the state before the next item writes it.
     __syncthreads();
-    if (direct)
-        copy_out_stage(p, b, row0, m.q_lat);
 }
+
+template <> struct TakesItemAhead<SmemLayout> {
+    static constexpr bool value = true;
+};
 
 // The ring's mbarriers for decode_wgmma_kernel.cu's entry: each slot's chunk
 // mbarriers complete on one arrival (the copier's) and their bytes.

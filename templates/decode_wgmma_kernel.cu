@@ -8,6 +8,19 @@
 
 namespace snapmla {
 
+// decode_item over the CTA's items, in the form its file takes them.
+template <typename Layout>
+__device__ __forceinline__ void run_items(const DecodeParams &p, const KvMaps &maps, const Layout &m, int &item_index)
+{
+    if constexpr (TakesItemAhead<Layout>::value)
+        for_each_item_ahead(p, item_index, [&](int4 item, int splits, int base, bool prefetched, const PopItem &pop) {
+            decode_item(p, maps, m, item, splits, base, prefetched, pop);
+        });
+    else
+        for_each_item(p, item_index,
+                      [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
+}
+
 // Two launch shapes. Persistent (p.plan set, batches with at least as many
 // row blocks as CTAs fit on the GPU): one CTA per SM slot takes whole row
 // blocks from the plan's queue, longest first, until none is left. Split
@@ -24,8 +37,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
         fence_mbarrier_init();
     }
     wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    for_each_item(p, item_index,
-                  [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
+    run_items(p, maps, m, item_index);
     release_queue(p);
 }
 

@@ -379,6 +379,50 @@ template <typename Work> __device__ __forceinline__ void for_each_item(const Dec
     }
 }
 
+// The next item, taken inside the current one (decode_item calls pop()
+// once, every thread in step, once its ring and Q's smem are free), so that
+// the item can start the next one's copies under its own epilogue.
+struct ItemAhead {
+    int4 item;
+    int splits;
+    bool have;
+};
+struct PopItem {
+    const DecodeParams &p;
+    int round;
+    int &shared_index;
+    ItemAhead &next;
+    __device__ __forceinline__ const ItemAhead &operator()() const
+    {
+        next.have = next_work_item(p, round, shared_index, next.item, next.splits);
+        return next;
+    }
+};
+
+// Whether a kernel's decode_item takes its next item ahead (the pair
+// schedule's does; its file specializes this for its SmemLayout).
+template <typename Layout> struct TakesItemAhead {
+    static constexpr bool value = false;
+};
+
+// Runs work(item, splits, base, prefetched, pop) over the CTA's work items:
+// `prefetched` says the item before started this one's Q and first tiles
+// (pop's answer, every thread's the same).
+template <typename Work> __device__ __forceinline__ void for_each_item_ahead(const DecodeParams &p, int &shared_index,
+                                                                             Work work)
+{
+    ItemAhead now, next;
+    now.have = next_work_item(p, 0, shared_index, now.item, now.splits);
+    bool prefetched = false;
+    for (int round = 1, base = 0; now.have; ++round) {
+        wgmma_wait<0>();   // (as for_each_item)
+        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, round, shared_index, next});
+        base += now.item.w - now.item.z;
+        now = next;
+        prefetched = next.have;
+    }
+}
+
 // Persistent: the last CTA out puts the queue back to its start, so the
 // next decode on this plan (plan_ready) finds every item again. Every other
 // CTA's pops come before its count (the fence), and the next kernel in the
