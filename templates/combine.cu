@@ -20,7 +20,9 @@ struct CombineParams {
     int skip_single;
 };
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+// At 512 threads, two blocks per SM lift ptxas's register budget from 32
+// (one block's share) to 64: no 4-byte spill (docs/perf.md, thirtieth session).
+extern "C" __global__ void __launch_bounds__(THREADS, THREADS >= 512 ? 2 : 0)
 snapmla_combine(const CombineParams p)
 {
     __shared__ float weight[MAX_SPLITS];

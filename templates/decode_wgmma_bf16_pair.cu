@@ -39,7 +39,10 @@
 //        with u+2 | QK(u+3): right chunks and RoPE first, then left, retired
 // The rows of a range's last tile past its end are zeroed by the tile's
 // owner after its QK (clear_tail), before either product reads them.
-//   epilogue  one split: out = O / l (BF16, staged in smem for 16-byte stores), lse; several: fp32 partials
+//   epilogue  one split: out = O / l (BF16, 16-byte stores from registers), lse; several: fp32 partials.
+//        On a persistent grid it first takes the CTA's next item and starts
+//        that item's Q and first two tiles (ring and Q's smem are free by
+//        then), so they land under this epilogue, not in the next prologue.
 
 namespace snapmla {
 

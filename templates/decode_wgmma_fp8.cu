@@ -85,13 +85,15 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 
     // this warpgroup's next copy: tile STAGES (WG1) or STAGES + 1 (WG0), then every other
     TileWhere next{};
+    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
+    load_q_fp8_start(p, b, row0, q_ld);
     if (is_copier_thread()) {
         for (int k = 0; k < STAGES; ++k)
             if (copier_of(k) == wg)
                 issue_kv_tile(p, maps, range, ring, full, base, k, locate_tile(range, k));
         next = locate_tile(range, STAGES + 1 - wg);
     }
-    load_q_fp8(p, b, row0, q_lat, q_rope, q_scale);
+    load_q_fp8_finish(q_ld, q_lat, q_rope, q_scale);
     fence_async_smem();
     __syncthreads();
 

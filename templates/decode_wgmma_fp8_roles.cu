@@ -379,12 +379,14 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     // O0's thread 0 and O1's thread 64: warps 8 and 14, on different schedulers (warp % 4)
     const bool half_copier = tid % 128 == 64 * ow;
     TileWhere next{};   // this half copier's next copy: tile STAGES, then one per tile
+    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
+    load_q_fp8_start(p, b, row0, q_ld, tid - O_FIRST);
     if (half_copier) {
         for (int k = 0; k < STAGES; ++k)
             issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);
         next = locate_tile(range, STAGES);
     }
-    load_q_fp8(p, b, row0, m.q_lat, m.q_rope, m.q_scale, tid - O_FIRST);
+    load_q_fp8_finish(q_ld, m.q_lat, m.q_rope, m.q_scale, tid - O_FIRST);
     fence_async_smem();
     named_barrier(BAR_ITEM, THREADS);   // Q is in
 

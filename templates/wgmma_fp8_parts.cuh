@@ -116,20 +116,40 @@ __device__ __forceinline__ unsigned e4m3x4_times(unsigned codes, unsigned f)
 // threads per row (a quad), each holding every fourth 8-channel chunk in
 // registers between the amax and the conversion, so that a quad's loads
 // are 64 contiguous bytes; rows past ROWS are zeros. 256 threads, this one
-// number `thread`.
-__device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
-                                           unsigned char *q_rope, float *q_scale, unsigned thread = threadIdx.x)
+// number `thread`. Two steps: load_q_fp8_start puts every 16-byte load of
+// the thread's quarter row (latent and RoPE) in flight at once, before the
+// first tiles' copies, so that Q is not queued behind them (one round trip:
+// 64 heads, 4K, -2.3%; batch 1 -1 to -2 us, docs/perf.md thirtieth
+// session); load_q_fp8_finish quantizes and stores them.
+struct QRowLoad {
+    uint4 v[LATENT / 32];
+    uint4 rope[ROPE_CHUNKS / 4];
+};
+__device__ __forceinline__ void load_q_fp8_start(const DecodeParams &p, int b, int row0, QRowLoad &q,
+                                                 unsigned thread = threadIdx.x)
 {
-    constexpr int VECS = LATENT / 32;   // 8-channel chunks per thread: part, part + 4, ...
+    constexpr int VECS = LATENT / 32;
     const int r = thread / 4, part = thread % 4;   // (unsigned: shifts, as threadIdx.x's were)
     const bool valid = row0 + r < ROWS;
     const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH;
-    uint4 v[VECS];
+#pragma unroll
+    for (int i = 0; i < VECS; ++i)
+        q.v[i] = valid ? *(const uint4 *)(src + 8 * (part + 4 * i)) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int k = 0; k < ROPE_CHUNKS / 4; ++k)
+        q.rope[k] = valid ? *(const uint4 *)(src + LATENT + (part + 4 * k) * 8) : make_uint4(0, 0, 0, 0);
+}
+
+__device__ __forceinline__ void load_q_fp8_finish(const QRowLoad &q, unsigned char *q_lat, unsigned char *q_rope,
+                                                  float *q_scale, unsigned thread = threadIdx.x)
+{
+    static_assert(ROPE_CHUNKS % 4 == 0, "whole RoPE chunks per thread");
+    constexpr int VECS = LATENT / 32;
+    const int r = thread / 4, part = thread % 4;
     float amax = 0.f;
 #pragma unroll
     for (int i = 0; i < VECS; ++i) {
-        v[i] = valid ? *(const uint4 *)(src + 8 * (part + 4 * i)) : make_uint4(0, 0, 0, 0);
-        const unsigned w[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+        const unsigned w[4] = {q.v[i].x, q.v[i].y, q.v[i].z, q.v[i].w};
 #pragma unroll
         for (int k = 0; k < 4; ++k)
             amax = fmaxf(amax, fmaxf(fabsf(bf16_lo(w[k])), fabsf(bf16_hi(w[k]))));
@@ -142,22 +162,24 @@ __device__ __forceinline__ void load_q_fp8(const DecodeParams &p, int b, int row
         q_scale[r] = scale;
 #pragma unroll
     for (int i = 0; i < VECS; ++i) {
-        const uint4 x = v[i];
+        const uint4 x = q.v[i];
         uint2 codes;
         codes.x = e4m3x4(bf16_lo(x.x) * inv, bf16_hi(x.x) * inv, bf16_lo(x.y) * inv, bf16_hi(x.y) * inv);
         codes.y = e4m3x4(bf16_lo(x.z) * inv, bf16_hi(x.z) * inv, bf16_lo(x.w) * inv, bf16_hi(x.w) * inv);
         *(uint2 *)(q_lat + latent_offset(r, 8 * (part + 4 * i))) = codes;
     }
-    for (int piece = part; piece < ROPE_CHUNKS; piece += 4) {
-        const uint4 x = valid ? *(const uint4 *)(src + LATENT + piece * 8) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int k = 0; k < ROPE_CHUNKS / 4; ++k) {
+        const uint4 x = q.rope[k];
         const unsigned w[4] = {x.x, x.y, x.z, x.w};
         unsigned y[4];
 #pragma unroll
-        for (int k = 0; k < 4; ++k)
-            y[k] = (unsigned)f32_to_bf16(bf16_lo(w[k]) * inv) | ((unsigned)f32_to_bf16(bf16_hi(w[k]) * inv) << 16);
-        *(uint4 *)(q_rope + rope_offset(r, piece * 16)) = make_uint4(y[0], y[1], y[2], y[3]);
+        for (int j = 0; j < 4; ++j)
+            y[j] = (unsigned)f32_to_bf16(bf16_lo(w[j]) * inv) | ((unsigned)f32_to_bf16(bf16_hi(w[j]) * inv) << 16);
+        *(uint4 *)(q_rope + rope_offset(r, (part + 4 * k) * 16)) = make_uint4(y[0], y[1], y[2], y[3]);
     }
 }
+
 
 
 // One warpgroup starts the copy of KV tile `tile` into ring slot
