@@ -384,6 +384,36 @@ START_TEST(lookup_at_bucket_edges)
 }
 END_TEST
 
+/* The shipped BF16 schedule database (docs/tuned_h100_bf16_schedule.yaml,
+ * measured on the H100 in the thirtieth session) loads, and its lookups
+ * give the schedules the measurements chose: the seesaw at one query token
+ * and batch 1, the pair schedule at two tokens and batch 128. */
+START_TEST(the_shipped_bf16_schedule_database_loads_and_picks)
+{
+    snapmla_tuning_db *db = NULL;
+    snapmla_error err = {0};
+    ck_assert_msg(snapmla_tuning_db_load(SNAPMLA_SOURCE_DIR "/docs/tuned_h100_bf16_schedule.yaml", &db, &err) ==
+                      SNAPMLA_OK,
+                  "%s", err.message);
+    ck_assert_uint_eq(snapmla_tuning_db_count(db), 12);
+    static const struct { const char *family; int rows, batch; int64_t context; const char *suffix; } cases[] = {
+        {"l512r64.q1c.bf16p64i.bf16", 128, 1, 4096, ".seesaw"},
+        {"l512r64.q1c.bf16p64i.bf16", 128, 128, 16384, ".pair"},
+        {"l512r64.q2c.bf16p64i.bf16", 256, 128, 16384, ".pair"},
+        {"l512r64.q2c.bf16p64i.bf16", 256, 1, 4096, ".seesaw"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        snapmla_tuning_query q = {SNAPMLA_ARCH_SM90A, "NVIDIA H100 80GB HBM3", cases[i].family, cases[i].rows,
+                                  cases[i].batch, cases[i].context};
+        const snapmla_tuning_entry *found = snapmla_tuning_lookup(db, &q);
+        ck_assert_msg(found != NULL, "case %zu: no entry", i);
+        const size_t n = strlen(found->variant), k = strlen(cases[i].suffix);
+        ck_assert_msg(n > k && strcmp(found->variant + n - k, cases[i].suffix) == 0, "case %zu picked %s", i,
+                      found->variant);
+    }
+    snapmla_tuning_db_free(db);
+}
+END_TEST
+
 /* ---- merge ---------------------------------------------------------------------- */
 
 static char warnings[4][1024];
@@ -955,6 +985,7 @@ int main(void)
     tcase_add_test(tc, round_trip_and_atomic_save);
     tcase_add_test(tc, mutated_databases_round_trip_or_fail_cleanly);
     tcase_add_test(tc, lookup_at_bucket_edges);
+    tcase_add_test(tc, the_shipped_bf16_schedule_database_loads_and_picks);
     tcase_add_test(tc, merge_keeps_the_faster_and_recomputes_the_runner_up);
     tcase_add_test(tc, dispatch_picks_the_recorded_winner);
     tcase_add_test(tc, dispatch_refuses_mixed_candidates);
