@@ -55,25 +55,6 @@ constexpr int P_BYTES = 64 * KV_TILE * 2;   // BF16 P of one tile, K-major, 128-
 constexpr int ST_MAX = 0, ST_SUM = 64, ST_FACTOR = 128, STATE_FLOATS = 192;
 constexpr int ACC = HALF / 2;   // O's fp32 accumulators per thread (64 rows x HALF)
 
-// The CTA's 64 query rows as BF16 into swizzled smem (K-major, as the QK
-// product reads them), by 16-byte asynchronous copies, all in flight at
-// once; rows past ROWS are zero-filled.
-__device__ __forceinline__ void load_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
-                                            unsigned char *q_rope)
-{
-    constexpr int ROW_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
-    for (int i = threadIdx.x; i < 64 * ROW_CHUNKS; i += THREADS) {
-        const int r = i / ROW_CHUNKS, c = i % ROW_CHUNKS;
-        const bool valid = row0 + r < ROWS;
-        const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH + 8 * c;
-        unsigned char *dst =
-            c < LAT_CHUNKS ? q_lat + latent_offset(r, 16 * c) : q_rope + rope_offset(r, 16 * (c - LAT_CHUNKS));
-        cp_async_16(dst, src, valid ? 16 : 0);
-    }
-    cp_async_commit();
-    cp_async_wait<0>();
-}
-
 static_assert(OUT_STAGE_BYTES <= Q_BYTES, "the output stage fits in Q's smem");
 
 // Shared memory, 1024-aligned for the 128-byte swizzle.
@@ -134,7 +115,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             next = locate_tile(range, j + 2);
         }
     };
-    load_q_bf16(p, b, row0, m.q_lat, m.q_rope);
+    start_q_bf16(p, b, row0, m.q_lat, m.q_rope);
+    cp_async_wait<0>();
     fence_async_smem();
     __syncthreads();
 

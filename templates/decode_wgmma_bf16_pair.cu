@@ -66,24 +66,6 @@ constexpr int ACC = HALF / 2;   // O's fp32 accumulators per thread (64 rows x H
 // the other waits): m0 out, m1 out, P(u) out, P(u+1) out.
 constexpr int BAR_M0 = BAR_STATE, BAR_M1 = BAR_STATE + 1, BAR_P0 = 7, BAR_P1 = 8;
 
-// The CTA's 64 query rows as BF16 into swizzled smem (K-major, as the QK
-// product reads them), by 16-byte asynchronous copies, all in flight at
-// once (committed, not waited for); rows past ROWS are zero-filled.
-__device__ __forceinline__ void start_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
-                                             unsigned char *q_rope)
-{
-    constexpr int ROW_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
-    for (int i = threadIdx.x; i < 64 * ROW_CHUNKS; i += THREADS) {
-        const int r = i / ROW_CHUNKS, c = i % ROW_CHUNKS;
-        const bool valid = row0 + r < ROWS;
-        const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH + 8 * c;
-        unsigned char *dst =
-            c < LAT_CHUNKS ? q_lat + latent_offset(r, 16 * c) : q_rope + rope_offset(r, 16 * (c - LAT_CHUNKS));
-        cp_async_16(dst, src, valid ? 16 : 0);
-    }
-    cp_async_commit();
-}
-
 // Shared memory, 1024-aligned for the 128-byte swizzle.
 struct SmemLayout {
     unsigned char *q_lat;          // [LAT_BLOCKS][64][128] bf16

@@ -12,13 +12,15 @@ namespace snapmla {
 template <typename Layout>
 __device__ __forceinline__ void run_items(const DecodeParams &p, const KvMaps &maps, const Layout &m, int &item_index)
 {
-    if constexpr (TakesItemAhead<Layout>::value)
+    if constexpr (TakesItemAhead<Layout>::value) {
         for_each_item_ahead(p, item_index, [&](int4 item, int splits, int base, bool prefetched, const PopItem &pop) {
             decode_item(p, maps, m, item, splits, base, prefetched, pop);
-        });
-    else
+        });   // (it releases the queue at the CTA's last pop)
+    } else {
         for_each_item(p, item_index,
                       [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
+        release_queue(p);
+    }
 }
 
 // Two launch shapes. Persistent (p.plan set, batches with at least as many
@@ -38,7 +40,6 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
     }
     wait_prior_grids();   // (the plan, the cache append, Q's producer)
     run_items(p, maps, m, item_index);
-    release_queue(p);
 }
 
 }  // namespace snapmla

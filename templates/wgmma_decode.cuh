@@ -77,6 +77,26 @@ __device__ __forceinline__ int rope_offset(int row, int byte)
     return (byte / ROPE_SW) * ROPE_BLOCK_BYTES + swizzled<ROPE_SW>(row, byte % ROPE_SW);
 }
 
+// The BF16 kernels' Q: the CTA's 64 query rows as BF16 into swizzled smem
+// (K-major, as the QK product reads them), by 16-byte asynchronous copies,
+// all in flight at once and committed, not waited for (the caller's
+// cp_async_wait<0>); rows past ROWS are zero-filled. (The FP8 kernels
+// quantize Q on the way in: load_q_fp8_start/finish.)
+__device__ __forceinline__ void start_q_bf16(const DecodeParams &p, int b, int row0, unsigned char *q_lat,
+                                             unsigned char *q_rope)
+{
+    constexpr int ROW_CHUNKS = LAT_CHUNKS + ROPE_CHUNKS;
+    for (int i = threadIdx.x; i < 64 * ROW_CHUNKS; i += THREADS) {
+        const int r = i / ROW_CHUNKS, c = i % ROW_CHUNKS;
+        const bool valid = row0 + r < ROWS;
+        const bf16_t *src = p.q + ((long long)b * ROWS + (valid ? row0 + r : 0)) * WIDTH + 8 * c;
+        unsigned char *dst =
+            c < LAT_CHUNKS ? q_lat + latent_offset(r, 16 * c) : q_rope + rope_offset(r, 16 * (c - LAT_CHUNKS));
+        cp_async_16(dst, src, valid ? 16 : 0);
+    }
+    cp_async_commit();
+}
+
 // wgmma descriptors (K-major, under the layout's swizzle) of a region laid
 // out as above: latent blocks (Q's, a ring tile's, or the BF16 path's P,
 // which has their layout) or RoPE rows.
@@ -379,6 +399,22 @@ template <typename Work> __device__ __forceinline__ void for_each_item(const Dec
     }
 }
 
+// Persistent: the last CTA out puts the queue back to its start, so the
+// next decode on this plan (plan_ready) finds every item again. Every other
+// CTA's pops come before its count (the fence), and the next kernel in the
+// stream sees the reset (it waits for this grid). Thread 0, after its last
+// pop (the one that finds the queue empty) or at the kernel's end.
+__device__ __forceinline__ void release_queue(const DecodeParams &p)
+{
+    if (p.plan != nullptr && threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(p.plan + 2, 1) == (int)gridDim.x - 1) {
+            atomicExch(p.plan, 0);
+            atomicExch(p.plan + 2, 0);
+        }
+    }
+}
+
 // The next item, taken inside the current one (decode_item calls pop()
 // once, every thread in step, once its ring and Q's smem are free), so that
 // the item can start the next one's copies under its own epilogue.
@@ -389,12 +425,41 @@ struct ItemAhead {
 };
 struct PopItem {
     const DecodeParams &p;
-    int round;
     int &shared_index;
     ItemAhead &next;
+    // The split grid's one item is taken (for_each_item_ahead marked
+    // shared_index -1); persistent: the queue's next, and the CTA's last
+    // pop releases the queue. (Asked of shared_index first, and released
+    // here, not at the kernel's end: else whether there is a plan, and
+    // where, stays in registers through every item, and the pair kernel
+    // has none to spare.)
     __device__ __forceinline__ const ItemAhead &operator()() const
     {
-        next.have = next_work_item(p, round, shared_index, next.item, next.splits);
+        bool have = false;
+        next.item = make_int4(0, 0, 0, 0);
+        next.splits = 1;
+        // (next_work_item's pop, written out again: through a shared helper
+        // ptxas allocates the seesaw kernels' registers differently from
+        // the measured build)
+        if (shared_index >= 0) {   // (the same for all: thread 0 writes only indices >= 0)
+            if (threadIdx.x == 0)
+                shared_index = atomicAdd(p.plan, 1);
+            named_barrier(BAR_ITEM, THREADS);
+            have = shared_index < p.plan[1];
+            if (have) {
+                next.item = ((const int4 *)(p.plan + 4))[shared_index];
+                next.splits = p.split_counts[next.item.x];
+            }
+            if (!have && threadIdx.x == 0) {   // (release_queue without its test: p.plan is set here)
+                int *plan = p.plan;
+                __threadfence();
+                if (atomicAdd(plan + 2, 1) == (int)gridDim.x - 1) {
+                    atomicExch(plan, 0);
+                    atomicExch(plan + 2, 0);
+                }
+            }
+        }
+        next.have = barrier_or(BAR_ITEM, THREADS, have);
         return next;
     }
 };
@@ -413,29 +478,19 @@ template <typename Work> __device__ __forceinline__ void for_each_item_ahead(con
 {
     ItemAhead now, next;
     now.have = next_work_item(p, 0, shared_index, now.item, now.splits);
+    if (!now.have)
+        release_queue(p);   // (else the last pop does)
+    if (p.plan == nullptr && threadIdx.x == 0)
+        shared_index = -1;   // (read after the item's first barrier)
     bool prefetched = false;
-    for (int round = 1, base = 0; now.have; ++round) {
+    for (int base = 0; now.have;) {
         wgmma_wait<0>();   // (as for_each_item)
-        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, round, shared_index, next});
+        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, shared_index, next});
         base += now.item.w - now.item.z;
         now = next;
         prefetched = next.have;
     }
 }
 
-// Persistent: the last CTA out puts the queue back to its start, so the
-// next decode on this plan (plan_ready) finds every item again. Every other
-// CTA's pops come before its count (the fence), and the next kernel in the
-// stream sees the reset (it waits for this grid). Thread 0, after its items.
-__device__ __forceinline__ void release_queue(const DecodeParams &p)
-{
-    if (p.plan != nullptr && threadIdx.x == 0) {
-        __threadfence();
-        if (atomicAdd(p.plan + 2, 1) == (int)gridDim.x - 1) {
-            atomicExch(p.plan, 0);
-            atomicExch(p.plan + 2, 0);
-        }
-    }
-}
 
 }  // namespace snapmla

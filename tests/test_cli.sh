@@ -275,11 +275,12 @@ for w in range(4):
     # host model of the BF16 pair schedule's hand-offs (also with a planted bug: a refill before its reader)
     expect "pair protocol model" 0 "no deadlock, no race$" -- python3 bench/pair_model/protocol.py
     expect "pair protocol model catches an early refill" 1 "^FAIL " -- env MUT=a python3 bench/pair_model/protocol.py
+    expect "pair protocol model catches an early next-item copy" 1 "^FAIL " -- env MUT=g python3 bench/pair_model/protocol.py
     # bench/trace/items.py: the work-item stamps still match the shipped templates; the reader's sums
     mkdir -p "$work/items/templates"
     cp templates/decode_wgmma_kernel.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_bf16_pair.cu \
         templates/decode_wgmma_fp8_roles.cu templates/combine.cu templates/decode_plan.cu "$work/items/templates"
-    expect "item stamps apply" 0 "^3 3 3 3 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
+    expect "item stamps apply" 0 "^4 3 3 3 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
         cd '$work/items/templates' && echo \$(grep -c 'IT_STAMP(\\|IT_ENTER()\\|IT_EXIT()' decode_wgmma_kernel.cu decode_wgmma_bf16.cu \
         decode_wgmma_bf16_pair.cu decode_wgmma_fp8_roles.cu | cut -d: -f2) \$(grep -c print_trace decode_plan.cu) \
         \$(grep -c print_trace combine.cu)"

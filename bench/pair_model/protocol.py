@@ -6,9 +6,10 @@
 # its tail cleared before a product reads it; the right pair's P and row
 # state); no copy or write lands on data a reader still needs. Each
 # warpgroup's steps transcribe the template's decode_item: change both
-# together. MUT=a..f injects a known bug (a refill or a hand-off moved
-# before what it must wait for, a missing tail clear): each must FAIL, or
-# the model checks nothing.
+# together. MUT=a..g injects a known bug (a refill or a hand-off moved
+# before what it must wait for, a missing tail clear, the next item's
+# copies started before both warpgroups' last products retire): each must
+# FAIL, or the model checks nothing.
 #   python3 bench/pair_model/protocol.py; MUT=a python3 bench/pair_model/protocol.py
 import os, random, sys
 MUT = os.environ.get('MUT', '')
@@ -122,14 +123,19 @@ def warpgroup(sim, wg, items):
     """Yields conditions (callables returning True when the step may run) and
     runs the step's effects after; mirrors decode_item per warpgroup."""
     base = 0
+
+    def start_item(item, tiles, base):
+        # WG0's copier: the item's first two tiles, whole
+        for t in (0, 1):
+            if t < tiles:
+                for h in 'LR':
+                    sim.issue_copy(0, item, t, base, h)
+
     for item, tiles in enumerate(items):
-        # the item barrier (next_work_item): both warpgroups
-        yield ('barrier_all', ('item', item))
-        if wg == 0:
-            for t in (0, 1):
-                if t < tiles:
-                    for h in 'LR':
-                        sim.issue_copy(wg, item, t, base, h)
+        if item == 0:   # the first pop (next_work_item); later items were popped and started ahead
+            yield ('barrier_all', ('item', item))
+            if wg == 0:
+                start_item(item, tiles, base)
         # init of M by warpgroup 0's threads (tid < 64), then __syncthreads x2
         if wg == 0:
             sim.generic_write(wg, 'M', (item, -1), readers=1 if tiles > 0 else 0)   # read by WG0 at pair 0
@@ -228,8 +234,18 @@ def warpgroup(sim, wg, items):
                         sim.read_tile(wg, item, u + 3, base, h, False)
                     sim.commit(wg)
                     yield ('wgwait', 0)
-        # epilogue: two __syncthreads
+        # epilogue: __syncthreads; the next item's pop (a barrier), its first
+        # two tiles and Q (Q's smem holds P(u+1): both warpgroups write it);
+        # the output; __syncthreads
+        early = MUT == 'g' and wg == 0 and item + 1 < len(items)
+        if early:   # (bug: before the barriers, while WG1's products may still read)
+            start_item(item + 1, items[item + 1], base + tiles)
         yield ('barrier_all', ('epi1', item))
+        if item + 1 < len(items):
+            yield ('barrier_all', ('item', item + 1))
+            if wg == 0 and not early:
+                start_item(item + 1, items[item + 1], base + tiles)
+            sim.generic_write(wg, 'P1', ('q', item + 1, wg), readers=0)
         yield ('barrier_all', ('epi2', item))
         base += tiles
 

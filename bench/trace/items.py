@@ -66,11 +66,18 @@ __device__ __noinline__ void print_trace()
 }
 '''
 
-ENTRY = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    for_each_item(p, item_index,
-                  [&](int4 item, int splits, int base) { decode_item(p, maps, m, item, splits, base); });
-    release_queue(p);
-'''
+# decode_wgmma_kernel.cu: the CTA's entry and exit around run_items; each
+# item's top and end in both of its loops (for_each_item, and the pair
+# schedule's for_each_item_ahead).
+ENTRY_EDITS = [
+    ('    run_items(p, maps, m, item_index);\n',
+     '    IT_ENTER();\n    run_items(p, maps, m, item_index);\n    IT_EXIT();\n'),
+    ('{ decode_item(p, maps, m, item, splits, base); }',
+     '{ IT_STAMP(0); decode_item(p, maps, m, item, splits, base); IT_ITEM_DONE(item); }'),
+    ('            decode_item(p, maps, m, item, splits, base, prefetched, pop);\n',
+     '            IT_STAMP(0);\n            decode_item(p, maps, m, item, splits, base, prefetched, pop);\n'
+     '            IT_ITEM_DONE(item);\n'),
+]
 
 def stamped_loop(text, item_call):
     """text's for_each_item loop with the CTA's entry and exit stamped, and each item's top and end."""
@@ -79,8 +86,6 @@ def stamped_loop(text, item_call):
             .replace('{ ' + item_call + ' }', '{ IT_STAMP(0); ' + item_call + ' IT_ITEM_DONE(item); }', 1)
             .replace(indent + 'release_queue(p);\n', indent + 'release_queue(p);\n' + indent + 'IT_EXIT();\n', 1))
 
-
-ENTRY_STAMPED = stamped_loop(ENTRY, 'decode_item(p, maps, m, item, splits, base);')
 
 # The role warpgroups' entry: thread 0 is a score warpgroup's (its items
 # stamped as the score side sees them: top and end only).
@@ -121,7 +126,7 @@ def patch(tree):
     tp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tp)
     edits = {
-        'decode_wgmma_kernel.cu': [(ENTRY, ENTRY_STAMPED)],
+        'decode_wgmma_kernel.cu': ENTRY_EDITS,
         'decode_wgmma_fp8_roles.cu': [(ROLES_ENTRY, ROLES_ENTRY_STAMPED)],
         'decode_plan.cu': [('namespace snapmla {\n', GLOBALS), ('    wait_prior_grids();\n', tp.PLAN_PRINT)],
         'combine.cu': [('    wait_prior_grids();   // the split kernel\'s partials\n', tp.PRINT)],
