@@ -14,7 +14,9 @@ pair schedule) share decode_wgmma_kernel.cu's entry; the FP8 role
 warpgroups have their own (both stamped; the role warpgroups' items as a
 score warpgroup's thread 0 sees them: top and end only).
 bench/trace/items.sh runs it on the GPU and bench/trace/view_items.py
-reads the lines.
+reads the lines. The stamps cost registers: under them the pair kernel at
+two query tokens spills 4 bytes (the shipped one does not), so its times
+run a little above the untraced kernel's.
     python3 bench/trace/items.py TREE
 """
 import importlib.util
