@@ -307,13 +307,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         if (wg == 0 && quad == 0 && row < ROWS)
             store_lse(p, b, split, row, row_max[h] * p.softmax_scale, row_sum[h], direct);
     }
-    if (!direct) {   // fp32 partials: quads 0, 1 and 2, 3 swap a row each (16-byte stores)
-#pragma unroll
-        for (int j = 0; j < ACC / 4; ++j)
-            store_partial_swapped(p, b, split, quad % 2 == 0, 1, row0 + my_row[0], row0 + my_row[1],
-                                  wg * HALF + 8 * j + 2 * quad, o[4 * j] * inv[0], o[4 * j + 1] * inv[0],
-                                  o[4 * j + 2] * inv[1], o[4 * j + 3] * inv[1]);
-    }
+    if (!direct)
+        store_partials_bf16(p, b, split, row0, my_row, wg * HALF, quad, o, inv);
     if (direct) {
         __syncthreads();
         copy_out_stage(p, b, row0, m.q_lat);

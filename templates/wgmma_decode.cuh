@@ -97,6 +97,21 @@ __device__ __forceinline__ void start_q_bf16(const DecodeParams &p, int b, int r
     cp_async_commit();
 }
 
+// The BF16 kernels' fp32 split partial (O / l) of this thread's two rows
+// (my_row) and its ACC accumulators (channels channel0 + 8 j + 2 quad, + 1):
+// quads 0, 1 and 2, 3 swap a row each, so every store is 16 bytes.
+template <int N>
+__device__ __forceinline__ void store_partials_bf16(const DecodeParams &p, int b, int split, int row0,
+                                                    const int (&my_row)[2], int channel0, int quad,
+                                                    const float (&o)[N], const float (&inv)[2])
+{
+#pragma unroll
+    for (int j = 0; j < N / 4; ++j)
+        store_partial_swapped(p, b, split, quad % 2 == 0, 1, row0 + my_row[0], row0 + my_row[1],
+                              channel0 + 8 * j + 2 * quad, o[4 * j] * inv[0], o[4 * j + 1] * inv[0],
+                              o[4 * j + 2] * inv[1], o[4 * j + 3] * inv[1]);
+}
+
 // wgmma descriptors (K-major, under the layout's swizzle) of a region laid
 // out as above: latent blocks (Q's, a ring tile's, or the BF16 path's P,
 // which has their layout) or RoPE rows.
