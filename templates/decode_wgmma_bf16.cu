@@ -146,14 +146,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         wgmma_wait<0>();
         fence_registers(o);
     };
-    // O *= f (per row), skipped by a warp whose rows all keep their factor 1.
-    auto rescale = [&](float f0, float f1) {
-        if (__any_sync(0xffffffffu, f0 != 1.f || f1 != 1.f)) {
-#pragma unroll
-            for (int i = 0; i < ACC; ++i)
-                o[i] *= (i / 2) % 2 ? f1 : f0;
-        }
-    };
     // V(u) of this warpgroup's channels, MN-major: 64-channel blocks 8 KB
     // apart (LBO), 8-token row groups 1 KB apart (SBO), 16 tokens per step.
     auto v_desc = [&](int u) {
@@ -175,7 +167,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             row_sum[h] = m.state[ST_SUM + my_row[h]];
             f[h] = m.state[ST_FACTOR + my_row[h]];
         }
-        rescale(f[0], f[1]);
+        scale_o_rows(o, f[0], f[1]);
         const unsigned long long v = v_desc(u);
         wgmma_fence();
 #pragma unroll
@@ -275,7 +267,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         named_barrier_arrive(BAR_STATE + t % 2, 256);   // to the other warpgroup
         if (t0 + KV_TILE > t_end)
             named_barrier(BAR_OWN + wg, 128);   // the zeroed tail rows, to this warpgroup's product
-        rescale(alpha[0], alpha[1]);
+        scale_o_rows(o, alpha[0], alpha[1]);
         const unsigned long long v = v_desc(t);
         wgmma_fence();
 #pragma unroll

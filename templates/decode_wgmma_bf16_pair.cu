@@ -288,14 +288,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     for (int i = 0; i < 32; ++i)
         s[i] = 0.f;
 
-    // O *= f (per row), skipped by a warp whose rows all keep their factor 1.
-    auto rescale = [&](float f0, float f1) {
-        if (__any_sync(0xffffffffu, f0 != 1.f || f1 != 1.f)) {
-#pragma unroll
-            for (int i = 0; i < ACC; ++i)
-                o[i] *= (i / 2) % 2 ? f1 : f0;
-        }
-    };
     // V(u) over this warpgroup's channels, MN-major: 64-channel blocks 8 KB
     // apart (LBO), 8-token row groups 1 KB apart (SBO), 16 tokens per step.
     auto v_desc = [&](int u) {
@@ -383,7 +375,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 row_sum[h] = row_sum[h] * alpha[h] + (part_sum[2 * h] + part_sum[2 * h + 1]);
             unsigned pa[KV_TILE / 16][4];
             pack_p(pa);
-            rescale(alpha[0], alpha[1]);
+            scale_o_rows(o, alpha[0], alpha[1]);
             // ---- O0 += P(u) V(u), retired ----
             const unsigned long long v = v_desc(u);
             wgmma_fence();
@@ -413,7 +405,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             // ---- P(u+1) out: O0 rescaled, O0 += P(u+1) V(u+1) ----
             if (has_other) {
                 named_barrier(BAR_P1, 256);
-                rescale(f1[0], f1[1]);
+                scale_o_rows(o, f1[0], f1[1]);
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     row_sum[h] *= f1[h];
@@ -480,7 +472,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 unsigned pa[KV_TILE / 16][4];
                 pack_p(pa);
                 store_p(m.p[1], pa);
-                rescale(alpha[0] * f0[0], alpha[1] * f0[1]);
+                scale_o_rows(o, alpha[0] * f0[0], alpha[1] * f0[1]);
                 const unsigned long long v = v_desc(u + 1);
                 wgmma_fence();
 #pragma unroll
@@ -492,7 +484,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     row_sum[h] *= f0[h];   // (alpha is 1: m1 = m0)
-                rescale(f0[0], f0[1]);
+                scale_o_rows(o, f0[0], f0[1]);
             }
             // ---- P(u) out: O1 += P(u) V(u) ----
             named_barrier(BAR_P0, 256);

@@ -97,6 +97,17 @@ __device__ __forceinline__ void start_q_bf16(const DecodeParams &p, int b, int r
     cp_async_commit();
 }
 
+// O *= f per row (a thread's accumulators i alternate rows by (i / 2) % 2:
+// f0, f1), skipped by a warp whose rows all keep their factor 1.
+template <int N> __device__ __forceinline__ void scale_o_rows(float (&o)[N], float f0, float f1)
+{
+    if (__any_sync(0xffffffffu, f0 != 1.f || f1 != 1.f)) {
+#pragma unroll
+        for (int i = 0; i < N; ++i)
+            o[i] *= (i / 2) % 2 ? f1 : f0;
+    }
+}
+
 // The BF16 kernels' fp32 split partial (O / l) of this thread's two rows
 // (my_row) and its ACC accumulators (channels channel0 + 8 j + 2 quad, + 1):
 // quads 0, 1 and 2, 3 swap a row each, so every store is 16 bytes.
