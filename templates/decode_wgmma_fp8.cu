@@ -115,11 +115,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     float row_r[SCALE_GROUPS][2];
     float row_sum[2] = {0.f, 0.f};
     float o[MBLOCKS][32];   // O^T: channels (channel_of) x the 64 query rows
-#pragma unroll
-    for (int mb = 0; mb < MBLOCKS; ++mb)
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            o[mb][i] = 0.f;
+    zero_o_t(o);
     const int full_end = visible_end_of(range, 0);   // tiles ending before it need no mask
     const unsigned long long q_lat_desc = latent_desc(q_lat);
     const unsigned long long q_rope_desc = rope_desc(q_rope);

@@ -391,11 +391,7 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     named_barrier(BAR_ITEM, THREADS);   // Q is in
 
     float o[MBLOCKS][32];   // O^T: channels (channel_of) x the 64 query rows
-#pragma unroll
-    for (int mb = 0; mb < MBLOCKS; ++mb)
-#pragma unroll
-        for (int i = 0; i < 32; ++i)
-            o[mb][i] = 0.f;
+    zero_o_t(o);
     // V^T's fragments, a quarter (one group's 32-token half: two m-blocks)
     // per a[i]: the whole tile's, or two quarters' by q % 2 (V_WHOLE_TILE).
     // (Reading V^T before P'(t) measured slower in both forms: docs/perf.md.)

@@ -334,6 +334,17 @@ __device__ __forceinline__ void load_vt_step(const unsigned char *block, const i
     hi[1] = __byte_perm(hi01, hi23, 0x7632);   // c0 + 3
 }
 
+// O^T's accumulators (this warpgroup's channels x the 64 query rows, laid
+// out by channel_of), zeroed at a work item's start.
+__device__ __forceinline__ void zero_o_t(float (&o)[MBLOCKS][32])
+{
+#pragma unroll
+    for (int mb = 0; mb < MBLOCKS; ++mb)
+#pragma unroll
+        for (int i = 0; i < 32; ++i)
+            o[mb][i] = 0.f;
+}
+
 // The A fragments of O^T += V^T P'^T for one quarter of this warpgroup's
 // tile, the 32-token half kc of group grp's two m-blocks: lo (m-block
 // 2 grp) and hi (2 grp + 1), read from the raw e4m3 tile (tokens x
