@@ -11,12 +11,15 @@ launch (the combine kernel where the launch has no plan: a split grid),
 as bench/trace/patch.py does. clock64 over globaltimer gives each SM's
 clock while it ran. The two-warpgroup kernels (both seesaws and the
 pair schedule) share decode_wgmma_kernel.cu's entry; the FP8 role
-warpgroups have their own (both stamped; the role warpgroups' items as a
-score warpgroup's thread 0 sees them: top and end only).
+warpgroups have their own, stamped by the first output thread (O0's
+thread 0): an item's prologue ends when its first P' is in, its epilogue
+starts when its last products retire, and it ends when its output is out
+(the score warpgroups run up to three tiles ahead).
 bench/trace/items.sh runs it on the GPU and bench/trace/view_items.py
-reads the lines. The stamps cost registers: under them the pair kernel at
-two query tokens spills 4 bytes (the shipped one does not), so its times
-run a little above the untraced kernel's.
+reads the lines. A stamp takes the CTA's number through an opaque move,
+so that ptxas does not keep the stamps' addresses live across the tile
+loops: then no stamped kernel spills (`snapmla inspect` of the stamped
+build; the pair kernel at two query tokens spilled 4 bytes before).
     python3 bench/trace/items.py TREE
 """
 import importlib.util
@@ -28,6 +31,7 @@ GLOBALS = r'''namespace snapmla {
 
 // ---- work-item timeline (bench/trace/items.py) ----
 #define IT_CTAS 264
+#define IT_THREAD 0   // the stamping thread (the role warpgroups: O0's first)
 #define IT_ITEMS 8
 // per CTA and item: globaltimer, clock64 at top, prologue done, epilogue start, end, stores start
 __device__ unsigned long long snap_it[IT_CTAS][IT_ITEMS][10];
@@ -41,15 +45,25 @@ __device__ __forceinline__ unsigned long long global_ns()
     return t;
 }
 #define IT_CTA ((int)(blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z)))
-#define IT_STAMP(ev_) do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS && snap_itn[IT_CTA] < IT_ITEMS) { \
-    snap_it[IT_CTA][snap_itn[IT_CTA]][2 * (ev_)] = global_ns(); \
-    snap_it[IT_CTA][snap_itn[IT_CTA]][2 * (ev_) + 1] = clock64(); } } while (0)
-#define IT_ENTER() do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS) { snap_itn[IT_CTA] = 0; \
+// (the CTA's number opaque to ptxas: else it keeps the stamps' addresses
+// live across the tile loops, and the role warpgroups' output side spills)
+__device__ __forceinline__ void it_stamp(int ev)
+{
+    int c = IT_CTA;
+    asm volatile("" : "+r"(c));
+    if (c < IT_CTAS && snap_itn[c] < IT_ITEMS) {
+        unsigned long long *e = snap_it[c][snap_itn[c]] + 2 * ev;
+        e[0] = global_ns();
+        e[1] = clock64();
+    }
+}
+#define IT_STAMP(ev_) do { if (threadIdx.x == IT_THREAD) it_stamp(ev_); } while (0)
+#define IT_ENTER() do { if (threadIdx.x == IT_THREAD && IT_CTA < IT_CTAS) { snap_itn[IT_CTA] = 0; \
     snap_ke[IT_CTA][0] = global_ns(); snap_ke[IT_CTA][2] = clock64(); } } while (0)
-#define IT_ITEM_DONE(item_) do { IT_STAMP(3); if (threadIdx.x == 0 && IT_CTA < IT_CTAS) { \
+#define IT_ITEM_DONE(item_) do { IT_STAMP(3); if (threadIdx.x == IT_THREAD && IT_CTA < IT_CTAS) { \
     if (snap_itn[IT_CTA] < IT_ITEMS) snap_itt[IT_CTA][snap_itn[IT_CTA]] = (item_).w - (item_).z; \
     snap_itn[IT_CTA] += 1; } } while (0)
-#define IT_EXIT() do { if (threadIdx.x == 0 && IT_CTA < IT_CTAS) { snap_ke[IT_CTA][1] = global_ns(); \
+#define IT_EXIT() do { if (threadIdx.x == IT_THREAD && IT_CTA < IT_CTAS) { snap_ke[IT_CTA][1] = global_ns(); \
     snap_ke[IT_CTA][3] = clock64(); if (IT_CTA == 0) { snap_grid = gridDim.x * gridDim.y * gridDim.z; \
     atomicAdd(&snap_launch, 1u); } } } while (0)
 // (called by the plan and combine kernels only: a call in the decode kernel serializes its wgmma)
@@ -81,25 +95,33 @@ ENTRY_EDITS = [
      '            IT_ITEM_DONE(item);\n'),
 ]
 
-def stamped_loop(text, item_call):
-    """text's for_each_item loop with the CTA's entry and exit stamped, and each item's top and end."""
-    indent = re.search(r'^( *)for_each_item\(', text, re.M).group(1)
-    return (text.replace(indent + 'for_each_item(', indent + 'IT_ENTER();\n' + indent + 'for_each_item(', 1)
-            .replace('{ ' + item_call + ' }', '{ IT_STAMP(0); ' + item_call + ' IT_ITEM_DONE(item); }', 1)
-            .replace(indent + 'release_queue(p);\n', indent + 'release_queue(p);\n' + indent + 'IT_EXIT();\n', 1))
-
-
-# The role warpgroups' entry: thread 0 is a score warpgroup's (its items
-# stamped as the score side sees them: top and end only).
-ROLES_ENTRY = '''    wait_prior_grids();   // (the plan, the cache append, Q's producer)
-    if (threadIdx.x < O_FIRST) {
-        registers_give_back<SCORE_REGS>();
+# The role warpgroups' entry: its output side's loop stamped (by O0's
+# first thread, IT_THREAD below), as the output side runs every tile and
+# writes the output.
+ROLES_ENTRY = '''        registers_take<OUTPUT_REGS>();
         for_each_item(p, item_index,
-                      [&](int4 item, int splits, int base) { score_item(p, m, item, splits, base); });
-        release_queue(p);
-    } else {'''
+                      [&](int4 item, int splits, int base) { output_item(p, maps, m, item, splits, base); });
+'''
 
-ROLES_ENTRY_STAMPED = stamped_loop(ROLES_ENTRY, 'score_item(p, m, item, splits, base);')
+ROLES_ENTRY_STAMPED = '''        registers_take<OUTPUT_REGS>();
+        IT_ENTER();
+        for_each_item(p, item_index, [&](int4 item, int splits, int base) {
+            IT_STAMP(0); output_item(p, maps, m, item, splits, base); IT_ITEM_DONE(item); });
+        IT_EXIT();
+'''
+
+ROLES_EDITS = [
+    (ROLES_ENTRY, ROLES_ENTRY_STAMPED),
+    ('namespace snapmla {\n', '#undef IT_THREAD\n#define IT_THREAD 256\nnamespace snapmla {\n'),
+    # the first P' in (tile 0's pfull, waited for once more before the
+    # loop: a stamp inside it makes ptxas spill): the prologue's end
+    ('    for (int t = 0; t < tiles; ++t) {\n',
+     '    if (tiles > 0) {\n        mbarrier_wait(m.pfull + base % P_SLOTS, parity_of(base, P_SLOTS));\n'
+     '        IT_STAMP(1);\n    }\n    for (int t = 0; t < tiles; ++t) {\n'),
+    ('    if (tiles > 0)\n        mbarrier_arrive(m.pempty + (base + tiles - 1) % P_SLOTS);\n',
+     '    IT_STAMP(2);\n    if (tiles > 0)\n        mbarrier_arrive(m.pempty + (base + tiles - 1) % P_SLOTS);\n'),
+    ('    write_output(p, o, final_state, tiles > 0,', '    IT_STAMP(4);\n    write_output(p, o, final_state, tiles > 0,'),
+]
 
 # template: [(text the stamp goes before, event)]
 STAMPS = {
@@ -129,7 +151,7 @@ def patch(tree):
     spec.loader.exec_module(tp)
     edits = {
         'decode_wgmma_kernel.cu': ENTRY_EDITS,
-        'decode_wgmma_fp8_roles.cu': [(ROLES_ENTRY, ROLES_ENTRY_STAMPED)],
+        'decode_wgmma_fp8_roles.cu': ROLES_EDITS,
         'decode_plan.cu': [('namespace snapmla {\n', GLOBALS), ('    wait_prior_grids();\n', tp.PLAN_PRINT)],
         'combine.cu': [('    wait_prior_grids();   // the split kernel\'s partials\n', tp.PRINT)],
     }
