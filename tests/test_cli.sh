@@ -280,7 +280,7 @@ for w in range(4):
     mkdir -p "$work/items/templates"
     cp templates/decode_wgmma_kernel.cu templates/decode_wgmma_bf16.cu templates/decode_wgmma_bf16_pair.cu \
         templates/decode_wgmma_fp8_roles.cu templates/combine.cu templates/decode_plan.cu "$work/items/templates"
-    expect "item stamps apply" 0 "^4 3 3 3 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
+    expect "item stamps apply" 0 "^4 3 3 6 2 1$" -- bash -c "python3 '$PWD/bench/trace/items.py' '$work/items' >/dev/null &&
         cd '$work/items/templates' && echo \$(grep -c 'IT_STAMP(\\|IT_ENTER()\\|IT_EXIT()' decode_wgmma_kernel.cu decode_wgmma_bf16.cu \
         decode_wgmma_bf16_pair.cu decode_wgmma_fp8_roles.cu | cut -d: -f2) \$(grep -c print_trace decode_plan.cu) \
         \$(grep -c print_trace combine.cu)"
