@@ -24,7 +24,6 @@ build; the pair kernel at two query tokens spilled 4 bytes before).
 """
 import importlib.util
 import os
-import re
 import sys
 
 GLOBALS = r'''namespace snapmla {
@@ -114,7 +113,7 @@ ROLES_EDITS = [
     (ROLES_ENTRY, ROLES_ENTRY_STAMPED),
     ('namespace snapmla {\n', '#undef IT_THREAD\n#define IT_THREAD 256\nnamespace snapmla {\n'),
     # the first P' in (tile 0's pfull, waited for once more before the
-    # loop: a stamp inside it makes ptxas spill): the prologue's end
+    # loop, so that the loop's code stays as shipped): the prologue's end
     ('    for (int t = 0; t < tiles; ++t) {\n',
      '    if (tiles > 0) {\n        mbarrier_wait(m.pfull + base % P_SLOTS, parity_of(base, P_SLOTS));\n'
      '        IT_STAMP(1);\n    }\n    for (int t = 0; t < tiles; ++t) {\n'),
