@@ -111,7 +111,7 @@ ROLES_ENTRY_STAMPED = '''        registers_take<OUTPUT_REGS>();
 
 ROLES_EDITS = [
     (ROLES_ENTRY, ROLES_ENTRY_STAMPED),
-    ('namespace snapmla {\n', '#undef IT_THREAD\n#define IT_THREAD 256\nnamespace snapmla {\n'),
+    ('namespace snapmla {\n', '#undef IT_THREAD\n#define IT_THREAD O_FIRST\nnamespace snapmla {\n'),
     # the first P' in (tile 0's pfull, waited for once more before the
     # loop, so that the loop's code stays as shipped): the prologue's end
     ('    for (int t = 0; t < tiles; ++t) {\n',
