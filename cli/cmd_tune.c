@@ -307,7 +307,7 @@ static int run_on_gpu(const tune_options *o, snapmla_context *ctx, tune_plan *pl
     if (tune_log_open(o->log_path, sum, g->name, g->arch, &log, &err) != SNAPMLA_OK)
         return cli_report(&err);
     tune_gpu_run run = {ctx, plan, log, o->log_path, o->replays, {0, 0}};
-    int code = cli_l2_flush_alloc(g->d, &run.flush, &err) ? CLI_OK : CLI_FAILED;
+    int code = cli_l2_flush_alloc(g->d, &run.flush, 0, &err) ? CLI_OK : CLI_FAILED;
     printf("timing on '%s' (%s): median of %d graph replays per shape, L2 flushed (%zu MB "
            "written) before each; progress on stderr\n", g->name, snapmla_arch_name(g->arch),
            o->replays, run.flush.bytes >> 20);

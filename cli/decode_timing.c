@@ -214,7 +214,8 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, snapmla_error *err)
+int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, size_t min_bytes,
+                       snapmla_error *err)
 {
     CUdevice device;
     int l2 = 0;
@@ -224,6 +225,8 @@ int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, snapmla_error *
         !check(err, SNAPMLA_CU(d, cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, device), err)))
         return 0;
     size_t bytes = 2 * (size_t)l2 > ((size_t)64 << 20) ? 2 * (size_t)l2 : (size_t)64 << 20;
+    if (min_bytes > bytes)
+        bytes = min_bytes;
     if (!check(err, SNAPMLA_CU(d, cuMemAlloc(&f->buffer, bytes), err)))
         return 0;
     f->bytes = bytes;

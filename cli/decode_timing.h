@@ -48,7 +48,8 @@ int cli_decode_problem_make_ragged(snapmla_context *ctx, const snapmla_variant *
 void cli_decode_problem_free(cli_decode_problem *p);
 
 /* The buffer written before each timed replay so that the call starts with
- * a cold L2: twice the L2, at least 64 MiB. */
+ * a cold L2: twice the L2, at least 64 MiB, or min_bytes where that is more
+ * (bench's --flush-mb: FlashMLA's own benchmark writes 8 GB between calls). */
 typedef struct cli_l2_flush {
     CUdeviceptr buffer;
     size_t bytes;
@@ -56,7 +57,8 @@ typedef struct cli_l2_flush {
 
 /* Allocates the flush buffer for the current device. Errors are reported on
  * stderr; returns 0 then. */
-int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, snapmla_error *err);
+int cli_l2_flush_alloc(const snapmla_driver *d, cli_l2_flush *f, size_t min_bytes,
+                       snapmla_error *err);
 void cli_l2_flush_free(const snapmla_driver *d, cli_l2_flush *f);
 
 /* Median of `replays` (3..64) timed graph replays of one decode call, after

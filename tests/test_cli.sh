@@ -87,6 +87,8 @@ expect "bench json empty" 2 "^snapmla bench: --json: '' is not a file name" -- "
 expect "bench json and csv one file" 2 "^snapmla bench: --csv and --json both name '$work/b.out'; give each its own file$" -- "$snapmla" bench specs/deepseek_v3.yaml --csv "$work/b.out" --json "$work/b.out"
 expect "bench bad replays" 2 "^snapmla bench: --replays: '2' is not allowed; allowed: 3\\.\\.64$" -- "$snapmla" bench specs/deepseek_v3.yaml --replays 2
 expect "bench bad sustain" 2 "^snapmla bench: --sustain: '121' is not allowed; allowed: 0\\.\\.120$" -- "$snapmla" bench specs/deepseek_v3.yaml --sustain 121
+expect "bench flush-mb too small" 2 "^snapmla bench: --flush-mb: '63' is not allowed; allowed: 64\\.\\.16384$" -- "$snapmla" bench specs/deepseek_v3.yaml --flush-mb 63
+expect "bench flush-mb without value" 2 "^snapmla bench: --flush-mb needs a value$" -- "$snapmla" bench specs/deepseek_v3.yaml --flush-mb
 # Numeric options take the whole value, in range, or name it (no atoi prefix, no wrap).
 expect "run batch with junk" 2 "^snapmla run: --batch: '8x' is not allowed; allowed: 1\\.\\.65535$" -- "$snapmla" run specs/deepseek_v3.yaml --batch 8x
 expect "run seqlen past int" 2 "^snapmla run: --seqlen: '99999999999' is not allowed; allowed: 0\\.\\.16777216$" -- "$snapmla" run specs/deepseek_v3.yaml --seqlen 99999999999
@@ -167,12 +169,16 @@ if [[ -e /dev/nvidiactl ]]; then
     expect "bench cold-l2 says so" 0 "^--cold-l2: L2 flushed before each call \\([0-9]+ MB written" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100 --replays 3 --cold-l2 --json "$work/c.json"
     expect "bench cold-l2 JSON" 0 "\"cold_l2\": true" -- cat "$work/c.json"
     expect "bench warm JSON" 0 "\"cold_l2\": false" -- cat "$work/b.json"
+    expect "bench flush-mb says so" 0 "^--flush-mb 256: 256 MB written before each call" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 2x100 --replays 3 --flush-mb 256 --json "$work/f.json"
+    expect "bench flush-mb JSON" 0 "\"cold_l2\": true,.*\"flush_mb\": 256," -- bash -c "tr -d '\\n' < '$work/f.json'"
+    expect "bench cold-l2 JSON has no flush size" 0 "\"flush_mb\": 0," -- cat "$work/c.json"
 else
     expect "run without GPU" 0 "no CUDA (driver|GPU).*compiled" -- "$snapmla" run specs/deepseek_v3.yaml
     expect "bench without GPU" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml
     expect "bench plan-ready is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --plan-ready
     expect "bench cold-l2 is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --cold-l2
     expect "bench sustain is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --sustain 2
+    expect "bench flush-mb is an option" 1 "^snapmla: no CUDA (driver|GPU)" -- "$snapmla" bench specs/deepseek_v3.yaml --flush-mb 8000
     expect "bench without GPU leaves no JSON" 1 "^snapmla: '$work/b.json' not written: the run did not finish$" -- "$snapmla" bench specs/deepseek_v3.yaml --shapes 8x100~ --json "$work/b.json"
     expect "bench without GPU: no JSON file" 0 "^0$" -- bash -c "find '$work' -maxdepth 1 -name 'b.json*' | wc -l"
 fi
