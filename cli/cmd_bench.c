@@ -528,9 +528,8 @@ static int bench(snapmla_context *ctx, const bench_options *o, json_out *json)
             return CLI_FAILED;
         }
         if (o->flush_mb)
-            printf("--flush-mb %d: %zu MB written before each call (not timed), as FlashMLA's own "
-                   "benchmark writes 8 GB: a cold L2, and the memory-bound write lets the clock "
-                   "recover between calls\n", o->flush_mb, out.flush.bytes >> 20);
+            printf("--flush-mb %d: %zu MB written before each call (not timed); FlashMLA's own "
+                   "benchmark writes 8 GB between calls\n", o->flush_mb, out.flush.bytes >> 20);
         else
             printf("--cold-l2: L2 flushed before each call (%zu MB written, not timed), as triton's "
                    "do_bench does\n", out.flush.bytes >> 20);
@@ -634,8 +633,7 @@ const cli_command cli_bench = {
     "  --cold-l2  flush L2 before each timed call (twice its size written, not timed),\n"
     "             as triton's do_bench does; default: each call finds L2 as the last left it\n"
     "  --flush-mb MB (64..16384) written before each timed call instead (implies\n"
-    "             --cold-l2); 8000 is FlashMLA's own benchmark's 8 GB, during which\n"
-    "             the clock recovers from the previous call\n"
+    "             --cold-l2); 8000 is what FlashMLA's own benchmark writes between calls\n"
     "  --sustain  seconds (0..120, default 0) of back-to-back replays before each\n"
     "             shape's timing: the board then sits at its power limit as in a busy\n"
     "             engine, and the clock (and times) with it; default: a burst\n",
