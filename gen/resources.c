@@ -58,10 +58,10 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
         int stage = round_up_1024(v->kv_tile * (v->latent_dim + 2 * v->rope_dim) + v->kv_tile * 4 * groups);
         int p_tile = p_groups * v->q_tile * v->kv_tile;
         int row_state = (2 + 2 * p_groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
-        /* tile.warps 16 (decode_wgmma_fp8_roles.cu): three more mbarriers per P'
+        /* tile.warps 16 (decode_wgmma_fp8_roles.cu): four more mbarriers per P'
          * buffer, and a second `used` one per ring slot (each output warpgroup
          * copies the half of a tile it reads) */
-        int role_barriers = roles ? 3 * 24 + v->stages * 8 : 0;
+        int role_barriers = roles ? 4 * 24 + v->stages * 8 : 0;
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + role_barriers;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {

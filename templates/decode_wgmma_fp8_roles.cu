@@ -69,6 +69,11 @@ static_assert(P_GROUPS == 1 && KV_TMA, "role warpgroups: one scale per token, pa
 // 4): the others take the quarters.
 constexpr bool V_WHOLE_TILE = ROWS % 64 == 0 && (!CAUSAL || Q_LEN == 1 || Q_HEADS % 64 == 0);
 constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;
+// On fp8_per_tile128 (the codes rescaled in the slot by the tile's S before
+// its QK) O holds a whole tile's products until the next tile's QK has been
+// issued, so that QK reaches the tensor cores first: -1.2% at 128 heads, 16K
+// there, +2.1% on fp8_per_token, where it is off (docs/perf.md).
+constexpr bool PV_AFTER_NEXT_QK = TOKEN_REQUANT && V_WHOLE_TILE;
 // Registers per thread after the hand-over (the launch gives 128 a thread
 // to 512 threads): S holds a score tile (32) and its scales; O its O^T
 // (128), the V^T fragments held (8 per quarter) and their byte-permute
@@ -83,6 +88,7 @@ static_assert(P_SLOTS == STATE_SLOTS && P_GROUPS == 1, "one P' and one row state
 struct SmemLayout : Fp8Smem {
     unsigned long long *sfull, *pfull, *pempty;
     unsigned long long *used_hi;   // per ring slot: S and O1 are done with its upper half (`used`: S and O0)
+    unsigned long long *qk_issued; // per P slot: the tile's S has issued its latent QK (PV_AFTER_NEXT_QK)
 };
 
 __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
@@ -92,7 +98,8 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
     m.pfull = m.sfull + P_SLOTS;
     m.pempty = m.pfull + P_SLOTS;
     m.used_hi = m.pempty + P_SLOTS;
-    check_smem_layout(smem_raw, m.used_hi + STAGES);
+    m.qk_issued = m.used_hi + STAGES;
+    check_smem_layout(smem_raw, m.qk_issued + P_SLOTS);
     return m;
 }
 
@@ -304,6 +311,8 @@ __device__ __forceinline__ void score_item(const DecodeParams &p, const SmemLayo
                 wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
                              desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
         wgmma_commit();
+        if constexpr (PV_AFTER_NEXT_QK)
+            mbarrier_arrive(m.qk_issued + g % P_SLOTS);   // O's products of g-1 may follow
         wgmma_wait<0>();
         fence_registers(s);
         float token_scale[16];   // columns 8j + 2*quad + {0, 1}: K's scale, then V's (the same)
@@ -423,6 +432,8 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
             for (int q = 0; q < 2 * GROUPS; ++q)
                 load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
             mbarrier_arrive(my_used + g % STAGES);
+            if (PV_AFTER_NEXT_QK && t + 1 < tiles)   // the next tile's QK goes to the tensor cores first
+                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
             wgmma_fence();
 #pragma unroll
             for (int q = 0; q < 2 * GROUPS; ++q)
@@ -506,6 +517,7 @@ snapmla_decode_split(const DecodeParams p, const __grid_constant__ KvMaps maps)
             mbarrier_init(m.sfull + k, 128);    // the tile's S
             mbarrier_init(m.pfull + k, 128);    // the tile's S
             mbarrier_init(m.pempty + k, 256);   // O0 and O1
+            mbarrier_init(m.qk_issued + k, 128);   // the tile's S
         }
         fence_mbarrier_init();
     }
