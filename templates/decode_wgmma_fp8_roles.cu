@@ -71,8 +71,8 @@ constexpr bool V_WHOLE_TILE = ROWS % 64 == 0 && (!CAUSAL || Q_LEN == 1 || Q_HEAD
 constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;
 // On fp8_per_tile128 (the codes rescaled in the slot by the tile's S before
 // its QK) O holds a whole tile's products until the next tile's QK has been
-// issued, so that QK reaches the tensor cores first: -1.2% at 128 heads, 16K
-// there, +2.1% on fp8_per_token, where it is off (docs/perf.md).
+// issued, so that QK reaches the tensor cores first: -0.5 to -1.2% at 128
+// heads, 16K there; +2.1% on fp8_per_token, where it is off (docs/perf.md).
 constexpr bool PV_AFTER_NEXT_QK = TOKEN_REQUANT && V_WHOLE_TILE;
 // Registers per thread after the hand-over (the launch gives 128 a thread
 // to 512 threads): S holds a score tile (32) and its scales; O its O^T
