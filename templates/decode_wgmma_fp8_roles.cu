@@ -47,6 +47,8 @@
 //   sfull[g % 3]       the row state after g is out (its S, 128)
 //   pfull[g % 3]       P'(g) is out (its S, 128)
 //   pempty[g % 3]      both O are done with P'(g) and its state (256)
+//   qk_issued[g % 3]   g's S has issued its latent QK (128; PV_AFTER_NEXT_QK:
+//                      O issues the products of g-1 after it)
 // S waits pempty before it overwrites a P buffer and state slot, so S runs
 // at most three tiles ahead of O.
 //   epilogue (O)  one split: out = O / (r l) (BF16, staged in smem for

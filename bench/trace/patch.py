@@ -113,8 +113,8 @@ def patch(kind, s, c, plan):
         if (t > 0)''', '''            fence_registers(o[mb]);
         TR(2 + ow, t, 2);
         if (t > 0)''')
-        s = rep(s, '''            mbarrier_arrive(my_used + g % STAGES);
-            wgmma_fence();''', '''            mbarrier_arrive(my_used + g % STAGES);
+        s = rep(s, '''                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
+            wgmma_fence();''', '''                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
             TR(2 + ow, t, 6);
             wgmma_fence();''')
         s = rep(s, '''                wgmma_commit();
