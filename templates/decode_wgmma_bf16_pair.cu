@@ -167,17 +167,6 @@ __device__ __forceinline__ void issue_chunks(const KvMaps &maps, const KvRange &
     }
 }
 
-// Chunks [FIRST, FIRST + COUNT) of a slot, landed: for a product on the
-// other warpgroup's tile, whose QK already waited for them (complete at
-// once), so the TMA's bytes are visible on this side too.
-template <int FIRST, int COUNT>
-__device__ __forceinline__ void wait_chunks(unsigned long long *bars, unsigned parity)
-{
-#pragma unroll
-    for (int c = FIRST; c < FIRST + COUNT; ++c)
-        mbarrier_wait(bars + c, parity);
-}
-
 // A quad's 4 x 4 words transposed: lane q's x[k] becomes lane k's x[q]
 // (two butterfly steps, each swapping the off-diagonal halves of 2 x 2
 // blocks: lanes ^ 1 within a pair of words, lanes ^ 2 between pairs).
@@ -404,12 +393,12 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             named_barrier_arrive(BAR_P0, 256);
             // ---- P(u+1) out: O0 rescaled, O0 += P(u+1) V(u+1) ----
             if (has_other) {
-                named_barrier(BAR_P1, 256);
+                named_barrier(BAR_P1, 256);   // (u+1's left chunks: WG1's QK waited for them; this
+                                              // barrier orders that wait before our product's reads)
                 scale_o_rows(o, f1[0], f1[1]);
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     row_sum[h] *= f1[h];
-                wait_chunks<0, HALF_BLOCKS>(bars_of(u + 1), phase(u + 1));
                 const unsigned long long v1 = v_desc(u + 1);
                 wgmma_fence();
 #pragma unroll
@@ -487,8 +476,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 scale_o_rows(o, f0[0], f0[1]);
             }
             // ---- P(u) out: O1 += P(u) V(u) ----
-            named_barrier(BAR_P0, 256);
-            wait_chunks<HALF_BLOCKS, HALF_BLOCKS>(bars_of(u), phase(u));
+            named_barrier(BAR_P0, 256);   // (u's right chunks: WG0's QK waited, as above)
             const unsigned long long v0 = v_desc(u);
             wgmma_fence();
 #pragma unroll
