@@ -158,10 +158,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // retired at once (with any QK issued before it): u's slot is then free
     // for the next copy and the P buffer for this warpgroup's next P.
     auto other_tile = [&](int u) {
-        // P(u) and its row state are out; u's owner waited on the tile's
-        // mbarrier before its QK, and this barrier orders that wait before
-        // our product's reads of V (no second wait: a round trip on the chain)
-        named_barrier(BAR_STATE + u % 2, 256);
+        named_barrier(BAR_STATE + u % 2, 256);     // P(u) and its row state are out
+        mbarrier_wait(full + slot(u), phase(u));   // (already complete: its owner saw it) TMA's bytes, this side
         float f[2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
