@@ -283,21 +283,21 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         return smem_desc(lat_of(u) + wg * HALF_BLOCKS * LAT_BLOCK_BYTES, LAT_BLOCK_BYTES, 1024, 1);
     };
     auto bars_of = [&](int u) { return m.chunk_full + slot(u) * SLOT_CHUNKS; };
-    // The owner of tile u, its QK retired: rows past the range's end zeroed
-    // (V meets P = 0 there, and 0 x NaN is NaN), for both warpgroups'
-    // products (the other's sees them through the P hand-off's barrier).
-    auto clear_if_tail = [&](int u) {
+    // The owner of tile u, its QK retired: on the range's last tile or a
+    // causal edge (one branch on the common path: the tail is an edge too),
+    // the rows past the range's end zeroed (V meets P = 0 there, and 0 x NaN
+    // is NaN) for both warpgroups' products (the other's sees them through
+    // the P hand-off's barrier), then the scores past each row's end masked.
+    auto clear_and_mask_edge = [&](int u) {
         const int t0 = range.t_begin + u * KV_TILE;
-        if (t0 + KV_TILE > t_end) {
-            clear_tail(lat_of(u), t_end - t0);
-            fence_async_smem();
-            named_barrier(BAR_OWN + wg, 128);
-        }
-    };
-    auto mask_if_edge = [&](int u) {
-        const int t0 = range.t_begin + u * KV_TILE;
-        if (t0 + KV_TILE > full_end)   // the range's last tile, or a causal edge
+        if (t0 + KV_TILE > full_end) {
+            if (t0 + KV_TILE > t_end) {
+                clear_tail(lat_of(u), t_end - t0);
+                fence_async_smem();
+                named_barrier(BAR_OWN + wg, 128);
+            }
             mask_scores(s, t0, visible_end, quad);
+        }
     };
     // P as the A fragments of the own product (r: row half r % 2, 8-token half r / 2).
     auto pack_p = [&](unsigned (&pa)[KV_TILE / 16][4]) {
@@ -338,8 +338,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         }
         if (wg == 0) {
             // ---- WG0: softmax of u against the running max -> m0 ----
-            clear_if_tail(u);
-            mask_if_edge(u);
+            clear_and_mask_edge(u);
             float alpha[2], m_scaled[2], m_new[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -426,8 +425,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             // ---- WG1: softmax of u+1 from m0 -> m1 ----
             float tile_max[2] = {-inf_f32(), -inf_f32()};
             if (has_other) {
-                clear_if_tail(u + 1);
-                mask_if_edge(u + 1);
+                clear_and_mask_edge(u + 1);
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     tile_max[h] = quad_max(max_of_row(s, h));
