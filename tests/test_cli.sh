@@ -278,6 +278,24 @@ for w in range(4):
     expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue \+ tail 10;" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
+    # bench/ncu_segments.py: samples per segment between waits, on a made-up source-page export
+    printf '%s\n' '"Kernel Name","k"' \
+        '"Address","Source","Warp Stall Sampling (All Samples)","Instructions Executed","stall_barrier","stall_wait"' \
+        '"0x0000","LDG.E R2, desc[UR4][R2.64]","100","1","0","100"' \
+        '"0x0010","FMUL R1, R1, R2","10","100","0","10"' \
+        '"0x0020","BAR.SYNC.DEFER_BLOCKING 0x1, 0x100","5","100","0","5"' \
+        '"0x0030","LDS R3, [R4]","40","100","40","0"' \
+        '"0x0040","HGMMA.64x64x16.F32.BF16 R8, gdesc[UR8], R8, gsb0","20","100","0","20"' \
+        '"0x0050","WARPGROUP.DEPBAR.LE gsb0, 0x0","30","100","30","0"' \
+        '"0x0060","@!P0 FADD R1, R1, R3","5","100","0","5"' > "$work/sass.csv"
+    expect "ncu segments: the hot code's share" 0 "^hot code 110 samples \(52\.4%\), the rest 100$" -- \
+        python3 bench/ncu_segments.py "$work/sass.csv"
+    expect "ncu segments: a barrier's wait in the segment after it" 0 "^  0x0030 +60 +28\.57% +2  HGMMA" -- \
+        python3 bench/ncu_segments.py "$work/sass.csv"
+    expect "ncu segments: per opcode, predicated too" 0 "^  FADD +2\.4%  wait 2\.4$" -- \
+        python3 bench/ncu_segments.py "$work/sass.csv"
+    expect "ncu segments: not an export" 1 "no header row with Address and Source" -- \
+        python3 bench/ncu_segments.py /dev/null
     # host model of the BF16 pair schedule's hand-offs (also with a planted bug: a refill before its reader)
     expect "pair protocol model" 0 "no deadlock, no race$" -- python3 bench/pair_model/protocol.py
     expect "pair protocol model catches an early refill" 1 "^FAIL " -- env MUT=a python3 bench/pair_model/protocol.py
