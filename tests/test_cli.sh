@@ -281,7 +281,7 @@ for w in range(4):
     # bench/ncu_segments.py: samples per segment between waits, on a made-up source-page export
     printf '%s\n' '"Kernel Name","k"' \
         '"Address","Source","Warp Stall Sampling (All Samples)","Instructions Executed","stall_barrier","stall_wait"' \
-        '"0x0000","LDG.E R2, desc[UR4][R2.64]","100","1","0","100"' \
+        '"0x0000","LDG.E R2, desc[UR4][R2.64]","100","1","0","60"' \
         '"0x0010","FMUL R1, R1, R2","10","100","0","10"' \
         '"0x0020","BAR.SYNC.DEFER_BLOCKING 0x1, 0x100","5","100","0","5"' \
         '"0x0030","LDS R3, [R4]","40","100","40","0"' \
@@ -293,6 +293,8 @@ for w in range(4):
     expect "ncu segments: a barrier's wait in the segment after it" 0 "^  0x0030 +60 +28\.57% +2  HGMMA" -- \
         python3 bench/ncu_segments.py "$work/sass.csv"
     expect "ncu segments: per opcode, predicated too" 0 "^  FADD +2\.4%  wait 2\.4$" -- \
+        python3 bench/ncu_segments.py "$work/sass.csv"
+    expect "ncu segments: samples without a reason column" 0 "^  LDG +47\.6%  wait 28\.6, unlisted 19\.0$" -- \
         python3 bench/ncu_segments.py "$work/sass.csv"
     expect "ncu segments: not an export" 1 "no header row with Address and Source" -- \
         python3 bench/ncu_segments.py /dev/null
