@@ -223,10 +223,11 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             wgmma_wait<0>();
         }
         fence_registers(s);
-        if (t0 + KV_TILE > t_end)
-            clear_tail(lat_of(t), t_end - t0);
-        if (t0 + KV_TILE > full_end)   // the range's last tile, or a causal edge: mask
+        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge (one branch: the tail is an edge)
+            if (t0 + KV_TILE > t_end)
+                clear_tail(lat_of(t), t_end - t0);
             mask_scores(s, t0, visible_end, quad);
+        }
 
         // ---- 4. online softmax of tile t (exp2 of scale_log2 (s - m)) ----
         float alpha[2], m_scaled[2];

@@ -329,8 +329,14 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     wgmma_wait<0>();
     fence_registers(s);
 
-    for (int u = 0; u < tiles; u += 2) {
-        const bool has_other = u + 1 < tiles, has_next = u + 2 < tiles, has_next_other = u + 3 < tiles;
+    // One pair (u, u + 1). STEADY (a constant at each call: the body is
+    // inlined twice): tiles u .. u + 3 exist and neither u nor u + 1 is an
+    // edge, so that copy of the body has no branch for them (the loop's
+    // common path, as FlashMLA's kernel instantiates its own); the last
+    // pairs and edges take the general copy.
+    auto pair_body = [&](const bool STEADY, int u) {
+        const bool has_other = STEADY || u + 1 < tiles, has_next = STEADY || u + 2 < tiles,
+                   has_next_other = STEADY || u + 3 < tiles;
         TileWhere where2{}, where3{};   // (the block-table reads go out early)
         if (copier) {
             where2 = locate_tile(range, u + 2);
@@ -338,7 +344,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         }
         if (wg == 0) {
             // ---- WG0: softmax of u against the running max -> m0 ----
-            clear_and_mask_edge(u);
+            if (!STEADY)
+                clear_and_mask_edge(u);
             float alpha[2], m_scaled[2], m_new[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -425,7 +432,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             // ---- WG1: softmax of u+1 from m0 -> m1 ----
             float tile_max[2] = {-inf_f32(), -inf_f32()};
             if (has_other) {
-                clear_and_mask_edge(u + 1);
+                if (!STEADY)
+                    clear_and_mask_edge(u + 1);
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     tile_max[h] = quad_max(max_of_row(s, h));
@@ -502,7 +510,14 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 fence_registers(s);
             }
         }
-    }
+    };
+    // Steady pairs: u + 3 < tiles and u + 1 ends by full_end.
+    const int steady_end = min(tiles - 3, (full_end - range.t_begin) / KV_TILE - 1);
+    int u = 0;
+    for (; u < steady_end; u += 2)
+        pair_body(true, u);
+    for (; u < tiles; u += 2)
+        pair_body(false, u);
 
     // ---- epilogue: the row sums (quad, then both warpgroups), O / l, lse ----
     float l[2], row_max[2];

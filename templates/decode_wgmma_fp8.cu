@@ -228,10 +228,9 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
 
         // ---- the RoPE part, BF16 ----
         add_rope_scores(s, q_rope_desc, k_rope_desc);
-        if (KV_TMA && t0 + KV_TILE > t_end)
-            clear_tail(ring + slot(t) * STAGE_BYTES, t_end - t0);
-
-        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge: mask
+        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge (one branch: the tail is an edge)
+            if (KV_TMA && t0 + KV_TILE > t_end)
+                clear_tail(ring + slot(t) * STAGE_BYTES, t_end - t0);
             zero_scales_past(token_scale, t0, t_end, quad);
             mask_scores(s, t0, visible_end, quad);
         }

@@ -170,11 +170,9 @@ def patch(kind, s, c, plan):
         TR(wg, t, 3);
         wgmma_fence();''')
         s = rep(s, '''        fence_registers(s);
-        if (t0 + KV_TILE > t_end)
-            clear_tail''', '''        fence_registers(s);
+        if (t0 + KV_TILE > full_end) {''', '''        fence_registers(s);
         TR(wg, t, 4);
-        if (t0 + KV_TILE > t_end)
-            clear_tail''')
+        if (t0 + KV_TILE > full_end) {''')
         s = rep(s, '''        // ---- 5. publish P(t) and tile t's row state; O += P(t) V(t) ----
 ''', '''        // ---- 5. publish P(t) and tile t's row state; O += P(t) V(t) ----
         TR(wg, t, 5);
