@@ -136,18 +136,19 @@ __device__ __forceinline__ void stmatrix_x4(void *p, const unsigned (&r)[4])
 // One thread starts the copy of chunks [FIRST, FIRST + COUNT) of KV tile
 // `tile` into its ring slot by TMA (chunk c < LAT_BLOCKS: latent block c;
 // else RoPE block c - LAT_BLOCKS), the pieces up to the range's end; each
-// chunk's bytes complete on its own mbarrier.
+// chunk's bytes complete on its own mbarrier. `present`: the caller knows
+// the tile is in the range (the steady loop: no test on the copier's path).
 template <int FIRST, int COUNT>
 __device__ __forceinline__ void issue_chunks(const KvMaps &maps, const KvRange &r, const SmemLayout &m, int base,
-                                             int tile, const TileWhere &w)
+                                             int tile, const TileWhere &w, bool present = false)
 {
-    if (tile >= r.tiles)
+    if (!present && tile >= r.tiles)
         return;
-    const int s = (base + tile) % STAGES;
+    const int s = (unsigned)(base + tile) % STAGES;
     unsigned char *k_lat = m.ring + s * STAGE_BYTES;
     unsigned char *k_rope = k_lat + KV_TILE * LAT_ROW;
     const int t0 = r.t_begin + tile * KV_TILE;
-    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+    const int pieces = tile_pieces(r, t0);
 #pragma unroll
     for (int c = FIRST; c < FIRST + COUNT; ++c) {
         unsigned long long *bar = m.chunk_full + s * SLOT_CHUNKS + c;
@@ -228,8 +229,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     const int warp = (tid % 128) / 32, lane = tid % 32, quad = lane % 4;
     const KvRange range = item_range(p, item, splits);
     const int t_end = range.t_end, tiles = range.tiles;
-    auto slot = [&](int u) { return (base + u) % STAGES; };
-    auto phase = [&](int u) { return (unsigned)((base + u) / STAGES) & 1u; };
+    auto slot = [&](int u) { return (int)((unsigned)(base + u) % STAGES); };
+    auto phase = [&](int u) { return (unsigned)(base + u) / STAGES & 1u; };
     auto lat_of = [&](int u) { return m.ring + slot(u) * STAGE_BYTES; };
     const bool copier = tid % 128 == 0;
 
@@ -383,7 +384,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             // ---- m1 out: refill the left of u's slot; publish P(u) exp(m0 - m1) ----
             named_barrier(BAR_M1, 256);
             if (copier && has_next)
-                issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2);
+                issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2, STEADY);
             float f1[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h)
@@ -420,7 +421,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 if (has_other) {
                     wgmma_wait<1>();
                     if (copier && has_next_other)
-                        issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 3, where3);
+                        issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 3, where3, STEADY);
                 }
                 issue_qk_chunks<HALF_BLOCKS, RIGHT_CHUNKS>(s, q_rope_a, q_lat_desc, lat_of(u + 2), bars_of(u + 2), phase(u + 2), false);
                 wgmma_commit();
@@ -494,13 +495,13 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                 // ---- the own product retired: refill the right of u+1's slot ----
                 wgmma_wait<1>();
                 if (copier && has_next_other)
-                    issue_chunks<HALF_BLOCKS, RIGHT_CHUNKS>(maps, range, m, base, u + 3, where3);
+                    issue_chunks<HALF_BLOCKS, RIGHT_CHUNKS>(maps, range, m, base, u + 3, where3, STEADY);
             }
             // ---- the other's retired: refill the right of u's slot; QK(u+3) ----
             wgmma_wait<0>();
             fence_registers(o);
             if (copier && has_next)
-                issue_chunks<HALF_BLOCKS, RIGHT_CHUNKS>(maps, range, m, base, u + 2, where2);
+                issue_chunks<HALF_BLOCKS, RIGHT_CHUNKS>(maps, range, m, base, u + 2, where2, STEADY);
             if (has_next_other) {
                 wgmma_fence();
                 issue_qk_chunks<HALF_BLOCKS, RIGHT_CHUNKS>(s, q_rope_a, q_lat_desc, lat_of(u + 3), bars_of(u + 3), phase(u + 3), true);

@@ -249,6 +249,14 @@ __device__ __forceinline__ bool is_copier_thread() { return !KV_TMA || threadIdx
 // block-table read never stalls the copies.
 struct TileWhere { int page[PIECES]; };
 
+// The pieces of the tile from token t0 that hold range tokens (the tile is
+// in the range: at least one; with one piece a tile, that one, known to the
+// compiler so that the copier's path has no test for it).
+__device__ __forceinline__ int tile_pieces(const KvRange &r, int t0)
+{
+    return PIECES == 1 ? 1 : min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+}
+
 __device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
 {
     TileWhere w;
@@ -278,7 +286,7 @@ __device__ __forceinline__ void issue_tma_part(const DecodeParams &p, const KvMa
     float *k_scale = (float *)(k_rope + KV_TILE * ROPE_ROW);
     unsigned long long *bar = full + (base + tile) % STAGES;
     const int t0 = r.t_begin + tile * KV_TILE;
-    const int pieces = min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
+    const int pieces = tile_pieces(r, t0);
     mbarrier_expect_bytes(bar, pieces * BOX_ROWS * (BLOCKS * 128 + (rope ? ROPE_ROW : 0) + (scales ? SCALE_BYTES : 0)));
     const long long scale_plane = (long long)PAGE_SIZE * (LAT_ROW + ROPE_ROW);
 #pragma unroll
