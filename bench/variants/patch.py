@@ -25,11 +25,15 @@ heads, batch 128, 16K: perf.md):
              memory 231648 + 8 x stages bytes of 232448): edits
              wgmma_fp8_parts.cuh and the host's size (gen/resources.c):
              -1.3% / -0.8% alone, but with the half copies (shipped since)
-             -1.6% / -1.4% against their -1.9% / -0.8%
+             -1.6% / -1.4% against their -1.9% / -0.8%; against the
+             thirty-sixth session's kernel (H100, 128 heads, 16K / 4K):
+             +0.2% / +0.4%
   ldsm_all   the role warpgroups also read V^T's fragments by
              `ldmatrix.x4.trans` (wgmma_fp8_parts.cuh's VT_LDMATRIX, the
              seesaw's form since the twentieth session): -1.3% / -2.1%
-             alone, -0.1% / -2.4% with the half copies
+             alone, -0.1% / -2.4% with the half copies; against the
+             thirty-sixth session's kernel (H100, 128 heads, 16K / 4K):
+             +1.1% / +1.8% (with pslots4: +0.9% / +1.5%)
   combine_lse  the combine kernel (templates/combine.cu, every decode's)
              writes the row's LSE before its sweep instead of after: no
              4-byte spill, but 40 registers instead of 32 at 512 threads
