@@ -512,8 +512,10 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             }
         }
     };
-    // Steady pairs: u + 3 < tiles and u + 1 ends by full_end.
-    const int steady_end = min(tiles - 3, (full_end - range.t_begin) / KV_TILE - 1);
+    // Steady pairs: u + 3 < tiles and u + 1 ends by full_end. (Only at one
+    // piece a tile: with the pieces' pages in registers, two copies of the
+    // body cost ptxas a spill at three query tokens.)
+    const int steady_end = PIECES > 1 ? 0 : min(tiles - 3, (full_end - range.t_begin) / KV_TILE - 1);
     int u = 0;
     for (; u < steady_end; u += 2)
         pair_body(true, u);
