@@ -12,13 +12,19 @@ doing the same work (ours and FlashMLA's, thirty-fifth session of
 docs/perf.md) compared segment by segment show which wait or stretch is
 theirs alone.
 
-    python3 bench/ncu_segments.py SASS.csv [--min-exec N] [--top K]
+    python3 bench/ncu_segments.py SASS.csv [--min-exec N] [--top K] [--rest-min S]
 
 Prints the samples per stall reason ("unlisted": samples the export
 gives no reason for, most of a wgmma's wait to issue), per opcode (with
 its three largest reasons), the K instructions with the most samples, and the segments of
 the hot code: instructions executed at least N times (default: 90% of
-the count that holds the most samples, the main loop's).
+the count that holds the most samples, the main loop's), then the rest:
+each run of consecutive instructions outside the hot code with at least S
+samples (default: 0.5% of all), with its first instruction's execution
+count (one warp's copier block runs a quarter as often as the loop) and
+its instruction with the most samples. The thirty-sixth session found the
+pair kernel's last lead over FlashMLA there: the loop's segments matched,
+the copier blocks did not (docs/perf.md).
 """
 import argparse
 import collections
@@ -66,6 +72,8 @@ def main():
     ap.add_argument("csv")
     ap.add_argument("--min-exec", type=float, default=None, help="hot code: executed at least this often")
     ap.add_argument("--top", type=int, default=12, help="instructions with the most samples to list")
+    ap.add_argument("--rest-min", type=float, default=None,
+                    help="runs outside the hot code with at least this many samples (default 0.5%% of all)")
     args = ap.parse_args()
     header, rows = load(args.csv)
     if SAMPLES not in header or EXECUTED not in header:
@@ -125,6 +133,29 @@ def main():
         print(f"  {start} {samples:7.0f} {100 * samples / total:5.2f}% {count:4d}  (end)")
         hot += samples
     print(f"hot code {hot:.0f} samples ({100 * hot / total:.1f}%), the rest {total - hot:.0f}")
+
+    rest_floor = args.rest_min if args.rest_min is not None else 0.005 * total
+    print(f"the rest, runs outside the hot code with at least {rest_floor:.0f} samples "
+          "(first..last, samples, share, instructions, first one's count, the busiest):")
+    run = []
+
+    def flush():
+        if not run:
+            return
+        got = sum(number(r[SAMPLES]) for r in run)
+        if got >= rest_floor:
+            busiest = max(run, key=lambda r: number(r[SAMPLES]))
+            print(f"  {run[0]['Address']}..{run[-1]['Address']} {got:7.0f} {100 * got / total:5.2f}% {len(run):4d} "
+                  f"x{number(run[0][EXECUTED]):.0f}  {busiest['Address']} {number(busiest[SAMPLES]):.0f} "
+                  f"{busiest['Source'].strip()[:50]}")
+        run.clear()
+
+    for r in rows:
+        if number(r[EXECUTED]) >= floor:
+            flush()
+        else:
+            run.append(r)
+    flush()
 
 
 if __name__ == "__main__":

@@ -296,6 +296,10 @@ for w in range(4):
         python3 bench/ncu_segments.py "$work/sass.csv"
     expect "ncu segments: samples without a reason column" 0 "^  LDG +47\.6%  wait 28\.6, unlisted 19\.0$" -- \
         python3 bench/ncu_segments.py "$work/sass.csv"
+    expect "ncu segments: the rest's runs outside the hot code" 0 "^  0x0000\.\.0x0000 +100 +47\.62% +1 x1  0x0000 100 LDG" -- \
+        python3 bench/ncu_segments.py "$work/sass.csv"
+    expect "ncu segments: the rest's floor" 0 "^the rest, runs outside the hot code with at least 101 samples" -- \
+        python3 bench/ncu_segments.py "$work/sass.csv" --rest-min 101
     expect "ncu segments: not an export" 1 "no header row with Address and Source" -- \
         python3 bench/ncu_segments.py /dev/null
     # host model of the BF16 pair schedule's hand-offs (also with a planted bug: a refill before its reader)
