@@ -19,6 +19,10 @@ metrics+=,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_pipe_
 metrics+=,sm__memory_throughput.avg.pct_of_peak_sustained_elapsed,l1tex__throughput.avg.pct_of_peak_sustained_active
 metrics+=,l1tex__data_bank_reads.avg.pct_of_peak_sustained_elapsed,l1tex__data_bank_writes.avg.pct_of_peak_sustained_elapsed
 metrics+=,sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_tensor_op_gmma.sum
+# DRAM bytes against the cache's, L2 lookups and the SM clock: a request's
+# row blocks that drift apart re-read from DRAM, and the board's power
+# limit then takes clock (docs/perf.md, thirty-sixth session)
+metrics+=,dram__bytes_read.sum,lts__t_sectors_srcunit_tex.sum,sm__cycles_elapsed.avg.per_second
 sections=(--section SpeedOfLight --section WarpStateStats --section SchedulerStats --section InstructionStats)
 [[ ${NCU_SOURCE:-0} == 1 ]] && sections=(--set full --import-source no)
 for spec in "$@"; do
@@ -30,5 +34,5 @@ for spec in "$@"; do
     ncu -i "/tmp/ncu_$name.ncu-rep" --page details > "$out/ncu_$name.log" 2>&1
     [[ ${NCU_SOURCE:-0} == 1 ]] && ncu -i "/tmp/ncu_$name.ncu-rep" --page source --csv --print-source sass \
         > "$out/ncu_${name}_sass.csv" 2>&1
-    grep -E "pipe_tensor|data_bank|shared|Issue|Elapsed Cycles|Duration|Warp Cycles Per Issued|inst_executed|Stall|Active Warps" "$out/ncu_$name.log" | head -40
+    grep -E "pipe_tensor|data_bank|shared|Issue|Elapsed Cycles|Duration|Warp Cycles Per Issued|inst_executed|Stall|Active Warps|dram__bytes_read|lts__t_sectors|per_second" "$out/ncu_$name.log" | head -44
 done
