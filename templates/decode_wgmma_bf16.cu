@@ -188,17 +188,22 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
     // it from 256 rows (the header says why).
     const bool qk_first = wg == 1 && ROWS >= 256;
 
-    for (int t = wg; t < tiles; t += 2) {
+    // One own tile t. STEADY (a constant at each call: the body is inlined
+    // twice): t is past this warpgroup's first tile and holds no tail or
+    // causal edge, so that copy has no branch for them (as the pair
+    // kernel's steady copy); the first tile and the edges take the general
+    // copy.
+    auto tile_body = [&](const bool STEADY, int t) {
         // ---- 1. the own product of t-2 retires; tile t may need its slot ----
         wait_products();
-        if (own_pending >= 0)
+        if (STEADY || own_pending >= 0)
             mbarrier_arrive(used + slot(own_pending));
         own_pending = -1;
         if (STAGES == 2)
             refill(t);
 
         // ---- 2. the other's tile t-1: its row state, O += P(t-1) V(t-1) ----
-        if (t > 0 && !qk_first)
+        if ((STEADY || t > 0) && !qk_first)
             other_then_refill(t);
 
         // ---- 3. S = Q K^T (latent, then RoPE) ----
@@ -217,13 +222,13 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                               desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), kb + ks > 0);
         issue_rope_scores(s, q_rope_desc, k_rope_desc);
         wgmma_commit();
-        if (t > 0 && qk_first) {   // the other's product right behind the QK, both retired here
+        if ((STEADY || t > 0) && qk_first) {   // the other's product right behind the QK, both retired here
             other_then_refill(t);
         } else {
             wgmma_wait<0>();
         }
         fence_registers(s);
-        if (t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge (one branch: the tail is an edge)
+        if (!STEADY && t0 + KV_TILE > full_end) {   // the range's last tile, or a causal edge (one branch: the tail is an edge)
             if (t0 + KV_TILE > t_end)
                 clear_tail(lat_of(t), t_end - t0);
             mask_scores(s, t0, visible_end, quad);
@@ -266,7 +271,7 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
         }
         fence_async_smem();
         named_barrier_arrive(BAR_STATE + t % 2, 256);   // to the other warpgroup
-        if (t0 + KV_TILE > t_end)
+        if (!STEADY && t0 + KV_TILE > t_end)
             named_barrier(BAR_OWN + wg, 128);   // the zeroed tail rows, to this warpgroup's product
         scale_o_rows(o, alpha[0], alpha[1]);
         const unsigned long long v = v_desc(t);
@@ -276,7 +281,18 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             wgmma_pv_bf16_rs(o, pa[kk], desc_plus(v, kk * 16 * 128), 1);
         wgmma_commit();
         own_pending = t;
+    };
+    int t = wg;
+    if (t < tiles) {   // the first own tile: no product of t-2 (and for WG0 no tile t-1)
+        tile_body(false, t);
+        t += 2;
     }
+    // Own tiles ending by full_end: no tail, no edge.
+    const int steady_end = min(tiles, (full_end - range.t_begin) / KV_TILE);
+    for (; t < steady_end; t += 2)
+        tile_body(true, t);
+    for (; t < tiles; t += 2)
+        tile_body(false, t);
     wait_products();
     if (own_pending >= 0)
         mbarrier_arrive(used + slot(own_pending));

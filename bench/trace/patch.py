@@ -151,14 +151,14 @@ def patch(kind, s, c, plan):
         TR(wg, u + 1, 2);
 ''')
         s = rep(s, '''        wait_products();
-        if (own_pending >= 0)
+        if (STEADY || own_pending >= 0)
             mbarrier_arrive(used + slot(own_pending));
         own_pending = -1;
         if (STAGES == 2)
             refill(t);
 ''', '''        TR(wg, t, 0);
         wait_products();
-        if (own_pending >= 0)
+        if (STEADY || own_pending >= 0)
             mbarrier_arrive(used + slot(own_pending));
         own_pending = -1;
         if (STAGES == 2)
@@ -170,9 +170,9 @@ def patch(kind, s, c, plan):
         TR(wg, t, 3);
         wgmma_fence();''')
         s = rep(s, '''        fence_registers(s);
-        if (t0 + KV_TILE > full_end) {''', '''        fence_registers(s);
+        if (!STEADY && t0 + KV_TILE > full_end) {''', '''        fence_registers(s);
         TR(wg, t, 4);
-        if (t0 + KV_TILE > full_end) {''')
+        if (!STEADY && t0 + KV_TILE > full_end) {''')
         s = rep(s, '''        // ---- 5. publish P(t) and tile t's row state; O += P(t) V(t) ----
 ''', '''        // ---- 5. publish P(t) and tile t's row state; O += P(t) V(t) ----
         TR(wg, t, 5);
@@ -182,9 +182,9 @@ def patch(kind, s, c, plan):
         TR(wg, t, 6);
 ''')
         s = rep(s, '''        own_pending = t;
-    }''', '''        own_pending = t;
+    };''', '''        own_pending = t;
         TR(wg, t, 7);
-    }''')
+    };''')
     else:
         raise SystemExit(f'unknown kernel {kind!r}: roles or bf16')
     return s, c, plan
