@@ -60,8 +60,10 @@ int snapmla_variant_smem_bytes(const snapmla_variant *v)
         int row_state = (2 + 2 * p_groups) * v->q_tile * 4 + 16;   /* + a flag per warp of 16 rows */
         /* tile.warps 16 (decode_wgmma_fp8_roles.cu): four more mbarriers per P'
          * buffer, and a second `used` one per ring slot (each output warpgroup
-         * copies the half of a tile it reads) */
-        int role_barriers = roles ? 4 * 24 + v->stages * 8 : 0;
+         * copies the half of a tile it reads), and each one's next tile's
+         * pages, one per 16..32-token page of a tile */
+        int pieces = snapmla_variant_kv_tma(v) && v->page_size < v->kv_tile ? v->kv_tile / v->page_size : 1;
+        int role_barriers = roles ? 4 * 24 + v->stages * 8 + 2 * pieces * 4 : 0;
         return 1024 + q_region + v->stages * stage + 3 * (p_tile + row_state) + v->stages * 16 + role_barriers;
     }
     if (v->engine == SNAPMLA_ENGINE_MMA_SYNC) {

@@ -165,6 +165,14 @@ struct KvRange {
     const int *table;   // the request's block table row
 };
 
+// Request b's block table row. Both b and the stride are non-negative
+// (runtime/launch.c), so the product is unsigned: no sign word of the stride
+// stays live (one held through the FP8 roles kernel's loop spilled there).
+__device__ __forceinline__ const int *table_row(const DecodeParams &p, int b)
+{
+    return p.block_table + (unsigned long long)(unsigned)b * (unsigned)p.block_table_stride;
+}
+
 __device__ __forceinline__ KvRange kv_range(const DecodeParams &p, int b, int split)
 {
     KvRange r;
@@ -176,7 +184,7 @@ __device__ __forceinline__ KvRange kv_range(const DecodeParams &p, int b, int sp
     r.t_begin = split * plan.tiles_each * KV_TILE;
     r.t_end = min(r.n, r.t_begin + plan.tiles_each * KV_TILE);
     r.tiles = r.t_end > r.t_begin ? (r.t_end - r.t_begin + KV_TILE - 1) / KV_TILE : 0;
-    r.table = p.block_table + (long long)b * p.block_table_stride;
+    r.table = table_row(p, b);
     return r;
 }
 

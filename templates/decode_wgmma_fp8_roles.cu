@@ -91,7 +91,13 @@ struct SmemLayout : Fp8Smem {
     unsigned long long *sfull, *pfull, *pempty;
     unsigned long long *used_hi;   // per ring slot: S and O1 are done with its upper half (`used`: S and O0)
     unsigned long long *qk_issued; // per P slot: the tile's S has issued its latent QK (PV_AFTER_NEXT_QK)
+    int *next_pages;               // [2][PIECES]: each half copier's next tile (NEXT_PAGES_IN_SMEM)
 };
+// With several pages a tile (pages under KV_TILE tokens), the half copier's
+// next tile waits in smem, not in registers: at 192 registers the output
+// warpgroups' O^T leaves no room for PIECES page numbers held across a tile
+// (ptxas spilled 8 bytes at 16-token pages).
+constexpr bool NEXT_PAGES_IN_SMEM = PIECES > 1;
 
 __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
 {
@@ -101,7 +107,8 @@ __device__ __forceinline__ SmemLayout carve_smem(unsigned char *smem_raw)
     m.pempty = m.pfull + P_SLOTS;
     m.used_hi = m.pempty + P_SLOTS;
     m.qk_issued = m.used_hi + STAGES;
-    check_smem_layout(smem_raw, m.qk_issued + P_SLOTS);
+    m.next_pages = (int *)(m.qk_issued + P_SLOTS);
+    check_smem_layout(smem_raw, m.next_pages + 2 * PIECES);
     return m;
 }
 
@@ -389,13 +396,23 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
     unsigned long long *const my_used = ow == 0 ? m.used : m.used_hi;   // this O's half of each slot
     // O0's thread 0 and O1's thread 64: warps 8 and 14, on different schedulers (warp % 4)
     const bool half_copier = tid % 128 == 64 * ow;
-    TileWhere next{};   // this half copier's next copy: tile STAGES, then one per tile
+    // This half copier's next copy (tile STAGES, then one per tile), looked
+    // up a tile ahead so that the block-table read is off the refill's path.
+    TileWhere next{};
+    int *const next_pages = m.next_pages + ow * PIECES;
+    auto look_up_next = [&](int tile) {
+        if constexpr (NEXT_PAGES_IN_SMEM)
+            fetch_tile_pages(range, tile, next_pages);
+        else
+            next = locate_tile(range, tile);
+    };
+    auto next_where = [&]() { return NEXT_PAGES_IN_SMEM ? read_tile_pages(next_pages) : next; };
     QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
     load_q_fp8_start(p, b, row0, q_ld, tid - O_FIRST);
     if (half_copier) {
         for (int k = 0; k < STAGES; ++k)
             issue_tile_half(p, maps, range, m.ring, m.full, base, k, locate_tile(range, k), ow);
-        next = locate_tile(range, STAGES);
+        look_up_next(STAGES);
     }
     load_q_fp8_finish(q_ld, m.q_lat, m.q_rope, m.q_scale, tid - O_FIRST);
     fence_async_smem();
@@ -463,8 +480,8 @@ __device__ __forceinline__ void output_item(const DecodeParams &p, const KvMaps 
         }
         if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it
             mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
-            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next, ow);
-            next = locate_tile(range, t + 1 + STAGES);
+            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);
+            look_up_next(t + 1 + STAGES);
         }
         wgmma_wait<1>();   // (not needed here; without it ptxas spills 12 bytes, with it none)
     }

@@ -228,7 +228,7 @@ __device__ __forceinline__ KvRange item_range(const DecodeParams &p, int4 item, 
     r.t_begin = item.z * KV_TILE;
     r.t_end = min(r.n, item.w * KV_TILE);
     r.tiles = item.w - item.z;
-    r.table = p.block_table + (long long)item.x * p.block_table_stride;
+    r.table = table_row(p, item.x);
     return r;
 }
 
@@ -265,6 +265,30 @@ __device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
         const int t = r.t_begin + tile * KV_TILE + (KV_TMA ? k * BOX_ROWS : (threadIdx.x % 128) / 2);
         w.page[k] = tile < r.tiles && t < r.t_end ? r.table[t / PAGE_SIZE] : -1;
     }
+    return w;
+}
+
+// locate_tile's pages, copied into smem at dst[PIECES] asynchronously (this
+// thread's cp.async group; read_tile_pages waits for it): a copier that
+// looks its next tile up early holds no registers for it meanwhile.
+__device__ __forceinline__ void fetch_tile_pages(const KvRange &r, int tile, int *dst)
+{
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k) {
+        const int t = r.t_begin + tile * KV_TILE + k * BOX_ROWS;
+        const bool valid = tile < r.tiles && t < r.t_end;
+        cp_async_4(dst + k, valid ? r.table + t / PAGE_SIZE : r.table, valid ? 4 : 0);
+    }
+    cp_async_commit();
+}
+
+__device__ __forceinline__ TileWhere read_tile_pages(const int *src)
+{
+    cp_async_wait<0>();
+    TileWhere w;
+#pragma unroll
+    for (int k = 0; k < PIECES; ++k)
+        w.page[k] = src[k];
     return w;
 }
 

@@ -107,9 +107,9 @@ def tree_variant(name, tree):
             'P_BYTES = 64 * KV_TILE, P_BUFFERS = ROLE_WARPGROUPS ? 4 : 3;')
         rep('templates/wgmma_fp8_parts.cuh', 'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;',
             'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = ROLE_WARPGROUPS ? 4 : 3;')
-        rep('gen/resources.c', '''        int role_barriers = roles ? 4 * 24 + v->stages * 8 : 0;''',
+        rep('gen/resources.c', '''        int role_barriers = roles ? 4 * 24 + v->stages * 8 + 2 * pieces * 4 : 0;''',
             '''        int p_slots = roles ? 4 : 3;
-        int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 : 0;''')
+        int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
