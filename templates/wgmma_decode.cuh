@@ -257,12 +257,18 @@ __device__ __forceinline__ int tile_pieces(const KvRange &r, int t0)
     return PIECES == 1 ? 1 : min(PIECES, (r.t_end - t0 + BOX_ROWS - 1) / BOX_ROWS);
 }
 
+// The first token of piece k of the tile (TMA), or this thread's token.
+__device__ __forceinline__ int piece_token(const KvRange &r, int tile, int k)
+{
+    return r.t_begin + tile * KV_TILE + (KV_TMA ? k * BOX_ROWS : (threadIdx.x % 128) / 2);
+}
+
 __device__ __forceinline__ TileWhere locate_tile(const KvRange &r, int tile)
 {
     TileWhere w;
 #pragma unroll
     for (int k = 0; k < PIECES; ++k) {
-        const int t = r.t_begin + tile * KV_TILE + (KV_TMA ? k * BOX_ROWS : (threadIdx.x % 128) / 2);
+        const int t = piece_token(r, tile, k);
         w.page[k] = tile < r.tiles && t < r.t_end ? r.table[t / PAGE_SIZE] : -1;
     }
     return w;
@@ -275,7 +281,7 @@ __device__ __forceinline__ void fetch_tile_pages(const KvRange &r, int tile, int
 {
 #pragma unroll
     for (int k = 0; k < PIECES; ++k) {
-        const int t = r.t_begin + tile * KV_TILE + k * BOX_ROWS;
+        const int t = piece_token(r, tile, k);
         const bool valid = tile < r.tiles && t < r.t_end;
         cp_async_4(dst + k, valid ? r.table + t / PAGE_SIZE : r.table, valid ? 4 : 0);
     }
