@@ -332,6 +332,17 @@ for c in range(2):   # 2 GHz: clock64 = 2 x ns; items 10 us apart: prologue 1 us
     expect "item view: the stores" 0 "^    stores to item end: mean 0.50 us" -- python3 bench/trace/view_items.py "$work/items.log"
     expect "item view: between items" 0 "^  between items: mean 1.00 us.*\(n 2\)" -- python3 bench/trace/view_items.py "$work/items.log"
     expect "item view: no stamps" 1 "no KE lines" -- python3 bench/trace/view_items.py /dev/null
+    # traces with each CTA's SM (%smid, KE's last field): the CTAs' loop rates ranked by SM
+    python3 -c 'print("ITRACE grid 2")
+for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
+    print("KE", c, 1000, 21000, 2000, 42000, 2, 7 + c)
+    for i in range(2):
+        t = 1000 + 10000 * i
+        ev = [t, t + 1000, t + 8000 + 2000 * c, t + 9000, t + 8500]
+        print("IT", c, i, 16, *[v for e in ev for v in (e, 2 * e)])' > "$work/items_sm.log"
+    expect "item view: loop per tile by SM" 0 "^  loop per tile by SM, fastest: SM 7 0.438, SM 8 0.562" -- \
+        python3 bench/trace/view_items.py "$work/items_sm.log"
+    expect "item view: no SM, no ranking" 1 "^0$" -- bash -c "python3 bench/trace/view_items.py '$work/items.log' | grep -c 'by SM'"
     # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
     mkdir -p "$work/probe/templates"
     for probe in norope halfqk nochain nopv halfpv novt; do

@@ -2,7 +2,8 @@
 
 Edits a copy of the templates (the tree given, in place) so that thread 0
 of every CTA stamps %globaltimer (ns) and clock64() at the kernel's entry
-(after griddepcontrol.wait) and exit, and at each of its first 8 work
+(after griddepcontrol.wait, where it also keeps the CTA's SM, %smid) and
+exit, and at each of its first 8 work
 items' top and end; the BF16 seesaw and pair templates also stamp the end
 of the item's prologue (Q and the first tiles in), the start of its
 epilogue (the last product retired) and of its output stores. The plan
@@ -35,6 +36,7 @@ GLOBALS = r'''namespace snapmla {
 // per CTA and item: globaltimer, clock64 at top, prologue done, epilogue start, end, stores start
 __device__ unsigned long long snap_it[IT_CTAS][IT_ITEMS][10];
 __device__ unsigned long long snap_ke[IT_CTAS][4];   // globaltimer at entry, exit; clock64 at entry, exit
+__device__ unsigned snap_sm[IT_CTAS];   // the SM the CTA ran on (%smid)
 __device__ int snap_itn[IT_CTAS], snap_itt[IT_CTAS][IT_ITEMS], snap_grid;
 __device__ unsigned snap_launch, snap_printed;
 __device__ __forceinline__ unsigned long long global_ns()
@@ -58,7 +60,8 @@ __device__ __forceinline__ void it_stamp(int ev)
 }
 #define IT_STAMP(ev_) do { if (threadIdx.x == IT_THREAD) it_stamp(ev_); } while (0)
 #define IT_ENTER() do { if (threadIdx.x == IT_THREAD && IT_CTA < IT_CTAS) { snap_itn[IT_CTA] = 0; \
-    snap_ke[IT_CTA][0] = global_ns(); snap_ke[IT_CTA][2] = clock64(); } } while (0)
+    snap_ke[IT_CTA][0] = global_ns(); snap_ke[IT_CTA][2] = clock64(); \
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(snap_sm[IT_CTA])); } } while (0)
 #define IT_ITEM_DONE(item_) do { IT_STAMP(3); if (threadIdx.x == IT_THREAD && IT_CTA < IT_CTAS) { \
     if (snap_itn[IT_CTA] < IT_ITEMS) snap_itt[IT_CTA][snap_itn[IT_CTA]] = (item_).w - (item_).z; \
     snap_itn[IT_CTA] += 1; } } while (0)
@@ -70,8 +73,8 @@ __device__ __noinline__ void print_trace()
 {
     printf("ITRACE grid %d\n", snap_grid);
     for (int c = 0; c < IT_CTAS && c < snap_grid; ++c) {
-        printf("KE %d %llu %llu %llu %llu %d\n", c, snap_ke[c][0], snap_ke[c][1], snap_ke[c][2], snap_ke[c][3],
-               snap_itn[c]);
+        printf("KE %d %llu %llu %llu %llu %d %u\n", c, snap_ke[c][0], snap_ke[c][1], snap_ke[c][2], snap_ke[c][3],
+               snap_itn[c], snap_sm[c]);
         for (int i = 0; i < snap_itn[c] && i < IT_ITEMS; ++i) {
             const unsigned long long *e = snap_it[c][i];
             printf("IT %d %d %d %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n", c, i, snap_itt[c][i], e[0], e[1],

@@ -10,19 +10,21 @@ import sys
 
 
 def read(path):
-    ke, it, rows = {}, {}, []
+    ke, it, rows, sm = {}, {}, [], {}
     for line in open(path):
         f = line.split()
         if f and f[0] == 'KE':       # cta, ns entry, ns exit, clk entry, clk exit, items
             ke[int(f[1])] = [int(x) for x in f[2:7]]
+            if len(f) > 7:               # the SM it ran on (%smid; later traces)
+                sm[int(f[1])] = int(f[7])
         elif f and f[0] == 'IT':     # cta, item, tiles, then (ns, clk) at: top, prologue, epilogue, end, stores
             it[(int(f[1]), int(f[2]))] = [int(x) for x in f[3:14]]
         elif line.startswith('|') and 'mla_decode' in line:
             rows.append(float(line.split('|')[4]))
-    return ke, it, rows[0] if len(rows) == 1 else None   # (the call's time where the log times one shape)
+    return ke, it, rows[0] if len(rows) == 1 else None, sm   # (the call's time where the log times one shape)
 
 
-def summary(ke, it, call_us):
+def summary(ke, it, call_us, sm=None):
     out = []
     ctas = sorted(c for c in ke if ke[c][4] > 0)
     if not ctas:
@@ -38,7 +40,7 @@ def summary(ke, it, call_us):
     steps = {k: [] for k in ('kernel entry to first loop', 'prologue (item top to loop)', 'loop', 'loop per tile',
                              'epilogue (to item end)', '  to its stores', '  stores to item end', 'between items',
                              'whole item')}
-    counts = {}
+    counts, per_cta = {}, {}
     for c in ctas:
         us = lambda a, b: (b - a) / mhz[c]   # clock64 cycles in us at this CTA's clock
         n = min(ke[c][4], 8)
@@ -55,6 +57,7 @@ def summary(ke, it, call_us):
             if pro and epi:
                 steps['loop'].append(us(pro, epi))
                 steps['loop per tile'].append(us(pro, epi) / max(tiles, 1))
+                per_cta.setdefault(c, []).append(us(pro, epi) / max(tiles, 1))
             if epi:
                 steps['epilogue (to item end)'].append(us(epi, end))
             if epi and st:
@@ -70,13 +73,19 @@ def summary(ke, it, call_us):
     for name, v in steps.items():
         if v:
             out.append(f'  {name}: mean {statistics.mean(v):.2f} us, min {min(v):.2f}, max {max(v):.2f} (n {len(v)})')
+    if sm and per_cta:
+        # whether a CTA's pace follows its SM (the forty-second session's
+        # gangs ran each CTA at its own steady rate)
+        ranked = sorted(per_cta, key=lambda c: statistics.mean(per_cta[c]))
+        show = lambda cs: ', '.join(f'SM {sm.get(c, "?")} {statistics.mean(per_cta[c]):.3f}' for c in cs)
+        out.append(f'  loop per tile by SM, fastest: {show(ranked[:4])}; slowest: {show(ranked[-4:])}')
     return out
 
 
 if __name__ == '__main__':
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    ke, it, call_us = read(sys.argv[1])
+    ke, it, call_us, sm = read(sys.argv[1])
     if not ke:
         sys.exit(f'{sys.argv[1]}: no KE lines (was the trace printed? it comes after the 8th launch)')
-    print('\n'.join(summary(ke, it, call_us)))
+    print('\n'.join(summary(ke, it, call_us, sm)))
