@@ -3,10 +3,10 @@
 Edits a copy of the templates (the tree given, in place) so that thread 0
 of every CTA stamps %globaltimer (ns) and clock64() at the kernel's entry
 (after griddepcontrol.wait, where it also keeps the CTA's SM, %smid) and
-exit, and at each of its first 8 work
-items' top and end; the BF16 seesaw and pair templates also stamp the end
-of the item's prologue (Q and the first tiles in), the start of its
-epilogue (the last product retired) and of its output stores. The plan
+exit, and at each of its first 8 work items' top and end; the BF16
+seesaw and pair templates also stamp the end of the item's prologue (Q
+and the first tiles in), the start of its epilogue (the last product
+retired) and of its output stores. The plan
 kernel of the same module prints the stamps after the split kernel's 8th
 launch (the combine kernel where the launch has no plan: a split grid),
 as bench/trace/patch.py does. clock64 over globaltimer gives each SM's

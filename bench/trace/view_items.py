@@ -55,9 +55,10 @@ def summary(ke, it, call_us, sm=None):
             if pro:
                 steps['prologue (item top to loop)'].append(us(top, pro))
             if pro and epi:
+                per_tile = us(pro, epi) / max(tiles, 1)
                 steps['loop'].append(us(pro, epi))
-                steps['loop per tile'].append(us(pro, epi) / max(tiles, 1))
-                per_cta.setdefault(c, []).append(us(pro, epi) / max(tiles, 1))
+                steps['loop per tile'].append(per_tile)
+                per_cta.setdefault(c, []).append(per_tile)
             if epi:
                 steps['epilogue (to item end)'].append(us(epi, end))
             if epi and st:
