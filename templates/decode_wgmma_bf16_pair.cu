@@ -381,10 +381,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             wgmma_commit();
             wgmma_wait<0>();
             fence_registers(o);
-            // ---- m1 out: refill the left of u's slot; publish P(u) exp(m0 - m1) ----
+            // ---- m1 out: publish P(u) exp(m0 - m1) ----
             named_barrier(BAR_M1, 256);
-            if (copier && has_next)
-                issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2, STEADY);
             float f1[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h)
@@ -402,6 +400,11 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
             if (has_other) {
                 named_barrier(BAR_P1, 256);   // (u+1's left chunks: WG1's QK waited for them; this
                                               // barrier orders that wait before our product's reads)
+                // refill the left of u's slot only now: a copy that lands just in time
+                // lets a row block that runs ahead wait on DRAM while the request's
+                // others catch up through L2, which keeps their reads merged (docs/design.md)
+                if (copier && has_next)
+                    issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2, STEADY);
                 scale_o_rows(o, f1[0], f1[1]);
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
@@ -413,6 +416,8 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                     wgmma_pv_bf16_ss(o, desc_plus(p_desc[1], kk * 32), desc_plus(v1, kk * 16 * 128), 1);
                 wgmma_commit();
             }
+            if (!has_other && copier && has_next)
+                issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2, STEADY);
             // ---- QK(u+2): left chunks; the product retired: refill the left of u+1's slot; the rest ----
             if (has_next) {
                 wgmma_fence();

@@ -176,16 +176,18 @@ def warpgroup(sim, wg, items):
                     yield ('wgwait', 0)
                 if MUT != 'c':
                     yield ('sync', 'M1')
-                if has_next:
-                    sim.issue_copy(wg, item, u + 2, base, 'L')
                 sim.generic_read(wg, 'F1', k)
                 sim.generic_write(wg, 'P0', k, readers=1)
                 yield ('arrive', 'P0')
                 if has_other:
                     yield ('sync', 'P1')
+                    if has_next:   # the left refill just in time: after the P(u+1) hand-off
+                        sim.issue_copy(wg, item, u + 2, base, 'L')
                     sim.read_p(wg, 'P1', k)
                     sim.read_tile(wg, item, u + 1, base, 'L', u + 1 == last)
                     sim.commit(wg)
+                elif has_next:
+                    sim.issue_copy(wg, item, u + 2, base, 'L')
                 if has_next:
                     yield wait_tile(u + 2, 'L')
                     sim.read_tile(wg, item, u + 2, base, 'L', False)
