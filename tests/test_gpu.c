@@ -348,6 +348,41 @@ START_TEST(decode_persistent_large_batch)
 }
 END_TEST
 
+/* The BF16 pair kernel's persistent launch (it takes its next item under
+ * the current one's epilogue: for_each_item_ahead), which the tests above
+ * run only through the seesaw's 128 rows: 4 row blocks (128 heads x 2
+ * tokens), 2 (40 heads x 3 tokens: a partial query tile, causal) and 8
+ * (128 heads x 4 tokens). 160 ragged requests, then graph replays with
+ * new lengths; an item no CTA took leaves its poisoned rows. (The `gangs`
+ * variant of bench/variants/patch.py takes items by round where the grid
+ * is whole gangs of row blocks, 4 and 2 here on 132 SMs, and from the
+ * queue at 8.) */
+static const char *const pair_persistent_cases[] = {
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2}\ntile: {engine: wgmma}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 40, q_len: 3}\ntile: {engine: wgmma, schedule: pair}\n",
+    "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 4}\ntile: {engine: wgmma}\n",
+};
+
+START_TEST(decode_persistent_pair)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", pair_persistent_cases[_i], &spec);
+    enum { BATCH = 160 };
+    static int32_t lens[3][BATCH];
+    uint64_t state = base_seed | 9;
+    for (int r = 0; r < 3; ++r)
+        ragged_lengths(lens[r], BATCH, &state);
+    for (int b = 0; b < BATCH; ++b)   /* the first call's lengths hold every round's */
+        for (int r = 1; r < 3; ++r)
+            lens[0][b] = lens[0][b] > lens[r][b] ? lens[0][b] : lens[r][b];
+    const int32_t *rounds[] = {lens[1], lens[2]};
+    snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = base_seed + 456,
+                                  .graph_rounds = rounds, .graph_round_count = 2};
+    expect_check(kernel, &check, "persistent pair");
+    snapmla_spec_free(spec);
+}
+END_TEST
+
 /* One plan for the layers of a step: snapmla_decode_plan, then three
  * decodes with plan_ready, each against the reference with its outputs
  * poisoned first; so the persistent kernel must leave the plan's queue as
@@ -426,7 +461,10 @@ static int case_selected(const char *text, const char *only)
  * inside the tests. Each test then finds its kernel in the context's
  * caches. A spec or kernel that fails here fails again, with its message,
  * in its own test. (hopper_bodies are among engine_bodies.) */
-enum { PREBUILD_MAX = DECODE_CASES + COUNT_OF(engine_bodies) * COUNT_OF(engine_test_heads) };
+enum {
+    PREBUILD_MAX =
+        DECODE_CASES + COUNT_OF(pair_persistent_cases) + COUNT_OF(engine_bodies) * COUNT_OF(engine_test_heads)
+};
 
 static void prebuild_decode_kernels(const char *only)
 {
@@ -439,6 +477,9 @@ static void prebuild_decode_kernels(const char *only)
     for (int i = 0; i < DECODE_CASES; ++i)
         if (case_selected(decode_cases[i], only))
             snprintf(bodies[texts++], sizeof bodies[0], "%s", decode_cases[i]);
+    for (int i = 0; i < COUNT_OF(pair_persistent_cases); ++i)
+        if (case_selected(pair_persistent_cases[i], only))
+            snprintf(bodies[texts++], sizeof bodies[0], "%s", pair_persistent_cases[i]);
     for (int e = 0; e < COUNT_OF(engine_bodies); ++e)
         if (case_selected(engine_bodies[e], only))
             for (int h = 0; h < COUNT_OF(engine_test_heads); ++h)
@@ -530,6 +571,7 @@ int main(void)
     added += add_cases(tc, decode_million_token_context, engine_bodies, COUNT_OF(engine_bodies), only);
     added += add_cases(tc, decode_graph_replay_with_changing_lengths, engine_bodies, COUNT_OF(engine_bodies), only);
     added += add_cases(tc, decode_persistent_large_batch, hopper_bodies, COUNT_OF(hopper_bodies), only);
+    added += add_cases(tc, decode_persistent_pair, pair_persistent_cases, COUNT_OF(pair_persistent_cases), only);
     added += add_cases(tc, decode_plan_reused_across_layers, engine_bodies, COUNT_OF(engine_bodies), only);
     added += add_cases(tc, append_is_bit_exact, append_cases, COUNT_OF(append_cases), only);
     if (!only)
