@@ -6,9 +6,12 @@
 # then, one variant at a time, the float64 check (snapmla run at 3 x 100 and
 # 2 x 20000 on every spec: a variant that fails or hangs is not timed) and
 # ROUNDS interleaved rounds of snapmla bench (SHAPES, default 128x16384).
-# SPECS default: the roles spec at 128 and 16 heads. Logs under $OUT; the
-# checkout is not touched.
+# SPECS default: the roles spec at 128 and 16 heads. SUITE=1: each timed
+# variant's tree also builds tests/test_gpu, and the whole GPU suite runs
+# on it after the rounds (the evidence a variant needs before it moves into
+# the templates). Logs under $OUT; the checkout is not touched.
 #   OUT=out ROUNDS=2 bench/variants/ab.sh base ldsm_all ldsm_all+pslots4
+#   SUITE=1 SPECS=bench/mtp_bf16.yaml SHAPES=128x8192,128x8000~ bench/variants/ab.sh base gangs
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [[ $# -gt 0 ]] || { echo "usage: bench/variants/ab.sh VARIANT... (base: the shipped tree)"; exit 2; }
@@ -34,7 +37,9 @@ prepare() {
         cp "$work/roles_$v.cu" "$tree/templates/decode_wgmma_fp8_roles.cu"
         [[ -d $work/roles_$v.tree ]] && cp -r "$work/roles_$v.tree/." "$tree/"
     fi
-    make -s -C "$tree" -j2 build/snapmla > "$out/build_$v.log" 2>&1 || return 1
+    local targets=build/snapmla
+    [[ ${SUITE:-0} == 1 && $v != base ]] && targets+=" build/tests/test_gpu"
+    make -s -C "$tree" -j2 $targets > "$out/build_$v.log" 2>&1 || return 1
     SNAPMLA_CACHE_DIR="$work/cache_$v" "$tree/build/snapmla" build "${specs[@]}" -o "$work/aot_$v" -j 2 \
         >> "$out/build_$v.log" 2>&1
 }
@@ -77,4 +82,11 @@ for round in $(seq "${ROUNDS:-2}"); do
     done
 done
 [[ -s $out/rounds.txt ]] && bash bench/ab_summary.sh "$out/rounds.txt"
+if [[ ${SUITE:-0} == 1 ]]; then   # (base is main: its suite ran when it landed)
+    for v in "${timed[@]}"; do
+        [[ $v == base ]] && continue
+        SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 600 "$work/tree_$v/build/tests/test_gpu" > "$out/suite_$v.log" 2>&1
+        echo "$v: GPU suite exit $? | $(grep -E '^[0-9]+%: Checks' "$out/suite_$v.log" | tail -1)"
+    done
+fi
 exit 0

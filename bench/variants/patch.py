@@ -57,7 +57,7 @@ to start):
              query tokens, 8K (perf.md, forty-third session); prediction
              against main with the late refill: -1 to -1.5% at 8K, ragged
              0 to +3%. Time it with
-             SPECS=bench/mtp_bf16.yaml SHAPES=128x8192,128x8000~ bench/variants/ab.sh base gangs
+             SUITE=1 SPECS=bench/mtp_bf16.yaml SHAPES=128x8192,128x8000~ bench/variants/ab.sh base gangs
              and run the GPU suite on its tree before it moves into the
              templates (test_gpu's decode_persistent_pair covers it).
 
