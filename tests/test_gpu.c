@@ -328,22 +328,29 @@ static void ragged_lengths(int32_t *lens, int count, uint64_t *state)
  * whole row blocks are taken from the device-side queue, longest first.
  * Ragged lengths with the page edges and empty requests; replayed from a
  * CUDA graph with new lengths (the plan kernel resets the queue). */
-START_TEST(decode_persistent_large_batch)
+/* 160 ragged requests (lengths from `state_bits`), then two graph replays
+ * with new lengths, each under the first call's: a persistent launch's check. */
+static void expect_persistent_replays(snapmla_kernel *kernel, uint64_t state_bits, uint64_t seed, const char *label)
 {
-    snapmla_spec *spec;
-    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[0], hopper_bodies[_i], &spec);
     enum { BATCH = 160 };
     static int32_t lens[3][BATCH];
-    uint64_t state = base_seed | 1;
+    uint64_t state = base_seed | state_bits;
     for (int r = 0; r < 3; ++r)
         ragged_lengths(lens[r], BATCH, &state);
     for (int b = 0; b < BATCH; ++b)   /* the first call's lengths hold every round's */
         for (int r = 1; r < 3; ++r)
             lens[0][b] = lens[0][b] > lens[r][b] ? lens[0][b] : lens[r][b];
     const int32_t *rounds[] = {lens[1], lens[2]};
-    snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = base_seed + 123,
+    snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = seed,
                                   .graph_rounds = rounds, .graph_round_count = 2};
-    expect_check(kernel, &check, "persistent");
+    expect_check(kernel, &check, label);
+}
+
+START_TEST(decode_persistent_large_batch)
+{
+    snapmla_spec *spec;
+    snapmla_kernel *kernel = deepseek_kernel(engine_test_heads[0], hopper_bodies[_i], &spec);
+    expect_persistent_replays(kernel, 1, base_seed + 123, "persistent");
     snapmla_spec_free(spec);
 }
 END_TEST
@@ -367,18 +374,7 @@ START_TEST(decode_persistent_pair)
 {
     snapmla_spec *spec;
     snapmla_kernel *kernel = kernel_for("kernel: mla_decode\n", pair_persistent_cases[_i], &spec);
-    enum { BATCH = 160 };
-    static int32_t lens[3][BATCH];
-    uint64_t state = base_seed | 9;
-    for (int r = 0; r < 3; ++r)
-        ragged_lengths(lens[r], BATCH, &state);
-    for (int b = 0; b < BATCH; ++b)   /* the first call's lengths hold every round's */
-        for (int r = 1; r < 3; ++r)
-            lens[0][b] = lens[0][b] > lens[r][b] ? lens[0][b] : lens[r][b];
-    const int32_t *rounds[] = {lens[1], lens[2]};
-    snapmla_decode_check check = {.batch = BATCH, .seqlens = lens[0], .seed = base_seed + 456,
-                                  .graph_rounds = rounds, .graph_round_count = 2};
-    expect_check(kernel, &check, "persistent pair");
+    expect_persistent_replays(kernel, 9, base_seed + 456, "persistent pair");
     snapmla_spec_free(spec);
 }
 END_TEST
