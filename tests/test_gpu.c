@@ -323,11 +323,6 @@ static void ragged_lengths(int32_t *lens, int count, uint64_t *state)
     }
 }
 
-/* The Hopper path's persistent launch: a batch with more row blocks (160
- * requests x 2 of 64 heads) than the GPU holds CTAs (132 on an H100), so
- * whole row blocks are taken from the device-side queue, longest first.
- * Ragged lengths with the page edges and empty requests; replayed from a
- * CUDA graph with new lengths (the plan kernel resets the queue). */
 /* 160 ragged requests (lengths from `state_bits`), then two graph replays
  * with new lengths, each under the first call's: a persistent launch's check. */
 static void expect_persistent_replays(snapmla_kernel *kernel, uint64_t state_bits, uint64_t seed, const char *label)
@@ -346,6 +341,11 @@ static void expect_persistent_replays(snapmla_kernel *kernel, uint64_t state_bit
     expect_check(kernel, &check, label);
 }
 
+/* The Hopper path's persistent launch: a batch with more row blocks (160
+ * requests x 2 of 64 heads) than the GPU holds CTAs (132 on an H100), so
+ * whole row blocks are taken from the device-side queue, longest first.
+ * Ragged lengths with the page edges and empty requests; replayed from a
+ * CUDA graph with new lengths (the plan kernel resets the queue). */
 START_TEST(decode_persistent_large_batch)
 {
     snapmla_spec *spec;
