@@ -170,6 +170,17 @@ __device__ __forceinline__ int gang_item_index(int round)
     return (round * gangs + place) * ROW_BLOCKS + blockIdx.x % ROW_BLOCKS;
 }
 
+// This CTA's item of that round, if the plan has one.
+__device__ __forceinline__ bool take_gang_item(const DecodeParams &p, int round, int4 &item, int &splits)
+{
+    const int at = gang_item_index(round);
+    if (at >= p.plan[1])
+        return false;
+    item = ((const int4 *)(p.plan + 4))[at];
+    splits = p.split_counts[item.x];
+    return true;
+}
+
 // The CTA's next work item, for every thread of it (all THREADS call it in
 // step; the answer is the same for all). Split grid (no plan): this CTA's
 // one item, from the request's length (kv_range), in round 0. GANGS and a
@@ -182,24 +193,14 @@ __device__ __forceinline__ bool next_work_item(""")
         rep(wd, """        splits = r.splits;
     } else {""", """        splits = r.splits;
     } else if (GANGS && runs_in_gangs(p)) {
-        const int at = gang_item_index(round);
-        have = at < p.plan[1];
-        if (have) {
-            item = ((const int4 *)(p.plan + 4))[at];
-            splits = p.split_counts[item.x];
-        }
+        have = take_gang_item(p, round, item, splits);
     } else {""")
         rep(wd, """    ItemAhead &next;
 """, """    ItemAhead &next;
     int round;   // the next item's (gangs)
 """)
         rep(wd, """        if (shared_index >= 0) {   // (the same for all""", """        if (runs_in_gangs(p)) {
-            const int at = gang_item_index(round);
-            have = at < p.plan[1];
-            if (have) {
-                next.item = ((const int4 *)(p.plan + 4))[at];
-                next.splits = p.split_counts[next.item.x];
-            }
+            have = take_gang_item(p, round, next.item, next.splits);
         } else if (shared_index >= 0) {   // (the same for all""")
         rep(wd, """    now.have = next_work_item(p, 0, shared_index, now.item, now.splits);
     if (!now.have)
