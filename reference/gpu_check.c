@@ -144,10 +144,13 @@ static snapmla_status run_and_compare(decode_run *run, snapmla_kernel *kernel,
     if ((s = SNAPMLA_CU(d, cuMemsetD8(run->out, 0xff, run->out_count * 2), err)) ||
         (s = SNAPMLA_CU(d, cuMemsetD8(run->lse, 0xff, run->rows * 4), err)))
         return s;
-    if (graph)
-        s = SNAPMLA_CU(d, cuGraphLaunch(graph, stream), err);
-    else
+    /* The poison (and a graph round's new lengths) went through the legacy
+     * stream, which the graph's non-blocking stream does not wait for:
+     * without this the LSE poison could land after the kernel's writes. */
+    if (!graph)
         s = snapmla_decode(kernel, args, stream, err);
+    else if ((s = SNAPMLA_CU(d, cuCtxSynchronize(), err)) == SNAPMLA_OK)
+        s = SNAPMLA_CU(d, cuGraphLaunch(graph, stream), err);
     if (s || (s = SNAPMLA_CU(d, cuStreamSynchronize(stream), err)) ||
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_out, run->out, run->out_count * 2), err)) ||
         (s = SNAPMLA_CU(d, cuMemcpyDtoH(run->host_lse, run->lse, run->rows * 4), err)))
