@@ -14,7 +14,8 @@
 // tile count), the row blocks of a request's piece side by side (so the
 // second reads the KV tiles the first just brought into L2); the decode CTAs
 // take them from a queue as they finish: longest-processing-time-first
-// scheduling.
+// scheduling (the pair kernel's gangs take them by round instead, in the
+// same order: wgmma_decode.cuh).
 // Out: split_counts[b] = the request's pieces, plan[0] = 0 (the queue's
 // head), plan[1] = the item count, plan[2] = 0 (decode CTAs done), items at
 // plan + 4: {b, row block | piece << 16, first tile, end tile}. The decode

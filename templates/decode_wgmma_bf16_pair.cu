@@ -416,8 +416,6 @@ __device__ __forceinline__ void decode_item(const DecodeParams &p, const KvMaps 
                     wgmma_pv_bf16_ss(o, desc_plus(p_desc[1], kk * 32), desc_plus(v1, kk * 16 * 128), 1);
                 wgmma_commit();
             }
-            if (!has_other && copier && has_next)
-                issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2, STEADY);
             // ---- QK(u+2): left chunks; the product retired: refill the left of u+1's slot; the rest ----
             if (has_next) {
                 wgmma_fence();

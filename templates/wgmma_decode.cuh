@@ -411,14 +411,48 @@ template <typename Layout> __device__ __forceinline__ void init_item_barriers(co
     init_ring_barriers(m.full, m.used, KV_TMA ? 1 : 128, 256);
 }
 
+// Gangs: in the pair kernel's persistent grid, when the grid is whole
+// gangs, the ROW_BLOCKS neighbouring CTAs of a gang take one piece's row
+// blocks together, one piece per round, the gangs in order on even rounds
+// and in reverse on odd ones. The items are longest first, so a gang that
+// took a long piece takes a short one next and ragged batches even out;
+// the index comes from the round, with no atomic between two items, and a
+// piece's row blocks start together. (The queue serves other grids and the
+// other kernels: at 16-token pages the FP8 role warpgroups' thread 0 had
+// no registers for the rounds.)
+__device__ __forceinline__ bool runs_in_gangs(const DecodeParams &p)
+{
+    return p.plan != nullptr && gridDim.x % ROW_BLOCKS == 0;
+}
+
+__device__ __forceinline__ int gang_item_index(int round)
+{
+    const int gangs = gridDim.x / ROW_BLOCKS, gang = blockIdx.x / ROW_BLOCKS;
+    const int place = round % 2 ? gangs - 1 - gang : gang;
+    return (round * gangs + place) * ROW_BLOCKS + blockIdx.x % ROW_BLOCKS;
+}
+
+// This CTA's item of that round, if the plan has one.
+__device__ __forceinline__ bool take_gang_item(const DecodeParams &p, int round, int4 &item, int &splits)
+{
+    const int at = gang_item_index(round);
+    if (at >= p.plan[1])
+        return false;
+    item = ((const int4 *)(p.plan + 4))[at];
+    splits = p.split_counts[item.x];
+    return true;
+}
+
 // The CTA's next work item, for every thread of it (all THREADS call it in
 // step; the answer is the same for all). Split grid (no plan): this CTA's
-// one item, from the request's length (kv_range), in round 0. Persistent:
+// one item, from the request's length (kv_range), in round 0. GANGS and a
+// grid of whole gangs: the round's item (above). Persistent otherwise:
 // the plan queue's next item, taken by thread 0 into `shared_index`. The
 // answer comes out of a barrier, so ptxas sees the loop's exit as uniform;
 // that barrier also keeps shared_index until every thread has read it, and
 // the next call's first one holds every thread until the CTA is done with
 // the last item.
+template <bool GANGS = false>
 __device__ __forceinline__ bool next_work_item(const DecodeParams &p, int round, int &shared_index, int4 &item,
                                                int &splits)
 {
@@ -431,6 +465,8 @@ __device__ __forceinline__ bool next_work_item(const DecodeParams &p, int round,
         have = round == 0 && (int)blockIdx.y < r.splits;
         item = make_int4(blockIdx.z, blockIdx.x | blockIdx.y << 16, first, first + r.tiles);
         splits = r.splits;
+    } else if (GANGS && runs_in_gangs(p)) {
+        have = take_gang_item(p, round, item, splits);
     } else {
         if (threadIdx.x == 0)
             shared_index = atomicAdd(p.plan, 1);
@@ -491,9 +527,10 @@ struct PopItem {
     const DecodeParams &p;
     int &shared_index;
     ItemAhead &next;
+    int round;   // the round of the item it takes (gangs)
     // The split grid's one item is taken (for_each_item_ahead marked
-    // shared_index -1); persistent: the queue's next, and the CTA's last
-    // pop releases the queue. (Asked of shared_index first, and released
+    // shared_index -1); gangs: the round's item; persistent otherwise: the
+    // queue's next, and the CTA's last pop releases the queue. (Asked of shared_index first, and released
     // here, not at the kernel's end: else whether there is a plan, and
     // where, stays in registers through every item, and the pair kernel
     // has none to spare.)
@@ -505,7 +542,9 @@ struct PopItem {
         // (next_work_item's pop, written out again: through a shared helper
         // ptxas allocates the seesaw kernels' registers differently from
         // the measured build)
-        if (shared_index >= 0) {   // (the same for all: thread 0 writes only indices >= 0)
+        if (runs_in_gangs(p)) {
+            have = take_gang_item(p, round, next.item, next.splits);
+        } else if (shared_index >= 0) {   // (the same for all: thread 0 writes only indices >= 0)
             if (threadIdx.x == 0)
                 shared_index = atomicAdd(p.plan, 1);
             named_barrier(BAR_ITEM, THREADS);
@@ -541,15 +580,15 @@ template <typename Work> __device__ __forceinline__ void for_each_item_ahead(con
                                                                              Work work)
 {
     ItemAhead now, next;
-    now.have = next_work_item(p, 0, shared_index, now.item, now.splits);
-    if (!now.have)
-        release_queue(p);   // (else the last pop does)
+    now.have = next_work_item<true>(p, 0, shared_index, now.item, now.splits);
+    if (!now.have && !runs_in_gangs(p))
+        release_queue(p);   // (else the last pop does; gangs leave the queue alone)
     if (p.plan == nullptr && threadIdx.x == 0)
         shared_index = -1;   // (read after the item's first barrier)
     bool prefetched = false;
-    for (int base = 0; now.have;) {
+    for (int base = 0, round = 1; now.have; ++round) {
         wgmma_wait<0>();   // (as for_each_item)
-        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, shared_index, next});
+        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, shared_index, next, round});
         base += now.item.w - now.item.z;
         now = next;
         prefetched = next.have;

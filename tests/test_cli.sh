@@ -386,14 +386,6 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
         python3 bench/variants/patch.py combine_lse templates/decode_wgmma_fp8_roles.cu '$work/roles_combine_lse.cu' &&
             cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_combine_lse.cu' &&
             ! cmp -s templates/combine.cu '$work/roles_combine_lse.tree/templates/combine.cu' && echo edited"
-    expect "variant applies (gangs: the work order and the pair kernel)" 0 "^edited$" -- bash -c "
-        python3 bench/variants/patch.py gangs templates/decode_wgmma_fp8_roles.cu '$work/roles_gangs.cu' &&
-            cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_gangs.cu' &&
-            grep -q 'gang_item_index(round)' '$work/roles_gangs.tree/templates/wgmma_decode.cuh' &&
-            ! cmp -s templates/decode_wgmma_bf16_pair.cu '$work/roles_gangs.tree/templates/decode_wgmma_bf16_pair.cu' &&
-            echo edited"
-    expect "variants: gangs builds its pair kernel without spills or notes" 0 "^== gangs$" -- env TMPDIR="$work" \
-        SPEC=bench/mtp_bf16.yaml bench/variants/inspect.sh gangs
     expect "variant unknown" 1 "unknown variant nosuch" -- python3 bench/variants/patch.py nosuch \
         templates/decode_wgmma_fp8_roles.cu "$work/roles_nosuch.cu"
 fi

@@ -360,10 +360,9 @@ END_TEST
  * run only through the seesaw's 128 rows: 4 row blocks (128 heads x 2
  * tokens), 2 (40 heads x 3 tokens: a partial query tile, causal) and 8
  * (128 heads x 4 tokens). 160 ragged requests, then graph replays with
- * new lengths; an item no CTA took leaves its poisoned rows. (The `gangs`
- * variant of bench/variants/patch.py takes items by round where the grid
- * is whole gangs of row blocks, 4 and 2 here on 132 SMs, and from the
- * queue at 8.) */
+ * new lengths; an item no CTA took leaves its poisoned rows. The kernel
+ * takes its items by round where the grid is whole gangs of row blocks (4
+ * and 2 here on 132 SMs) and from the queue at 8 (for_each_item_ahead). */
 static const char *const pair_persistent_cases[] = {
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 128, q_len: 2}\ntile: {engine: wgmma}\n",
     "model: {latent_dim: 512, rope_dim: 64, q_heads: 40, q_len: 3}\ntile: {engine: wgmma, schedule: pair}\n",

@@ -11,7 +11,7 @@
 # on it after the rounds (the evidence a variant needs before it moves into
 # the templates). Logs under $OUT; the checkout is not touched.
 #   OUT=out ROUNDS=2 bench/variants/ab.sh base ldsm_all ldsm_all+pslots4
-#   SUITE=1 SPECS=bench/mtp_bf16.yaml SHAPES=128x8192,128x8000~ bench/variants/ab.sh base gangs
+#   SUITE=1 SHAPES=128x16384,128x4096 bench/variants/ab.sh base ldsm_all
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [[ $# -gt 0 ]] || { echo "usage: bench/variants/ab.sh VARIANT... (base: the shipped tree)"; exit 2; }

@@ -1,5 +1,4 @@
-"""Candidate variants of the FP8 role-warpgroup kernel (and one of the BF16
-pair kernel's work order, `gangs`), kept as edits of the
+"""Candidate variants of the FP8 role-warpgroup kernel, kept as edits of the
 shipped templates so that they follow them and can be timed in a later
 device call (unlike bench/probe, their numbers must be right: each is
 checked against the float64 reference before it is timed).
@@ -41,26 +40,6 @@ heads, batch 128, 16K: perf.md):
              (3 resident CTAs per SM instead of 4): -1.5% at batch 1
              (64K), +1.5% at batch 8 (16K), 0 at batch 128
 
-Prepared in the forty-fourth session and rebuilt in the forty-fifth, not
-yet timed in this form (both sessions' device asks were refused or failed
-to start):
-
-  gangs      the BF16 pair kernel's persistent grid without the queue: where
-             the grid is whole gangs of ROW_BLOCKS neighbouring CTAs (128
-             heads x 2 tokens: 4, and 132 SMs), each gang takes one piece's
-             row blocks per round, rounds forwards then backwards over the
-             gangs; also drops a refill branch that is never taken
-             (has_next implies has_other), which alone changes the SASS.
-             The roles and seesaw kernels keep the queue (in every kernel
-             the roles kernel spilled 12 bytes at 16-token pages). An
-             earlier build with gangs ran 2.5% faster than main at two
-             query tokens, 8K (perf.md, forty-third session); prediction
-             against main with the late refill: -1 to -1.5% at 8K, ragged
-             0 to +3%. Time it with
-             SUITE=1 SPECS=bench/mtp_bf16.yaml SHAPES=128x8192,128x8000~ bench/variants/ab.sh base gangs
-             and run the GPU suite on its tree before it moves into the
-             templates (test_gpu's decode_persistent_pair covers it).
-
 Timed and dropped in the twenty-second session (H100; perf.md, with their
 code in git history): s_copies (the score warpgroups issue the copies:
 +34% at 128 heads), tma_blocks (one 4-D TMA per half copy: -0.1 to
@@ -70,7 +49,10 @@ the slot of tile t-1 at tile t instead of waiting for tile t's readers:
 +5.0 to +6.5% at 128 heads, 0 to +0.4% at 64), early_refill (the
 refill before the products: +5.2%), copy3 (three copier warps per
 output warpgroup: +1.6%) and scale_shfl (the token scales by one load
-per lane and shuffles: +5.8%).
+per lane and shuffles: +5.8%). Kept in the forty-sixth: gangs (the BF16
+pair kernel's persistent grid taking its items by round in gangs of a
+piece's row blocks: -0.4% at two query tokens, 8K, -0.7% ragged; now in
+templates/wgmma_decode.cuh).
 """
 import os
 import sys
@@ -109,8 +91,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'gangs'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse gangs')
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
@@ -146,78 +128,6 @@ def tree_variant(name, tree):
 }
 ''', '''}
 ''')
-    if name == 'gangs':
-        wd = 'templates/wgmma_decode.cuh'
-        rep(wd, """// The CTA's next work item, for every thread of it (all THREADS call it in
-// step; the answer is the same for all). Split grid (no plan): this CTA's
-// one item, from the request's length (kv_range), in round 0. Persistent:
-// the plan queue's next item, taken by thread 0 into `shared_index`. The""",
-            """// Gangs (the pair kernel's persistent grid, where the grid is whole gangs):
-// the ROW_BLOCKS neighbouring CTAs of a gang take one piece's row blocks
-// together, one piece per round, the gangs in order on even rounds and in
-// reverse on odd ones. The items are longest first, so a gang that took a
-// long piece takes a short one next and ragged batches even out; and the
-// index comes from the round, with no atomic between two items.
-__device__ __forceinline__ bool runs_in_gangs(const DecodeParams &p)
-{
-    return p.plan != nullptr && gridDim.x % ROW_BLOCKS == 0;
-}
-
-__device__ __forceinline__ int gang_item_index(int round)
-{
-    const int gangs = gridDim.x / ROW_BLOCKS, gang = blockIdx.x / ROW_BLOCKS;
-    const int place = round % 2 ? gangs - 1 - gang : gang;
-    return (round * gangs + place) * ROW_BLOCKS + blockIdx.x % ROW_BLOCKS;
-}
-
-// This CTA's item of that round, if the plan has one.
-__device__ __forceinline__ bool take_gang_item(const DecodeParams &p, int round, int4 &item, int &splits)
-{
-    const int at = gang_item_index(round);
-    if (at >= p.plan[1])
-        return false;
-    item = ((const int4 *)(p.plan + 4))[at];
-    splits = p.split_counts[item.x];
-    return true;
-}
-
-// The CTA's next work item, for every thread of it (all THREADS call it in
-// step; the answer is the same for all). Split grid (no plan): this CTA's
-// one item, from the request's length (kv_range), in round 0. GANGS and a
-// grid of whole gangs: the round's item (above). Persistent otherwise:
-// the plan queue's next item, taken by thread 0 into `shared_index`. The""")
-        rep(wd, """// the last item.
-__device__ __forceinline__ bool next_work_item(""", """// the last item.
-template <bool GANGS = false>
-__device__ __forceinline__ bool next_work_item(""")
-        rep(wd, """        splits = r.splits;
-    } else {""", """        splits = r.splits;
-    } else if (GANGS && runs_in_gangs(p)) {
-        have = take_gang_item(p, round, item, splits);
-    } else {""")
-        rep(wd, """    ItemAhead &next;
-""", """    ItemAhead &next;
-    int round;   // the next item's (gangs)
-""")
-        rep(wd, """        if (shared_index >= 0) {   // (the same for all""", """        if (runs_in_gangs(p)) {
-            have = take_gang_item(p, round, next.item, next.splits);
-        } else if (shared_index >= 0) {   // (the same for all""")
-        rep(wd, """    now.have = next_work_item(p, 0, shared_index, now.item, now.splits);
-    if (!now.have)
-        release_queue(p);   // (else the last pop does)""",
-            """    now.have = next_work_item<true>(p, 0, shared_index, now.item, now.splits);
-    if (!now.have && !runs_in_gangs(p))
-        release_queue(p);   // (else the last pop does; gangs leave the queue alone)""")
-        rep(wd, """    for (int base = 0; now.have;) {
-        wgmma_wait<0>();   // (as for_each_item)
-        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, shared_index, next});""",
-            """    for (int base = 0, round = 1; now.have; ++round) {
-        wgmma_wait<0>();   // (as for_each_item)
-        work(now.item, now.splits, warp_uniform(base), prefetched, PopItem{p, shared_index, next, round});""")
-        # (and a refill branch that is never taken: has_next implies has_other)
-        rep('templates/decode_wgmma_bf16_pair.cu', """            if (!has_other && copier && has_next)
-                issue_chunks<0, HALF_BLOCKS>(maps, range, m, base, u + 2, where2, STEADY);
-""", "")
     return tree
 
 
