@@ -366,7 +366,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
     if [[ ! -e /dev/nvidiactl ]]; then
         expect "variants: ab.sh prepares, then times only what passes" 0 "^chain_ilp: not timed \\(a check failed or hung\\)$" -- \
             env TMPDIR="$work" OUT="$work/ab" ROUNDS=1 bench/variants/ab.sh base chain_ilp
-        expect "variants: ab.sh's trees and kernels" 0 "^built 2 variants: 2 compiled" -- cat "$work/ab/build_chain_ilp.log"
+        expect "variants: ab.sh's trees and kernels" 0 "^built 2 variants: 2 compiled" -- cat "$work/ab/builds.log"
     fi
     expect "variants: the checkout untouched" 0 "^same$" -- bash -c "[[ '$before' == '$(sum_tree)' ]] && echo same"
     expect "variants: the V^T fragment orders (emulated)" 0 "^ldmatrix, latent 256: 0 wrong fragment bytes or channel maps; at most 1 access" -- \

@@ -9,7 +9,10 @@
 # SPECS default: the roles spec at 128 and 16 heads. SUITE=1: each timed
 # variant's tree also builds tests/test_gpu, and the whole GPU suite runs
 # on it after the rounds (the evidence a variant needs before it moves into
-# the templates). Logs under $OUT; the checkout is not touched.
+# the templates). Logs under $OUT, a few files (a device call brings back
+# only so many): build.log, builds.log (each variant's build), checks.log,
+# bench.log (every round), rounds.txt, suites.log; the checkout is not
+# touched.
 #   OUT=out ROUNDS=2 bench/variants/ab.sh base ldsm_all ldsm_all+pslots4
 #   SUITE=1 SHAPES=128x16384,128x4096 bench/variants/ab.sh base ldsm_all
 set -uo pipefail
@@ -39,9 +42,9 @@ prepare() {
     fi
     local targets=build/snapmla
     [[ ${SUITE:-0} == 1 && $v != base ]] && targets+=" build/tests/test_gpu"
-    make -s -C "$tree" -j2 $targets > "$out/build_$v.log" 2>&1 || return 1
+    make -s -C "$tree" -j2 $targets > "$work/build_$v.log" 2>&1 || return 1
     SNAPMLA_CACHE_DIR="$work/cache_$v" "$tree/build/snapmla" build "${specs[@]}" -o "$work/aot_$v" -j 2 \
-        >> "$out/build_$v.log" 2>&1
+        >> "$work/build_$v.log" 2>&1
 }
 start=$(date +%s)
 for v in "$@"; do
@@ -49,21 +52,25 @@ for v in "$@"; do
 done
 wait
 echo "prepared $# variants in $(( $(date +%s) - start )) s"
+for v in "$@"; do
+    { echo "== $v"; cat "$work/build_$v.log"; } >> "$out/builds.log" 2>&1
+done
 
 # GPU: the checks, then the interleaved rounds
 timed=()
 for v in "$@"; do
     bin=$work/tree_$v/build/snapmla
     if [[ ! -e $work/ready_$v ]]; then
-        echo "$v: did not build"; tail -5 "$out/build_$v.log"; continue
+        echo "$v: did not build"; tail -5 "$work/build_$v.log"; continue
     fi
     checks="" ok=1
     for spec in "${specs[@]}"; do
         for shape in "3 100" "2 20000"; do
             b=${shape% *} n=${shape#* }
-            log=$out/run_${v}_$(basename "$spec" .yaml)_$b.log
+            log=$work/run_${v}_$(basename "$spec" .yaml)_$b.log
             SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 100 "$bin" run "$spec" --batch "$b" --seqlen "$n" > "$log" 2>&1
             rc=$?
+            { echo "== $v $(basename "$spec") --batch $b --seqlen $n: exit $rc"; cat "$log"; } >> "$out/checks.log"
             pass=$(grep -c PASS "$log") fail=$(grep -c FAIL "$log")
             checks+=" $(basename "$spec" .yaml) b$b s$n: $pass PASS $fail FAIL;"
             [[ $rc -ne 0 || $fail -gt 0 || $pass -eq 0 ]] && ok=0
@@ -76,8 +83,9 @@ done
 for round in $(seq "${ROUNDS:-2}"); do
     for v in "${timed[@]}"; do
         SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 200 "$work/tree_$v/build/snapmla" bench "${specs[@]}" \
-            --shapes "${SHAPES:-128x16384}" > "$out/bench_${v}_$round.log" 2>&1
-        echo "$v round $round | $(bash bench/ab_summary.sh --line "$out/bench_${v}_$round.log")" |
+            --shapes "${SHAPES:-128x16384}" > "$work/bench.log" 2>&1
+        { echo "== $v round $round"; cat "$work/bench.log"; } >> "$out/bench.log"
+        echo "$v round $round | $(bash bench/ab_summary.sh --line "$work/bench.log")" |
             tee -a "$out/rounds.txt"
     done
 done
@@ -85,8 +93,10 @@ done
 if [[ ${SUITE:-0} == 1 ]]; then   # (base is main: its suite ran when it landed)
     for v in "${timed[@]}"; do
         [[ $v == base ]] && continue
-        SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 600 "$work/tree_$v/build/tests/test_gpu" > "$out/suite_$v.log" 2>&1
-        echo "$v: GPU suite exit $? | $(grep -E '^[0-9]+%: Checks' "$out/suite_$v.log" | tail -1)"
+        SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 600 "$work/tree_$v/build/tests/test_gpu" > "$work/suite.log" 2>&1
+        rc=$?
+        { echo "== $v: exit $rc"; cat "$work/suite.log"; } >> "$out/suites.log"
+        echo "$v: GPU suite exit $rc | $(grep -E '^[0-9]+%: Checks' "$work/suite.log" | tail -1)"
     done
 fi
 exit 0
