@@ -530,10 +530,10 @@ struct PopItem {
     int round;   // the round of the item it takes (gangs)
     // The split grid's one item is taken (for_each_item_ahead marked
     // shared_index -1); gangs: the round's item; persistent otherwise: the
-    // queue's next, and the CTA's last pop releases the queue. (Asked of shared_index first, and released
-    // here, not at the kernel's end: else whether there is a plan, and
-    // where, stays in registers through every item, and the pair kernel
-    // has none to spare.)
+    // queue's next, and the CTA's last pop releases the queue. (Asked of
+    // shared_index first, and released here, not at the kernel's end: else
+    // whether there is a plan, and where, stays in registers through every
+    // item, and the pair kernel has none to spare.)
     __device__ __forceinline__ const ItemAhead &operator()() const
     {
         bool have = false;
