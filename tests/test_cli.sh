@@ -389,7 +389,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
     expect "variant applies (direct_out: the roles template and the shared parts)" 0 "^edited$" -- bash -c "
         python3 bench/variants/patch.py direct_out templates/decode_wgmma_fp8_roles.cu '$work/roles_direct_out.cu' &&
             ! grep -q copy_out_stage '$work/roles_direct_out.cu' &&
-            grep -q 'direct && DIRECT_OUT' '$work/roles_direct_out.tree/templates/wgmma_fp8_parts.cuh' && echo edited"
+            grep -q '(direct_out: out itself, no stage)' '$work/roles_direct_out.tree/templates/wgmma_fp8_parts.cuh' && echo edited"
     expect "variant unknown" 1 "unknown variant nosuch" -- python3 bench/variants/patch.py nosuch \
         templates/decode_wgmma_fp8_roles.cu "$work/roles_nosuch.cu"
 fi

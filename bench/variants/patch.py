@@ -150,19 +150,14 @@ def tree_variant(name, tree):
             '''        int p_slots = roles ? 4 : 3;
         int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
-    if name == 'direct_out':   # (the words form only: the roles kernel's; the seesaw reads V^T by ldmatrix)
+    if name == 'direct_out':   # (the words form, which only the roles kernel takes: the seesaw reads V^T by ldmatrix)
         rep('templates/wgmma_fp8_parts.cuh', '''                    if (direct)
                         *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
-                            make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));''', '''                    if (direct && DIRECT_OUT) {   // (direct_out)
+                            make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));''', '''                    if (direct) {   // (direct_out: out itself, no stage)
                         if (row < ROWS)
                             *(uint2 *)(p.out + ((long long)b * ROWS + row) * LATENT + c) =
                                 make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
-                    } else if (direct)
-                        *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
-                            make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));''')
-        rep('templates/wgmma_fp8_parts.cuh', '''    constexpr int WG_SCALE_GROUPS = P_GROUPS > 1 ? GROUPS : 1;   // scale groups of a warpgroup's channels''',
-            '''    constexpr int WG_SCALE_GROUPS = P_GROUPS > 1 ? GROUPS : 1;   // scale groups of a warpgroup's channels
-    constexpr bool DIRECT_OUT = ROLE_WARPGROUPS;   // (direct_out: the roles kernel writes out itself)''')
+                    }''')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
             'constexpr bool VT_LDMATRIX = true;')
