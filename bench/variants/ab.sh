@@ -21,6 +21,8 @@ cd "$(dirname "$0")/../.."
 out=$(realpath -m "${OUT:-out}"); mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# keep LOG TITLE FILE: FILE appended to $out/LOG under a "== TITLE" line
+keep() { { echo "== $2"; cat "$3"; } >> "$out/$1" 2>&1; }
 if [[ -n ${SPECS:-} ]]; then
     read -ra specs <<< "$SPECS"
     for i in "${!specs[@]}"; do specs[$i]=$(realpath "${specs[$i]}"); done
@@ -53,7 +55,7 @@ done
 wait
 echo "prepared $# variants in $(( $(date +%s) - start )) s"
 for v in "$@"; do
-    { echo "== $v"; cat "$work/build_$v.log"; } >> "$out/builds.log" 2>&1
+    keep builds.log "$v" "$work/build_$v.log"
 done
 
 # GPU: the checks, then the interleaved rounds
@@ -70,7 +72,7 @@ for v in "$@"; do
             log=$work/run_${v}_$(basename "$spec" .yaml)_$b.log
             SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 100 "$bin" run "$spec" --batch "$b" --seqlen "$n" > "$log" 2>&1
             rc=$?
-            { echo "== $v $(basename "$spec") --batch $b --seqlen $n: exit $rc"; cat "$log"; } >> "$out/checks.log"
+            keep checks.log "$v $(basename "$spec") --batch $b --seqlen $n: exit $rc" "$log"
             pass=$(grep -c PASS "$log") fail=$(grep -c FAIL "$log")
             checks+=" $(basename "$spec" .yaml) b$b s$n: $pass PASS $fail FAIL;"
             [[ $rc -ne 0 || $fail -gt 0 || $pass -eq 0 ]] && ok=0
@@ -84,7 +86,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     for v in "${timed[@]}"; do
         SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 200 "$work/tree_$v/build/snapmla" bench "${specs[@]}" \
             --shapes "${SHAPES:-128x16384}" > "$work/bench.log" 2>&1
-        { echo "== $v round $round"; cat "$work/bench.log"; } >> "$out/bench.log"
+        keep bench.log "$v round $round" "$work/bench.log"
         echo "$v round $round | $(bash bench/ab_summary.sh --line "$work/bench.log")" |
             tee -a "$out/rounds.txt"
     done
@@ -95,7 +97,7 @@ if [[ ${SUITE:-0} == 1 ]]; then   # (base is main: its suite ran when it landed)
         [[ $v == base ]] && continue
         SNAPMLA_CACHE_DIR="$work/cache_$v" timeout 600 "$work/tree_$v/build/tests/test_gpu" > "$work/suite.log" 2>&1
         rc=$?
-        { echo "== $v: exit $rc"; cat "$work/suite.log"; } >> "$out/suites.log"
+        keep suites.log "$v: exit $rc" "$work/suite.log"
         echo "$v: GPU suite exit $rc | $(grep -E '^[0-9]+%: Checks' "$work/suite.log" | tail -1)"
     done
 fi
