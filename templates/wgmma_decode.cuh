@@ -53,8 +53,8 @@ struct KvMaps { TensorMap latent, rope, scales; };
 
 // Named barriers: 1, 2 hand a tile's row state between the warpgroups (by
 // tile parity); 3, 4 close each warpgroup's own P writes; 5 is the whole
-// CTA's between work items; 6 the role warpgroups' output pair.
-constexpr int BAR_STATE = 1, BAR_OWN = 3, BAR_ITEM = 5, BAR_OUTPUT = 6;
+// CTA's between work items.
+constexpr int BAR_STATE = 1, BAR_OWN = 3, BAR_ITEM = 5;
 
 // Offset of byte `byte` of row `row` in a tile of ROW_BYTES-wide rows under
 // the matching wgmma swizzle (128, 64 or 32 bytes): the row's 16-byte chunks
@@ -392,14 +392,12 @@ __device__ __forceinline__ unsigned out_stage_offset(unsigned row, unsigned chan
 
 // The stage's rows that exist (row0 + row < ROWS) into out, by the CTA;
 // after a barrier that follows the stage's last write.
-// `threads` threads take part, this one as number `thread`.
-__device__ __forceinline__ void copy_out_stage(const DecodeParams &p, int b, int row0, const unsigned char *stage,
-                                               int thread = threadIdx.x, int threads = THREADS)
+__device__ __forceinline__ void copy_out_stage(const DecodeParams &p, int b, int row0, const unsigned char *stage)
 {
     constexpr int CHUNKS = LATENT / 8;   // 16-byte chunks of a row
     const int rows = min(64, ROWS - row0);
     bf16_t *out = p.out + ((long long)b * ROWS + row0) * LATENT;
-    for (int i = thread; i < rows * CHUNKS; i += threads)
+    for (int i = threadIdx.x; i < rows * CHUNKS; i += THREADS)
         *(uint4 *)(out + 8 * i) = *(const uint4 *)(stage + out_stage_offset(i / CHUNKS, 8 * (i % CHUNKS)));
 }
 

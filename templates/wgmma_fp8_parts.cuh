@@ -244,6 +244,12 @@ __device__ __forceinline__ void issue_kv_tile(const DecodeParams &p, const KvMap
 // their 128-head time was 1.8% worse next to the half copies (twentieth
 // session, perf.md).
 constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;
+// Whether write_output's BF16 goes through the output stage (the seesaw:
+// then one 16-byte store per chunk of out) or straight from registers
+// (the role warpgroups: no stage writes, barriers or copy-out, -1.3% at
+// 128 heads 4K, forty-seventh session).
+constexpr bool OUT_STAGED = !ROLE_WARPGROUPS;
+static_assert(VT_LDMATRIX || !OUT_STAGED, "write_output's words form has no stage");
 
 // Channel of row h (0: lane/4, 1: lane/4 + 8) of the m64 block mb of this
 // thread's O^T accumulators; blocks 2g', 2g'+1 hold the 128 channels of
@@ -439,8 +445,9 @@ __device__ __forceinline__ void add_rope_scores(float (&s)[32], unsigned long lo
 
 // A work item's output from this warpgroup's O^T (channels of warpgroup
 // wg, channel_of) and the final row state: O / (r l) per query row, as
-// BF16 into the output stage (direct) or as fp32 partials (several
-// splits). The seesaw on fp8_per_tile128: each channel group's r.
+// BF16 (direct: through the output stage when OUT_STAGED, else straight
+// into out) or as fp32 partials (several splits). The seesaw on
+// fp8_per_tile128: each channel group's r.
 __device__ __forceinline__ void write_output(const DecodeParams &p, const float (&o)[MBLOCKS][32],
                                              const float *final_state, bool have_state, unsigned char *stage,
                                              int wg, int warp, int lane, int b, int split, int row0, bool direct)
@@ -451,21 +458,12 @@ __device__ __forceinline__ void write_output(const DecodeParams &p, const float 
     if constexpr (VT_LDMATRIX)
         asm volatile("" : "+r"(lane));
     const int quad = lane % 4;
-    // words: where row 2 quad + e, channels c .. c+3 of group grp go; row + 8 j is 8 j rows on
-    unsigned stage_at[2][GROUPS];
-    if constexpr (!VT_LDMATRIX) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-#pragma unroll
-            for (int grp = 0; grp < GROUPS; ++grp)
-                stage_at[e][grp] = out_stage_offset(2 * quad + e, channel_of(wg, warp, lane, 2 * grp, 0));
-    }
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
             const int n_row = 8 * j + 2 * quad + e, row = row0 + n_row;
-            if (!direct && row >= ROWS)
+            if (row >= ROWS && !(direct && OUT_STAGED))
                 continue;
             const float l = have_state ? final_state[ST_SUM + n_row] : 0.f;
             float inv_of[WG_SCALE_GROUPS];
@@ -478,10 +476,10 @@ __device__ __forceinline__ void write_output(const DecodeParams &p, const float 
                     const float inv = inv_of[WG_SCALE_GROUPS == 1 ? 0 : mb / 2];
                     const int c = channel_of(wg, warp, lane, mb, 0);
                     const float x0 = o[mb][4 * j + e] * inv, x1 = o[mb][4 * j + 2 + e] * inv;
-                    if (direct)
+                    if (direct && OUT_STAGED)
                         *(unsigned *)(stage + out_stage_offset(n_row, c)) = bf16x2(x0, x1);
                     else
-                        store_output_pair(p, b, split, row, c, x0, x1, false);
+                        store_output_pair(p, b, split, row, c, x0, x1, direct);
                 }
             } else {
 #pragma unroll
@@ -492,7 +490,7 @@ __device__ __forceinline__ void write_output(const DecodeParams &p, const float 
                     const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv,
                                                  hi[4 * j + e] * inv, hi[4 * j + 2 + e] * inv);
                     if (direct)
-                        *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
+                        *(uint2 *)(p.out + ((long long)b * ROWS + row) * LATENT + c) =
                             make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
                     else
                         store_partial_quad(p, b, split, row, c, x);

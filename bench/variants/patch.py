@@ -40,22 +40,6 @@ heads, batch 128, 16K: perf.md):
              (3 resident CTAs per SM instead of 4): -1.5% at batch 1
              (64K), +1.5% at batch 8 (16K), 0 at batch 128
 
-Prepared in the forty-sixth session, not yet timed:
-
-  direct_out the role warpgroups write their BF16 output straight from
-             registers (8-byte stores: channels c .. c+3 of a row, as the
-             partials already go) instead of through the stage in Q's
-             smem and the ring's first slot: no stage writes, no copy-out,
-             no two 256-thread barriers (edits the roles template and
-             write_output in wgmma_fp8_parts.cuh; the seesaw keeps its
-             stage). The thirty-second session's ablation put ~1.5 us of
-             the 4.3 us epilogue in the copy-out and ~2.6 us in the stage
-             writes. No spill on the roles, 656-byte, 16-token-page and
-             two-token specs. Prediction: 128 heads 16K -0.2 to -0.5%,
-             4K -0.5 to -1.5%, 16 heads 4K -1 to -2% (16 of the 64 rows
-             written, none staged), batch 1 unchanged (partials).
-             SHAPES=128x16384,128x4096 bench/variants/ab.sh base direct_out
-
 Timed and dropped in the twenty-second session (H100; perf.md, with their
 code in git history): s_copies (the score warpgroups issue the copies:
 +34% at 128 heads), tma_blocks (one 4-D TMA per half copy: -0.1 to
@@ -68,7 +52,9 @@ output warpgroup: +1.6%) and scale_shfl (the token scales by one load
 per lane and shuffles: +5.8%). Kept in the forty-sixth: gangs (the BF16
 pair kernel's persistent grid taking its items by round in gangs of a
 piece's row blocks: -0.4% at two query tokens, 8K, -0.7% ragged; now in
-templates/wgmma_decode.cuh).
+templates/wgmma_decode.cuh). Kept in the forty-seventh: direct_out (the
+role warpgroups' BF16 output from registers, no stage: -0.1% at 128
+heads 16K, -1.3% at 4K, 0 at 16 heads; now in write_output's words form).
 """
 import os
 import sys
@@ -107,28 +93,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'direct_out':
-        rep('''    // BF16 output through the stage (Q's smem and the ring's first slot: S
-    // is done with Q, and both O with every slot after the barrier);
-    // partials straight out, 16 bytes per store.
-    unsigned char *stage = m.q_lat;
-    if (direct)
-        named_barrier(BAR_OUTPUT, 256);
-    write_output(p, o, final_state, tiles > 0, stage, ow, warp, lane, b, split, row0, direct);
-    if (direct) {
-        named_barrier(BAR_OUTPUT, 256);
-        // (opaque to ptxas: else it hoists the stage's addresses out of the
-        // loops and spills them across the tiles)
-        int out_thread = o_thread;
-        asm volatile("" : "+r"(out_thread));
-        copy_out_stage(p, b, row0, stage, out_thread, 256);
-    }
-''', '''    // (direct_out) BF16 output straight from registers, 8 bytes per store
-    // (channels c .. c+3 of a row), as the partials: no stage, no barrier
-    write_output(p, o, final_state, tiles > 0, m.q_lat, ow, warp, lane, b, split, row0, direct);
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse direct_out')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
@@ -150,14 +116,6 @@ def tree_variant(name, tree):
             '''        int p_slots = roles ? 4 : 3;
         int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
-    if name == 'direct_out':   # (the words form, which only the roles kernel takes: the seesaw reads V^T by ldmatrix)
-        rep('templates/wgmma_fp8_parts.cuh', '''                    if (direct)
-                        *(uint2 *)(stage + stage_at[e][grp] + j * 8 * LATENT * 2) =
-                            make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));''', '''                    if (direct) {   // (direct_out: out itself, no stage)
-                        if (row < ROWS)
-                            *(uint2 *)(p.out + ((long long)b * ROWS + row) * LATENT + c) =
-                                make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
-                    }''')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
             'constexpr bool VT_LDMATRIX = true;')
@@ -177,9 +135,6 @@ def tree_variant(name, tree):
 
 if __name__ == '__main__':
     name, template, out = sys.argv[1:4]
-    # (with ldsm_all the roles kernel writes through write_output's other branch)
-    if {'direct_out', 'ldsm_all'} <= set(name.split('+')):
-        sys.exit('direct_out edits the words form of write_output, which ldsm_all leaves: not both')
     text = open(template).read()
     tree = {}
     for part in name.split('+'):
