@@ -51,8 +51,8 @@
 //                      O issues the products of g-1 after it)
 // S waits pempty before it overwrites a P buffer and state slot, so S runs
 // at most three tiles ahead of O.
-//   epilogue (O)  one split: out = O / (r l) (BF16, staged in smem for
-//                 16-byte stores), lse; several: fp32 partials
+//   epilogue (O)  one split: out = O / (r l) (BF16, 8-byte stores from
+//                 registers, no stage), lse; several: fp32 partials
 
 namespace snapmla {
 
