@@ -55,6 +55,10 @@ piece's row blocks: -0.4% at two query tokens, 8K, -0.7% ragged; now in
 templates/wgmma_decode.cuh). Kept in the forty-seventh: direct_out (the
 role warpgroups' BF16 output from registers, no stage: -0.1% at 128
 heads 16K, -1.3% at 4K, 0 at 16 heads; now in write_output's words form).
+Timed and dropped in the forty-seventh: rolling (a commit group per V^T
+quarter, quarter q of tile t loaded once t-1's quarter q retired, so the
+loads run under t-1's last products: +11.6% at 128 heads 16K, +11.9% at
+4K, +3.7% at batch 1, 0 at 16 heads; its code is commit e643801's).
 """
 import os
 import sys
@@ -93,69 +97,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'rolling':
-        rep('''        wgmma_wait<0>();   // tile t-1's products: O^T may be rescaled
-#pragma unroll
-        for (int mb = 0; mb < MBLOCKS; ++mb)
-            fence_registers(o[mb]);
-        if (t > 0)   // tile t-1's P' and state are free
-            mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
-        if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
-            float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
-            load_column_pairs(st + ST_FACTOR, quad, f);
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb)
-                scale_columns(o[mb], f);
-        }
-        if constexpr (V_WHOLE_TILE) {''', '''        // (rolling) O^T rescaled only after all of t-1's products; its
-        // registers untouched while they run
-        const bool rescale_o = flags.x | flags.y | flags.z | flags.w;
-        if (!ROLLING || rescale_o) {
-            wgmma_wait<0>();   // tile t-1's products: O^T may be rescaled
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb)
-                fence_registers(o[mb]);
-        }
-        if (!ROLLING && t > 0)   // tile t-1's P' and state are free
-            mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
-        if (flags.x | flags.y | flags.z | flags.w) {   // warpgroup-uniform; mostly skipped
-            float f[16];   // of query rows 8 j + 2 quad + {0, 1}: this thread's columns
-            load_column_pairs(st + ST_FACTOR, quad, f);
-#pragma unroll
-            for (int mb = 0; mb < MBLOCKS; ++mb)
-                scale_columns(o[mb], f);
-        }
-        if constexpr (ROLLING) {
-            // (rolling) quarter q of tile t loads once t-1's quarter q has
-            // retired (a commit group per quarter: four outstanding), so
-            // the loads run under t-1's last products
-#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q) {
-                wgmma_wait<2 * GROUPS - 1>();
-                if (q == 2 * GROUPS - 1 && t > 0)   // all of t-1's products retired: its P' and state are free
-                    mbarrier_arrive(m.pempty + (g - 1) % P_SLOTS);
-                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-                if (q == 2 * GROUPS - 1)
-                    mbarrier_arrive(my_used + g % STAGES);
-                wgmma_fence();
-#pragma unroll
-                for (int mm = 0; mm < 2; ++mm)
-                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
-                wgmma_commit();
-            }
-        } else if constexpr (V_WHOLE_TILE) {''')
-        rep('''        wgmma_wait<1>();   // (not needed here; without it ptxas spills 12 bytes, with it none)
-    }''', '''        if (!ROLLING)
-            wgmma_wait<1>();   // (not needed here; without it ptxas spills 12 bytes, with it none)
-    }''')
-        rep('''constexpr bool PV_AFTER_NEXT_QK = TOKEN_REQUANT && V_WHOLE_TILE;
-''', '''constexpr bool PV_AFTER_NEXT_QK = TOKEN_REQUANT && V_WHOLE_TILE;
-// (rolling) the whole tile's quarters loaded and multiplied one by one,
-// each after the last tile's same quarter retires (per-token cache)
-constexpr bool ROLLING = V_WHOLE_TILE && !PV_AFTER_NEXT_QK;
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse rolling')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
