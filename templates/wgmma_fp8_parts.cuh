@@ -443,6 +443,18 @@ __device__ __forceinline__ void add_rope_scores(float (&s)[32], unsigned long lo
     fence_registers(s);
 }
 
+// Four neighbouring output columns (c a multiple of 4) of one row, as
+// store_output_pair's two: BF16 into out (one 8-byte store) when direct,
+// else this split's fp32 partial (store_partial_quad).
+__device__ __forceinline__ void store_output_quad(const DecodeParams &p, int b, int split, int row, int c, float4 x,
+                                                  bool direct)
+{
+    if (direct)
+        *(uint2 *)(p.out + ((long long)b * ROWS + row) * LATENT + c) = make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
+    else
+        store_partial_quad(p, b, split, row, c, x);
+}
+
 // A work item's output from this warpgroup's O^T (channels of warpgroup
 // wg, channel_of) and the final row state: O / (r l) per query row, as
 // BF16 (direct: through the output stage when OUT_STAGED, else straight
@@ -489,11 +501,7 @@ __device__ __forceinline__ void write_output(const DecodeParams &p, const float 
                     const float *lo = o[2 * grp], *hi = o[2 * grp + 1];
                     const float4 x = make_float4(lo[4 * j + e] * inv, lo[4 * j + 2 + e] * inv,
                                                  hi[4 * j + e] * inv, hi[4 * j + 2 + e] * inv);
-                    if (direct)
-                        *(uint2 *)(p.out + ((long long)b * ROWS + row) * LATENT + c) =
-                            make_uint2(bf16x2(x.x, x.y), bf16x2(x.z, x.w));
-                    else
-                        store_partial_quad(p, b, split, row, c, x);
+                    store_output_quad(p, b, split, row, c, x, direct);
                 }
             }
         }
