@@ -54,8 +54,13 @@ def probe(name, s):
             '''                    wgmma_wait<1>();
                     if (q == 1)
                         load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''')
+    elif name in ('nocopy', 'nocopy_noused'):   # no refill: the copier only arrives on `full` (stale slots)
+        copy = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
+        rep(copy, '            mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);\n')
+        if name == 'nocopy_noused':   # nor its wait for the slot's readers
+            rep('            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));\n', '')
     else:
-        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt')
+        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused')
     return s
 
 
