@@ -2,7 +2,7 @@
 # Device call: build each leave-one-stage-out probe of the role-warpgroup
 # kernel (bench/probe/patch.py: numbers wrong on purpose) and time it at one
 # shape, 128 heads only; the template is restored afterwards. Logs under $OUT.
-#   SHAPE=128x16384 bench/probe/run.sh base norope halfqk nochain nopv halfpv novt
+#   SHAPE=128x16384 bench/probe/run.sh base norope halfqk nochain nopv halfpv novt nocopy
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-out}; mkdir -p "$out"

@@ -59,6 +59,12 @@ Timed and dropped in the forty-seventh: rolling (a commit group per V^T
 quarter, quarter q of tile t loaded once t-1's quarter q retired, so the
 loads run under t-1's last products: +11.6% at 128 heads 16K, +11.9% at
 4K, +3.7% at batch 1, 0 at 16 heads; its code is commit e643801's).
+Timed and dropped in the forty-eighth (code in commit ebe9591):
+bar_used (the refill waits on a named barrier of its own output
+warpgroup's warps instead of the `used` mbarriers: +0.5% at 128 heads
+16K, +0.3% at 4K) and vt_words64 (the whole-tile V^T read by 8-byte
+loads of a thread's 8 neighbouring channels, 16 loads a tile instead of
+32: -0.1% / +0.1%, GPU suite 98/98).
 """
 import os
 import sys
@@ -97,54 +103,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'bar_used':
-        # S's reads of a slot are done before its pfull (which the copier's
-        # warpgroup has waited for), so the refill needs only its own
-        # warpgroup's V^T reads: a named barrier per output warpgroup and
-        # tile parity (the copier's warp syncs, the three others arrive)
-        # instead of the `used` mbarriers' arrivals (S and O) and wait.
-        rep('''        mbarrier_arrive(m.used + g % STAGES);  // this S is done with the slot: both halves
-        mbarrier_arrive(m.used_hi + g % STAGES);
-''', '')
-        rep('''    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
-''', '''    // (bar_used) this warpgroup's V^T reads of tile t are done: the copier's
-    // warp waits for the other three at a named barrier (6 + 2 ow + t % 2)
-    // before it refills the half; two ids, so that no arrival of tile t + 1
-    // meets tile t's barrier
-    const bool copier_warp = (tid % 128) / 32 == 2 * ow;
-    auto half_read = [&](int t) {
-        if (!copier_warp && t + STAGES < tiles)
-            named_barrier_arrive(6 + 2 * ow + t % 2, 128);
-    };
-    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
-''')
-        # (the arrivals after the products' issue: between the V^T loads and
-        # the wgmma fence, ptxas split the eight products apart, C7519)
-        rep('''            mbarrier_arrive(my_used + g % STAGES);
-            if (PV_AFTER_NEXT_QK''', '''            if (PV_AFTER_NEXT_QK''')
-        rep('''                if (q == 2 * GROUPS - 1)
-                    mbarrier_arrive(my_used + g % STAGES);
-''', '')
-        rep('''        if (half_copier && t + STAGES < tiles) {   // this half's readers are done: refill it
-            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
-            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);
-            look_up_next(t + 1 + STAGES);
-        }''', '''        half_read(t);
-        if (copier_warp && t + STAGES < tiles) {   // this half's readers are done: refill it
-            named_barrier(6 + 2 * ow + t % 2, 128);
-            if (half_copier) {
-                issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);
-                look_up_next(t + 1 + STAGES);
-            }
-        }''')
-    elif name == 'vt_words64':   # (and its tree_variant edits)
-        rep('''#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);''',
-            '''            static_assert(VT_WORDS64 == V_WHOLE_TILE, "the 8-byte read is the whole tile's");
-            load_vt_tile64(slot, a, ow, warp, lane);''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp bar_used vt_words64 pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
@@ -166,89 +126,6 @@ def tree_variant(name, tree):
             '''        int p_slots = roles ? 4 : 3;
         int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
-    if name == 'vt_words64':
-        parts = 'templates/wgmma_fp8_parts.cuh'
-        rep(parts, '''constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;
-''', '''constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;
-// (vt_words64) The role warpgroups' whole-tile read (V_WHOLE_TILE there) with
-// a thread's 8 channels next to each other: one 8-byte load per token, 16
-// loads a tile instead of 32 words.
-constexpr bool VT_WORDS64 = ROLE_WARPGROUPS && HALF == 256 && ROWS % 64 == 0 &&
-                            (!CAUSAL || Q_LEN == 1 || Q_HEADS % 64 == 0);
-''')
-        rep(parts, '''    if constexpr (VT_LDMATRIX)
-        return wg * HALF + 64 * mb + 16 * warp + 2 * (lane / 4) + h;
-    else''', '''    if constexpr (VT_LDMATRIX)
-        return wg * HALF + 64 * mb + 16 * warp + 2 * (lane / 4) + h;
-    else if constexpr (VT_WORDS64)   // a thread's 8 channels: m-blocks 0-3, rows h 0-1
-        return wg * HALF + 64 * warp + 8 * (lane / 4) + 2 * mb + h;
-    else''')
-        rep(parts, '''// One 16-token step kk of a group: the fragments of channels c0, c0 + 1
-// (lo, of m-block 2 grp) and c0 + 2, c0 + 3 (hi, of m-block 2 grp + 1).
-__device__ __forceinline__ void load_vt_step(const unsigned char *block, const int (&at)[4], int kk,
-                                             unsigned (&lo)[2], unsigned (&hi)[2])
-{
-    const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
-    const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
-    const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
-    const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
-''', '''// 4 tokens' words of 4 channels c0 .. c0+3 to the channels' fragments: c0,
-// c0 + 1 (lo) and c0 + 2, c0 + 3 (hi), each 4 tokens in w0 .. w3's order.
-__device__ __forceinline__ void transpose_words(unsigned w0, unsigned w1, unsigned w2, unsigned w3,
-                                                unsigned (&lo)[2], unsigned (&hi)[2])
-{
-    const unsigned lo01 = __byte_perm(w0, w1, 0x5140), lo23 = __byte_perm(w2, w3, 0x5140);
-    const unsigned hi01 = __byte_perm(w0, w1, 0x7362), hi23 = __byte_perm(w2, w3, 0x7362);
-    lo[0] = __byte_perm(lo01, lo23, 0x5410);
-    lo[1] = __byte_perm(lo01, lo23, 0x7632);
-    hi[0] = __byte_perm(hi01, hi23, 0x5410);
-    hi[1] = __byte_perm(hi01, hi23, 0x7632);
-}
-
-// (vt_words64) The whole tile's fragments, a[q][mm] as the quarters' (q = 2
-// grp + kc): per 16-token step, 4 tokens' 8-byte loads of this thread's
-// channels c0 .. c0 + 7, the low words to m-blocks 0-1, the high to 2-3.
-// (a template: the quarters' kernels hold two quarters and never call it)
-template <int HELD>
-__device__ __forceinline__ void load_vt_tile64(const unsigned char *k_lat, unsigned (&a)[HELD][2][4], int wg,
-                                               int warp, int lane)
-{
-    static_assert(HELD == 4 || !VT_WORDS64, "the whole tile's four quarters");
-    if constexpr (HELD == 4) {
-    const int c0 = channel_of(wg, warp, lane, 0, 0);
-    const unsigned char *block = k_lat + (c0 / 128) * LAT_BLOCK_BYTES;
-    int at[2];   // tokens 2 quad + e (and + 8, + 16 kk: the same swizzle phase)
-#pragma unroll
-    for (int e = 0; e < 2; ++e)
-        at[e] = swizzled<128>(2 * (lane % 4) + e, c0 % 128);
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-        const int kc = kk / 2, j = kk % 2;
-        uint2 w[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            w[e] = *(const uint2 *)(block + at[e & 1] + (kk * 16 + 8 * (e >> 1)) * 128);
-        unsigned lo[2], hi[2];
-        transpose_words(w[0].x, w[1].x, w[2].x, w[3].x, lo, hi);
-        a[kc][0][2 * j] = lo[0], a[kc][0][2 * j + 1] = lo[1];
-        a[kc][1][2 * j] = hi[0], a[kc][1][2 * j + 1] = hi[1];
-        transpose_words(w[0].y, w[1].y, w[2].y, w[3].y, lo, hi);
-        a[2 + kc][0][2 * j] = lo[0], a[2 + kc][0][2 * j + 1] = lo[1];
-        a[2 + kc][1][2 * j] = hi[0], a[2 + kc][1][2 * j + 1] = hi[1];
-    }
-    }
-}
-
-// One 16-token step kk of a group: the fragments of channels c0, c0 + 1
-// (lo, of m-block 2 grp) and c0 + 2, c0 + 3 (hi, of m-block 2 grp + 1).
-__device__ __forceinline__ void load_vt_step(const unsigned char *block, const int (&at)[4], int kk,
-                                             unsigned (&lo)[2], unsigned (&hi)[2])
-{
-    const unsigned w0 = *(const unsigned *)(block + at[0] + kk * 16 * 128);
-    const unsigned w1 = *(const unsigned *)(block + at[1] + kk * 16 * 128);
-    const unsigned w2 = *(const unsigned *)(block + at[2] + kk * 16 * 128);
-    const unsigned w3 = *(const unsigned *)(block + at[3] + kk * 16 * 128);
-''')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
             'constexpr bool VT_LDMATRIX = true;')
