@@ -6,7 +6,7 @@ its time means something (the difference to `base` is what the stage
 costs on the critical path). bench/probe/run.sh restores the template after
 each probe. A probe whose text no longer matches the template stops with
 an AssertionError instead of timing the unchanged kernel.
-    python3 bench/probe/patch.py PROBE
+    python3 bench/probe/patch.py PROBE[+PROBE...]
 """
 import sys
 
@@ -66,4 +66,6 @@ def probe(name, s):
 
 if __name__ == '__main__':
     text = open(PATH).read()
-    open(PATH, 'w').write(probe(sys.argv[1], text))
+    for part in sys.argv[1].split('+'):   # probes joined by '+' apply in order: nocopy+halfpv
+        text = probe(part, text)
+    open(PATH, 'w').write(text)
