@@ -59,8 +59,16 @@ def probe(name, s):
         rep(copy, '            mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);\n')
         if name == 'nocopy_noused':   # nor its wait for the slot's readers
             rep('            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));\n', '')
+    elif name == 'onewait':   # the RoPE product in the latent QK's commit group: one wait (the
+        # code a cache of RoPE divided by the token scale would run; here RoPE is scaled too)
+        rep('''                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
+        wgmma_commit();''', '''                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
+        issue_rope_scores(s, q_rope_desc, k_rope_desc);
+        wgmma_commit();''')
+        rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
+''', '')
     else:
-        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused')
+        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait')
     return s
 
 
