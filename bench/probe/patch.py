@@ -67,8 +67,32 @@ def probe(name, s):
         wgmma_commit();''')
         rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
 ''', '')
+    elif name == 'qkregs':   # the latent QK's A operand from registers (fake Q fragments): K the only smem read
+        rep('''        wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < LAT_BLOCKS; ++kb)''', '''        const unsigned qa_fake[4] = {0x30303030u, 0x30303030u, 0x30303030u, 0x30303030u};
+        wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < LAT_BLOCKS; ++kb)''')
+        rep('wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),',
+            'wgmma_pvt_fp8(s, qa_fake,')
+    elif name == 'pairtiles':   # S runs the QK products of half its tiles (t % 4 < 2): the other
+        # CTA of a 64-row pair would score the rest (its P' arrives here)
+        rep('        for (int kb = 0; kb < LAT_BLOCKS; ++kb)',
+            '        for (int kb = 0; kb < (t % 4 < 2 ? LAT_BLOCKS : 0); ++kb)')
+        rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
+''', '''        if (t % 4 < 2)
+            add_rope_scores(s, q_rope_desc, k_rope_desc);
+''')
+    elif name == 'paircopy':   # on the tiles pairtiles leaves out, only O0's half is copied
+        copy = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
+        rep(copy, '''            if (ow == 1 && (t + STAGES) % 4 >= 2)
+                mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);
+            else
+''' + '    ' + copy)
     else:
-        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait')
+        sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
+                 'qkregs pairtiles paircopy')
     return s
 
 
