@@ -68,12 +68,11 @@ def probe(name, s):
         rep('''        add_rope_scores(s, q_rope_desc, k_rope_desc);
 ''', '')
     elif name == 'qkregs':   # the latent QK's A operand from registers (fake Q fragments): K the only smem read
-        rep('''        wgmma_fence();
+        rep('''    for (int t = wg; t < tiles; t += 2) {''', '''    unsigned qa_fake[4];   // (qkregs) loaded once an item, as Q's fragments would be
 #pragma unroll
-        for (int kb = 0; kb < LAT_BLOCKS; ++kb)''', '''        const unsigned qa_fake[4] = {0x30303030u, 0x30303030u, 0x30303030u, 0x30303030u};
-        wgmma_fence();
-#pragma unroll
-        for (int kb = 0; kb < LAT_BLOCKS; ++kb)''')
+    for (int i = 0; i < 4; ++i)
+        qa_fake[i] = ((const unsigned *)m.q_lat)[(tid % 128) * 4 + i];
+    for (int t = wg; t < tiles; t += 2) {''')
         rep('wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),',
             'wgmma_pvt_fp8(s, qa_fake,')
     elif name == 'pairtiles':   # S runs the QK products of half its tiles (t % 4 < 2): the other
