@@ -65,6 +65,13 @@ warpgroup's warps instead of the `used` mbarriers: +0.5% at 128 heads
 16K, +0.3% at 4K) and vt_words64 (the whole-tile V^T read by 8-byte
 loads of a thread's 8 neighbouring channels, 16 loads a tile instead of
 32: -0.1% / +0.1%, GPU suite 98/98).
+Prepared in the forty-ninth, not yet timed (no device came):
+
+  ostagger   O1 reads V^T(t) only once O0 has issued its products of t
+             (an `o0_issued` mbarrier per P slot; 24 bytes more shared
+             memory in gen/resources.c), so the two output warpgroups'
+             loads and products alternate instead of meeting in the
+             shared-memory and tensor pipes. Predicted -2 to +2%.
 """
 import os
 import sys
