@@ -16,6 +16,10 @@
 #ifndef OUTPUT_REGS
 #define OUTPUT_REGS 112
 #endif
+#include "../../templates/wgmma.cuh"   // (stands alone: no prelude)
+
+using namespace snapmla;
+
 static_assert(2 * (SCORE_REGS + OUTPUT_REGS) <= 512, "the register file: 128 x 512 threads");
 
 __device__ __forceinline__ void mma_rs(float (&d)[32], const unsigned (&a)[4], unsigned long long b, int acc)
@@ -30,19 +34,16 @@ __device__ __forceinline__ void mma_rs(float (&d)[32], const unsigned (&a)[4], u
                    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
 }
-__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
-template <int N> __device__ __forceinline__ void keep(float (&r)[N])
+// This thread's warpgroup to n registers a thread (the launch gives 128).
+template <int N> __device__ __forceinline__ void set_registers()
 {
-#pragma unroll
-    for (int i = 0; i < N; ++i)
-        asm volatile("" : "+f"(r[i])::"memory");
+    if constexpr (N > 128)
+        registers_take<N>();
+    else
+        registers_give_back<N>();
 }
-__device__ __forceinline__ unsigned long long desc(const void *p)
-{
-    return (unsigned long long)(((unsigned)__cvta_generic_to_shared(p) >> 4) & 0x3fff) | (1ull << 16) | (64ull << 32) | (1ull << 62);
-}
+// K and P' tiles (a model: the layout only has to be a valid one).
+__device__ __forceinline__ unsigned long long desc(const void *p) { return smem_desc(p, 16, 1024, 1); }
 
 extern "C" __global__ void __launch_bounds__(512, 1) pair_registers(const float *scales, unsigned char *out, int tiles)
 {
@@ -50,11 +51,7 @@ extern "C" __global__ void __launch_bounds__(512, 1) pair_registers(const float 
     const int tid = threadIdx.x, wg = __shfl_sync(~0u, tid / 128, 0), lane = tid % 32;
     unsigned char *pbuf = smem + 5 * 32768;
     if (wg < 2) {   // score: Q latent in registers, every other tile of the pair's (this CTA's share)
-#if SCORE_REGS > 128
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(SCORE_REGS));
-#else
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(SCORE_REGS));
-#endif
+        set_registers<SCORE_REGS>();
         unsigned q[16][4];
 #pragma unroll
         for (int k = 0; k < 16; ++k)
@@ -65,13 +62,13 @@ extern "C" __global__ void __launch_bounds__(512, 1) pair_registers(const float 
         for (int t = wg; t < tiles; t += 4) {
             const unsigned char *k_tile = smem + 32768 * (1 + t % 4);
             float s[32];
-            fence();
+            wgmma_fence();
 #pragma unroll
             for (int k = 0; k < 16; ++k)
                 mma_rs(s, q[k], desc(k_tile + 2048 * k), k > 0);
-            commit();
-            wait<0>();
-            keep(s);
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_registers(s);
             float ts[16];
 #pragma unroll
             for (int j = 0; j < 16; ++j)
@@ -111,11 +108,7 @@ extern "C" __global__ void __launch_bounds__(512, 1) pair_registers(const float 
         if (lane % 4 == 0)
             ((float2 *)out)[tid] = make_float2(m[0] + l[0], m[1] + l[1]);
     } else {   // output: O^T for 128 channels, V^T of tile t+1 loaded while t's products run
-#if OUTPUT_REGS > 128
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(OUTPUT_REGS));
-#else
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(OUTPUT_REGS));
-#endif
+        set_registers<OUTPUT_REGS>();
         const int ow = wg - 2;
         float o[2][32];
 #pragma unroll
@@ -139,18 +132,18 @@ extern "C" __global__ void __launch_bounds__(512, 1) pair_registers(const float 
         };
 #ifdef SINGLE_VT   // one tile's V^T held: loaded once the last tile's products retire
         for (int t = 0; t < tiles; ++t) {
-            wait<0>();
-            keep(o[0]);
-            keep(o[1]);
+            wgmma_wait<0>();
+            fence_registers(o[0]);
+            fence_registers(o[1]);
             load_vt(a[0], t);
             const unsigned long long p = desc(pbuf + (t % 3) * 4096);
-            fence();
+            wgmma_fence();
 #pragma unroll
             for (int mb = 0; mb < 2; ++mb)
 #pragma unroll
                 for (int ks = 0; ks < 2; ++ks)
                     mma_rs(o[mb], a[0][mb][ks], p + 64 * ks, 1);
-            commit();
+            wgmma_commit();
         }
 #else
         load_vt(a[0], 0);
@@ -158,21 +151,21 @@ extern "C" __global__ void __launch_bounds__(512, 1) pair_registers(const float 
 #pragma unroll
             for (int b = 0; b < 2; ++b) {
                 const unsigned long long p = desc(pbuf + ((t + b) % 3) * 4096);
-                fence();
+                wgmma_fence();
 #pragma unroll
                 for (int mb = 0; mb < 2; ++mb)
 #pragma unroll
                     for (int ks = 0; ks < 2; ++ks)
                         mma_rs(o[mb], a[b][mb][ks], p + 64 * ks, 1);
-                commit();
-                wait<1>();   // the last tile's products, which read a[b ^ 1]
+                wgmma_commit();
+                wgmma_wait<1>();   // the last tile's products, which read a[b ^ 1]
                 load_vt(a[b ^ 1], t + b + 1);   // under this tile's products
             }
         }
 #endif
-        wait<0>();
-        keep(o[0]);
-        keep(o[1]);
+        wgmma_wait<0>();
+        fence_registers(o[0]);
+        fence_registers(o[1]);
 #pragma unroll
         for (int mb = 0; mb < 2; ++mb)
 #pragma unroll

@@ -16,6 +16,8 @@ PATH = 'templates/decode_wgmma_fp8_roles.cu'
 # counts). Each probe edits both, so it holds whichever form is compiled.
 PV_WHOLE = 'wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);'
 PV_QUARTERS = 'wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 * kc * P_LBO), 1);'
+# An output warpgroup's copier refilling its half of a slot.
+REFILL = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
 
 
 def keep_a(frag):
@@ -55,8 +57,7 @@ def probe(name, s):
                     if (q == 1)
                         load_vt_quarter(slot, a[q % 2][0], a[q % 2][1], ow, warp, lane, grp, kc);''')
     elif name in ('nocopy', 'nocopy_noused'):   # no refill: the copier only arrives on `full` (stale slots)
-        copy = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
-        rep(copy, '            mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);\n')
+        rep(REFILL, '            mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);\n')
         if name == 'nocopy_noused':   # nor its wait for the slot's readers
             rep('            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));\n', '')
     elif name == 'onewait':   # the RoPE product in the latent QK's commit group: one wait (the
@@ -84,11 +85,10 @@ def probe(name, s):
             add_rope_scores(s, q_rope_desc, k_rope_desc);
 ''')
     elif name == 'paircopy':   # on the tiles pairtiles leaves out, only O0's half is copied
-        copy = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
-        rep(copy, '''            if (ow == 1 && (t + STAGES) % 4 >= 2)
+        rep(REFILL, '''            if (ow == 1 && (t + STAGES) % 4 >= 2)
                 mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);
             else
-''' + '    ' + copy)
+''' + '    ' + REFILL)
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
                  'qkregs pairtiles paircopy')
