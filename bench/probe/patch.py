@@ -84,6 +84,22 @@ def probe(name, s):
 ''', '''        if (t % 4 < 2)
             add_rope_scores(s, q_rope_desc, k_rope_desc);
 ''')
+    elif name == 'pairsoft':   # on the tiles t % 4 >= 2, S only passes the barriers on: the other CTA
+        # of a 64-row pair would score them, softmax and P' too (the row state's hop there costs nothing here)
+        rep('''        // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
+''', '''        if (t % 4 >= 2) {   // (pairsoft) no products, exponentials, row state or P'
+            if (g >= P_SLOTS)
+                mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+            if (t > 0)
+                mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));
+            mbarrier_arrive(m.sfull + g % P_SLOTS);
+            mbarrier_arrive(m.used + g % STAGES);
+            mbarrier_arrive(m.used_hi + g % STAGES);
+            mbarrier_arrive(m.pfull + g % P_SLOTS);
+            continue;
+        }
+        // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
+''')
     elif name == 'paircopy':   # on the tiles pairtiles leaves out, only O0's half is copied
         rep(REFILL, '''            if (ow == 1 && (t + STAGES) % 4 >= 2)
                 mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);
@@ -91,7 +107,7 @@ def probe(name, s):
 ''' + '    ' + REFILL)
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
-                 'qkregs pairtiles paircopy')
+                 'qkregs pairtiles pairsoft paircopy')
     return s
 
 
