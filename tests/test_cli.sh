@@ -345,7 +345,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
     expect "item view: no SM, no ranking" 1 "^0$" -- bash -c "python3 bench/trace/view_items.py '$work/items.log' | grep -c 'by SM'"
     # bench/probe: each leave-one-stage-out probe still edits the shipped roles template
     mkdir -p "$work/probe/templates"
-    for probe in norope halfqk nochain nopv halfpv novt nocopy nocopy_noused nocopy+norope onewait qkregs pairtiles pairsoft paircopy \
+    for probe in norope halfqk nochain nopv halfpv novt nocopy nocopy_noused nocopy+norope onewait qkregs pairtiles pairsoft softhalf nopstore paircopy \
         qkregs+pairtiles+paircopy+halfpv+novt+nocopy pairsoft+paircopy+halfpv+novt+nocopy; do
         expect "probe applies ($probe)" 0 "^edited$" -- bash -c "cd '$work/probe' &&
             cp '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/ &&

@@ -100,6 +100,26 @@ def probe(name, s):
         }
         // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
 ''')
+    elif name == 'softhalf':   # on the tiles t % 4 >= 2, S runs its products, then only passes the
+        # barriers on: what its exponentials, row state and P' cost beside the products
+        rep('''        // ---- off the chain: exponentials against the tile's own row max ----
+''', '''        if (t % 4 >= 2) {   // (softhalf) no exponentials, row state or P'
+            if (g >= P_SLOTS)
+                mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+            if (t > 0)
+                mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));
+            asm volatile("" :: "f"(s[0]), "f"(s[31]));
+            mbarrier_arrive(m.sfull + g % P_SLOTS);
+            mbarrier_arrive(m.used + g % STAGES);
+            mbarrier_arrive(m.used_hi + g % STAGES);
+            mbarrier_arrive(m.pfull + g % P_SLOTS);
+            continue;
+        }
+        // ---- off the chain: exponentials against the tile's own row max ----
+''')
+    elif name == 'nopstore':   # P' is not written (O reads the slot's stale P')
+        rep('''        store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_factor, warp, lane);
+''', '')
     elif name == 'paircopy':   # on the tiles pairtiles leaves out, only O0's half is copied
         rep(REFILL, '''            if (ow == 1 && (t + STAGES) % 4 >= 2)
                 mbarrier_arrive(m.full + (base + t + STAGES) % STAGES);
@@ -107,7 +127,7 @@ def probe(name, s):
 ''' + '    ' + REFILL)
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
-                 'qkregs pairtiles pairsoft paircopy')
+                 'qkregs pairtiles pairsoft softhalf nopstore paircopy')
     return s
 
 
