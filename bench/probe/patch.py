@@ -20,6 +20,23 @@ PV_QUARTERS = 'wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 
 REFILL = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
 
 
+def pass_on(why, keep):
+    """A score warpgroup's tile t % 4 >= 2 reduced to its barriers: it waits
+    for a free P' buffer and the other's row state, then arrives on every
+    barrier its work would (keep: a line before the arrivals)."""
+    return ("        if (t % 4 >= 2) {   // " + why + "\n"
+            "            if (g >= P_SLOTS)\n"
+            "                mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));\n"
+            "            if (t > 0)\n"
+            "                mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));\n" + keep +
+            "            mbarrier_arrive(m.sfull + g % P_SLOTS);\n"
+            "            mbarrier_arrive(m.used + g % STAGES);\n"
+            "            mbarrier_arrive(m.used_hi + g % STAGES);\n"
+            "            mbarrier_arrive(m.pfull + g % P_SLOTS);\n"
+            "            continue;\n"
+            "        }\n")
+
+
 def keep_a(frag):
     """Uses the fragments without a product (so their loads stay)."""
     return 'asm volatile("" :: ' + ', '.join(f'"r"({frag}[{i}])' for i in range(4)) + ');'
@@ -86,37 +103,13 @@ def probe(name, s):
 ''')
     elif name == 'pairsoft':   # on the tiles t % 4 >= 2, S only passes the barriers on: the other CTA
         # of a 64-row pair would score them, softmax and P' too (the row state's hop there costs nothing here)
-        rep('''        // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
-''', '''        if (t % 4 >= 2) {   // (pairsoft) no products, exponentials, row state or P'
-            if (g >= P_SLOTS)
-                mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
-            if (t > 0)
-                mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));
-            mbarrier_arrive(m.sfull + g % P_SLOTS);
-            mbarrier_arrive(m.used + g % STAGES);
-            mbarrier_arrive(m.used_hi + g % STAGES);
-            mbarrier_arrive(m.pfull + g % P_SLOTS);
-            continue;
-        }
-        // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----
-''')
+        at = '        // ---- S = Q K^T: latent (e4m3) times the K scale, then RoPE (BF16) ----\n'
+        rep(at, pass_on('(pairsoft) no products, exponentials, row state or P\'', '') + at)
     elif name == 'softhalf':   # on the tiles t % 4 >= 2, S runs its products, then only passes the
         # barriers on: what its exponentials, row state and P' cost beside the products
-        rep('''        // ---- off the chain: exponentials against the tile's own row max ----
-''', '''        if (t % 4 >= 2) {   // (softhalf) no exponentials, row state or P'
-            if (g >= P_SLOTS)
-                mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
-            if (t > 0)
-                mbarrier_wait(m.sfull + (g - 1) % P_SLOTS, parity_of(g - 1, P_SLOTS));
-            asm volatile("" :: "f"(s[0]), "f"(s[31]));
-            mbarrier_arrive(m.sfull + g % P_SLOTS);
-            mbarrier_arrive(m.used + g % STAGES);
-            mbarrier_arrive(m.used_hi + g % STAGES);
-            mbarrier_arrive(m.pfull + g % P_SLOTS);
-            continue;
-        }
-        // ---- off the chain: exponentials against the tile's own row max ----
-''')
+        at = '        // ---- off the chain: exponentials against the tile\'s own row max ----\n'
+        rep(at, pass_on('(softhalf) no exponentials, row state or P\'',
+                        '            asm volatile("" :: "f"(s[0]), "f"(s[31]));\n') + at)
     elif name == 'nopstore':   # P' is not written (O reads the slot's stale P')
         rep('''        store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_factor, warp, lane);
 ''', '')
