@@ -69,6 +69,12 @@ Timed and dropped in the fiftieth (code in commit 3031113): ostagger
 (O1 reads V^T(t) only once O0 has issued its products of t, an
 `o0_issued` mbarrier per P slot: +0.9% at 128 heads 16K, +1.0% at 4K,
 0 at 16 heads).
+Timed and dropped in the fifty-first (code in commit a4c813f): qkchunk4,
+qkchunk2 and qkroll (the latent QK submitted in four or two pieces, each
+waited for before the next, or a commit group per latent block with two
+in flight, so that the output warpgroups' products reach the tensor
+pipe behind one piece: -0.2%, -0.5% and +0.1% at 128 heads 16K, 0 to
++0.3% elsewhere).
 """
 import os
 import sys
@@ -107,52 +113,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name in ('qkchunk4', 'qkchunk2', 'qkroll'):
-        # The latent QK submitted in pieces, so that an output warpgroup's
-        # products issued meanwhile reach the tensor pipe behind one piece
-        # rather than behind the whole QK. qkchunkN: N pieces, each waited
-        # for before the next goes out; qkroll: one commit group per latent
-        # block, at most two in flight.
-        qk = '''        wgmma_fence();
-#pragma unroll
-        for (int kb = 0; kb < LAT_BLOCKS; ++kb)
-#pragma unroll
-            for (int ks = 0; ks < 4; ++ks)
-                wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
-                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
-        wgmma_commit();
-'''
-        if name == 'qkroll':
-            rep(qk, '''        wgmma_fence();
-#pragma unroll
-        for (int kb = 0; kb < LAT_BLOCKS; ++kb) {   // (qkroll) a group per block, two in flight
-            if (kb >= 2)
-                wgmma_wait<1>();
-#pragma unroll
-            for (int ks = 0; ks < 4; ++ks)
-                wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
-                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
-            wgmma_commit();
-        }
-''')
-        else:
-            per = 1 if name == 'qkchunk4' else 2
-            rep(qk, f'''#pragma unroll
-        for (int kb0 = 0; kb0 < LAT_BLOCKS; kb0 += {per}) {{   // ({name}) each piece waited for
-            if (kb0 > 0)
-                wgmma_wait<0>();
-            wgmma_fence();
-#pragma unroll
-            for (int kb = kb0; kb < kb0 + {per}; ++kb)
-#pragma unroll
-                for (int ks = 0; ks < 4; ++ks)
-                    wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
-                                 desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
-            wgmma_commit();
-        }}
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp qkchunk4 qkchunk2 qkroll pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
