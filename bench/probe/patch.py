@@ -192,12 +192,15 @@ def probe(name, s):
 ''' + bc_loads(name, 8, 12) + '''#pragma unroll
             for (int q = 0; q < 2 * GROUPS; ++q)
                 load_vt_quarter(''')
+    elif name == 'l2page':   # every refill copies one of the item's first four tiles again (its slot's first
+        # tile): the same issue, bytes and shared-memory writes, but read from L2, never from HBM
+        rep(REFILL, REFILL.replace('next_where()', 'locate_tile(range, (t + STAGES) % STAGES)'))
     elif name == 'nofence':   # S's proxy fence after its P' stores dropped (O may read stale P')
         rep('''        fence_async_smem();                    // P' is read by wgmma (the async proxy)
 ''', '')
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
-                 'qkregs pairtiles pairsoft softhalf nopstore paircopy smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence')
+                 'qkregs pairtiles pairsoft softhalf nopstore paircopy smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence l2page')
     return s
 
 

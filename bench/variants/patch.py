@@ -113,8 +113,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
+    elif name not in ('pslots4', 'pslots2', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 pslots2 ldsm_all combine_lse')
     return s
 
 
@@ -136,6 +136,12 @@ def tree_variant(name, tree):
             '''        int p_slots = roles ? 4 : 3;
         int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
+    if name == 'pslots2':   # two P' buffers and row-state slots: the score warpgroups at most two tiles
+        # ahead of the output ones, so that fewer ring slots hold tiles already scored (the host's size stays)
+        rep('templates/wgmma_fp8_parts.cuh', 'P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;',
+            'P_BYTES = 64 * KV_TILE, P_BUFFERS = ROLE_WARPGROUPS ? 2 : 3;')
+        rep('templates/wgmma_fp8_parts.cuh', 'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;',
+            'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = ROLE_WARPGROUPS ? 2 : 3;')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
             'constexpr bool VT_LDMATRIX = true;')
