@@ -74,7 +74,10 @@ qkchunk2 and qkroll (the latent QK submitted in four or two pieces, each
 waited for before the next, or a commit group per latent block with two
 in flight, so that the output warpgroups' products reach the tensor
 pipe behind one piece: -0.2%, -0.5% and +0.1% at 128 heads 16K, 0 to
-+0.3% elsewhere).
++0.3% elsewhere); pslots2 (two P' buffers and row-state slots, so that
+the score warpgroups run at most two tiles ahead and fewer ring slots
+hold scored tiles: +1.8% at 128 heads 16K, +2.4% at 4K, 0 at 16 heads;
+code in commit 0f26577).
 """
 import os
 import sys
@@ -113,8 +116,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name not in ('pslots4', 'pslots2', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 pslots2 ldsm_all combine_lse')
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
@@ -136,12 +139,6 @@ def tree_variant(name, tree):
             '''        int p_slots = roles ? 4 : 3;
         int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
-    if name == 'pslots2':   # two P' buffers and row-state slots: the score warpgroups at most two tiles
-        # ahead of the output ones, so that fewer ring slots hold tiles already scored (the host's size stays)
-        rep('templates/wgmma_fp8_parts.cuh', 'P_BYTES = 64 * KV_TILE, P_BUFFERS = 3;',
-            'P_BYTES = 64 * KV_TILE, P_BUFFERS = ROLE_WARPGROUPS ? 2 : 3;')
-        rep('templates/wgmma_fp8_parts.cuh', 'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = 3;',
-            'STATE_FLOATS = ST_FLAGS + 4, STATE_SLOTS = ROLE_WARPGROUPS ? 2 : 3;')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
             'constexpr bool VT_LDMATRIX = true;')
