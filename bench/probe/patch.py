@@ -42,20 +42,29 @@ def keep_a(frag):
     return 'asm volatile("" :: ' + ', '.join(f'"r"({frag}[{i}])' for i in range(4)) + ');'
 
 
-def bc_loads(name, n, indent):
-    """n 4-byte loads a thread, every lane of a warp at one address (one
-    wavefront each), two at a time, each pair's address hanging on the last:
-    n / 2 shared-memory round trips and next to no bandwidth, at the place
-    they are put (their sum kept)."""
+def extra_loads(name, n, indent, wide=False):
+    """n shared-memory loads a thread of Q, two at a time, each pair's
+    address hanging on the last (a test that is false on any real Q), so
+    that n / 2 round trips run where they are put (their sum kept). Narrow:
+    4 bytes, every lane of a warp at one address (one wavefront a load,
+    next to no bandwidth); wide: 16 bytes, conflict-free (four wavefronts
+    a load; a 16-byte load takes four passes, broadcast or not)."""
     pad = ' ' * indent
-    return (f"{pad}{{   // ({name}) {n} broadcast loads, {n // 2} round trips\n"
+    if wide:
+        load = (f"{pad}        unsigned v[4];\n"
+                f"{pad}        asm volatile(\"ld.volatile.shared.v4.u32 {{%0, %1, %2, %3}}, [%4];\"\n"
+                f"{pad}                     : \"=r\"(v[0]), \"=r\"(v[1]), \"=r\"(v[2]), \"=r\"(v[3])\n"
+                f"{pad}                     : \"r\"(smem_address(m.q_lat + ((k * 128 + tid % 128) * 16 + off) % (32 * 1024))));\n"
+                f"{pad}        acc ^= v[0] ^ v[1] ^ v[2] ^ v[3];\n")
+    else:
+        load = (f"{pad}        unsigned v;\n"
+                f"{pad}        asm volatile(\"ld.volatile.shared.u32 %0, [%1];\"\n"
+                f"{pad}                     : \"=r\"(v) : \"r\"(smem_address(m.q_lat + ((k * 128 + warp * 32) * 16 + off) % (32 * 1024))));\n"
+                f"{pad}        acc ^= v;\n")
+    return (f"{pad}{{   // ({name}) {n} loads, {n // 2} round trips\n"
             f"{pad}    unsigned acc = 0, off = 0;\n"
             "#pragma unroll\n"
-            f"{pad}    for (int k = 0; k < {n}; ++k) {{\n"
-            f"{pad}        unsigned v;\n"
-            f"{pad}        asm volatile(\"ld.volatile.shared.u32 %0, [%1];\"\n"
-            f"{pad}                     : \"=r\"(v) : \"r\"(smem_address(m.q_lat + ((k * 128 + warp * 32) * 16 + off) % (32 * 1024))));\n"
-            f"{pad}        acc ^= v;\n"
+            f"{pad}    for (int k = 0; k < {n}; ++k) {{\n" + load +
             f"{pad}        if (k % 2 == 1)\n"
             f"{pad}            off = acc == 0x9e3779b9u ? 16 : 0;\n"
             f"{pad}    }}\n"
@@ -140,41 +149,16 @@ def probe(name, s):
             else
 ''' + '    ' + REFILL)
     elif name in ('smemload8', 'smemload16', 'smembc8', 'smembc16'):
-        # smemloadN: S reads N x 2 KB of Q more a tile, where it would wait
-        # for a free P' buffer (its slack): if shared memory's bandwidth binds the tile, the tile grows by
-        # about the N x 16 wavefronts added; if not, it stays. Two loads at a time, each pair's address
-        # hanging on the last (a test that is false on any real Q), so that the 64 registers hold them.
-        # smembcN: the same loads, instructions and waits, but every lane of a warp reads the same 4
-        # bytes (one wavefront a load; a 16-byte load takes four passes, broadcast or not): the control
-        # for their latency
-        n = int(name.lstrip('smemloadbc'))
-        bc = name.startswith('smembc')
-        load = ('''                unsigned v;
-                asm volatile("ld.volatile.shared.u32 %0, [%1];"
-                             : "=r"(v) : "r"(smem_address(m.q_lat + ((k * 128 + warp * 32) * 16 + off) % (32 * 1024))));
-                acc ^= v;''' if bc else '''                unsigned v[4];
-                asm volatile("ld.volatile.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-                             : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
-                             : "r"(smem_address(m.q_lat + ((k * 128 + tid % 128) * 16 + off) % (32 * 1024))));
-                acc ^= v[0] ^ v[1] ^ v[2] ^ v[3];''')
-        rep('''        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
-''', f'''        {{   // ({name}) {n} conflict-free 16-byte loads a thread, their sum kept
-            unsigned acc = 0, off = 0;
-#pragma unroll
-            for (int k = 0; k < {n}; ++k) {{
-{load}
-                if (k % 2 == 1)
-                    off = acc == 0x9e3779b9u ? 16 : 0;
-            }}
-            asm volatile("" :: "r"(acc));
-        }}
-        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
-''')
+        # smemloadN: S reads N x 16 bytes a thread of Q more a tile (N x 16 wavefronts), where it would
+        # wait for a free P' buffer: if shared memory's bandwidth binds the tile, the tile grows by about
+        # the wavefronts added. smembcN: the same round trips with narrow loads, the control for their latency
+        at = "        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state\n"
+        rep(at, extra_loads(name, int(name.lstrip('smemloadbc')), 8, wide=name.startswith('smemload')) + at)
     elif name == 'lat8s2':   # smembc8's round trips at the end of S's tile, after its P' is out
         rep('''        mbarrier_arrive(m.pfull + g % P_SLOTS);
     }
 ''', '''        mbarrier_arrive(m.pfull + g % P_SLOTS);
-''' + bc_loads(name, 8, 8) + '''    }
+''' + extra_loads(name, 8, 8) + '''    }
 ''')
     elif name in ('lat8o', 'lat8opre'):   # the same round trips on the output warpgroups' path:
         # lat8o after their products' issue (before the copier), lat8opre before their V^T read
@@ -183,13 +167,13 @@ def probe(name, s):
             wgmma_commit();
 ''', '''                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
             wgmma_commit();
-''' + bc_loads(name, 8, 12))
+''' + extra_loads(name, 8, 12))
         else:
             rep('''        if constexpr (V_WHOLE_TILE) {
 #pragma unroll
             for (int q = 0; q < 2 * GROUPS; ++q)
                 load_vt_quarter(''', '''        if constexpr (V_WHOLE_TILE) {
-''' + bc_loads(name, 8, 12) + '''#pragma unroll
+''' + extra_loads(name, 8, 12) + '''#pragma unroll
             for (int q = 0; q < 2 * GROUPS; ++q)
                 load_vt_quarter(''')
     elif name == 'l2page':   # every refill copies one of the item's first four tiles again (its slot's first
