@@ -79,11 +79,12 @@ the score warpgroups run at most two tiles ahead and fewer ring slots
 hold scored tiles: +1.8% at 128 heads 16K, +2.4% at 4K, 0 at 16 heads;
 code in commit 0f26577).
 Timed and dropped in the fifty-second (code: bench/variants/early_qk.diff
-at commit 5e4562a, `git apply` it; H200): chain (the score warpgroups' row-state chain and
-P''s codes before the `pempty` wait, row states in a slot per ring
-stage: +0.9% at 128 heads 16K and 4K, 0 at 16 heads) and eq (chain,
-and the next own tile's QK issued before the `pempty` wait when its
-copies are in: +3.4% / +3.8%, +4.0% with two query tokens).
+at commit 5e4562a, `git apply` it; H200): chain (the score warpgroups'
+row-state chain and P''s codes before the `pempty` wait, row states in
+a slot per ring stage: +0.9% at 128 heads 16K and 4K, 0 at 16 heads)
+and eq (chain, and the next own tile's QK issued before the `pempty`
+wait when its copies are in: +3.4% / +3.8%, +4.0% with two query
+tokens).
 """
 import os
 import sys
