@@ -20,6 +20,103 @@ PV_QUARTERS = 'wgmma_pvt_fp8(o[2 * grp + mm], a[q % 2][mm], desc_plus(p_desc, 2 
 REFILL = '            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);\n'
 
 
+# The S^T form (fifty-third session): a cache whose latent is stored channel-major
+# within a tile would hand the output warpgroups V^T as a K-major shared-memory
+# operand (no fragment loads) and move the transposition to the score side: S^T =
+# K Q^T with K's A fragments from registers (ldmatrix.trans + byte permutes), its
+# softmax reducing each query row across the tile's four warps. These probes put
+# that work into today's kernel (numbers wrong) to time the form before building it.
+QK_LOOP = """        wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < LAT_BLOCKS; ++kb)
+#pragma unroll
+            for (int ks = 0; ks < 4; ++ks)
+                wgmma_qk_fp8(s, desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32),
+                             desc_plus(k_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
+        wgmma_commit();
+"""
+KFRAG_QK = """        {   // (kfrag) K's A fragments from registers, 16 ldmatrix.x4.trans and 64 byte permutes a
+            // tile, two k-blocks of four steps in flight; B = Q (smem)
+            unsigned kf[2][4][4];
+#pragma unroll
+            for (int kb = 0; kb < LAT_BLOCKS; ++kb) {
+                if (kb >= 2)
+                    wgmma_wait<1>();   // kb - 2's products have read kf[kb % 2]
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks) {
+                    const int k = 4 * kb + ks, mat = lane / 8;
+                    const int c0 = 256 * (k / 8) + 64 * (2 * ((k / 4) % 2) + mat / 2) + 16 * warp;
+                    const unsigned char *row =
+                        k_lat + (c0 / 128) * LAT_BLOCK_BYTES + swizzled<128>(8 * (mat % 2) + lane % 8, c0 % 128);
+                    unsigned x[4];
+                    ldmatrix_x4_trans<true>(x, row + (k % 4) * 16 * 128);
+                    kf[kb % 2][ks][0] = __byte_perm(x[0], x[1], 0x6420);
+                    kf[kb % 2][ks][1] = __byte_perm(x[0], x[1], 0x7531);
+                    kf[kb % 2][ks][2] = __byte_perm(x[2], x[3], 0x6420);
+                    kf[kb % 2][ks][3] = __byte_perm(x[2], x[3], 0x7531);
+                }
+                wgmma_fence();
+#pragma unroll
+                for (int ks = 0; ks < 4; ++ks)
+                    wgmma_pvt_fp8(s, kf[kb % 2][ks], desc_plus(q_lat_desc, kb * LAT_BLOCK_BYTES + ks * 32), 1);
+                wgmma_commit();
+            }
+        }
+"""
+COLUMN_REDUCE = """        // (colsoft) a query row's reduction across the tile's four warps, as S^T's columns need:
+        // three shuffles, the warp's 64 columns through the slot's RoPE rows (read by now), a barrier
+        float *const col_scratch = (float *)(m.ring + g % STAGES * STAGE_BYTES + KV_TILE * LAT_ROW);
+        auto column_reduce = [&](float (&v)[16], float *scratch, bool is_max) -> float {
+#pragma unroll
+            for (int i = 0; i < 16; ++i)
+#pragma unroll
+                for (int off = 4; off < 32; off *= 2) {
+                    const float o = __shfl_xor_sync(0xffffffffu, v[i], off);
+                    v[i] = is_max ? fmaxf(v[i], o) : v[i] + o;
+                }
+            if (lane < 4)
+#pragma unroll
+                for (int j = 0; j < 8; ++j)
+                    *(float2 *)(scratch + warp * 64 + 8 * j + 2 * lane) = make_float2(v[2 * j], v[2 * j + 1]);
+            named_barrier(BAR_OWN + wg, 128);
+            float keep = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                float2 x = *(const float2 *)(scratch + 8 * j + 2 * quad);
+#pragma unroll
+                for (int w = 1; w < 4; ++w) {
+                    const float2 y = *(const float2 *)(scratch + w * 64 + 8 * j + 2 * quad);
+                    x.x = is_max ? fmaxf(x.x, y.x) : x.x + y.x;
+                    x.y = is_max ? fmaxf(x.y, y.y) : x.y + y.y;
+                }
+                keep += x.x + x.y;
+            }
+            return keep;
+        };
+        {
+            float v[16];
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    v[2 * j + e] = fmaxf(s[4 * j + e], s[4 * j + 2 + e]);
+            const float keep = column_reduce(v, col_scratch, true);
+            asm volatile("" : "+f"(s[0]) : "f"(keep));   // the exponentials wait for it
+        }
+"""
+COLUMN_SUM = """        {   // (colsoft) the row sums the same way
+            float v[16];
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    v[2 * j + e] = s[4 * j + e] + s[4 * j + 2 + e];
+            const float keep = column_reduce(v, col_scratch + 256, false);
+            asm volatile("" : "+f"(tile.sum[0]) : "f"(keep));   // the chain waits for it
+        }
+"""
+
+
 def pass_on(why, keep):
     """A score warpgroup's tile t % 4 >= 2 reduced to its barriers: it waits
     for a free P' buffer and the other's row state, then arrives on every
@@ -182,9 +279,40 @@ def probe(name, s):
     elif name == 'nofence':   # S's proxy fence after its P' stores dropped (O may read stale P')
         rep('''        fence_async_smem();                    // P' is read by wgmma (the async proxy)
 ''', '')
+    elif name == 'pvsmem':   # O's products read V^T from the slot (A from smem, no fragment loads);
+        # O waits for them before it frees the slot
+        rep("""#pragma unroll
+            for (int q = 0; q < 2 * GROUPS; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+            mbarrier_arrive(my_used + g % STAGES);
+""", '')
+        rep(PV_WHOLE, 'wgmma_qk_fp8(o[2 * (q / 2) + mm], desc_plus(latent_desc(slot), (2 * ow + q / 2) * '
+            'LAT_BLOCK_BYTES + (2 * mm + q % 2) * 32), desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);')
+        rep("""            wgmma_commit();
+        } else {""", """            wgmma_commit();
+            wgmma_wait<0>();   // (pvsmem) the products read V^T in the slot
+#pragma unroll
+            for (int mb = 0; mb < MBLOCKS; ++mb)
+                fence_registers(o[mb]);
+            mbarrier_arrive(my_used + g % STAGES);
+        } else {""")
+    elif name.startswith('regs') and name[4:].isdigit():   # regsN: S at N registers, O at 256 - N (regs96:
+        # O at 160, enough when it holds no V^T fragments, under pvsmem)
+        n = int(name[4:])
+        rep('SCORE_REGS = V_WHOLE_TILE ? 64 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 192 : 176;',
+            f'SCORE_REGS = V_WHOLE_TILE ? {n} : 80, OUTPUT_REGS = V_WHOLE_TILE ? {256 - n} : 176;')
+    elif name == 'kfrag':   # S^T's QK: K's A fragments loaded and transposed by S (needs regs96)
+        rep(QK_LOOP, KFRAG_QK)
+    elif name == 'colsoft':   # S^T's softmax: each query row's max and sum across four warps
+        rep("""        // ---- off the chain: exponentials against the tile's own row max ----
+        const TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
+""", COLUMN_REDUCE + """        // ---- off the chain: exponentials against the tile's own row max ----
+        TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
+""" + COLUMN_SUM)
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
-                 'qkregs pairtiles pairsoft softhalf nopstore paircopy smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence l2page')
+                 'qkregs pairtiles pairsoft softhalf nopstore paircopy smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence l2page '
+                 'pvsmem regs96 kfrag colsoft')
     return s
 
 
