@@ -309,6 +309,23 @@ def probe(name, s):
 """, COLUMN_REDUCE + """        // ---- off the chain: exponentials against the tile's own row max ----
         TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
 """ + COLUMN_SUM)
+        # and P's factors back: in S^T one thread a query row runs the chain, the 16 columns of every
+        # thread then read their factors (a third barrier)
+        rep("""        const bool rescale = __any_sync(0xffffffffu, rescale_rows);
+""", """        {   // (colsoft) P's factors out by one thread a row, in by every thread's 16 columns
+            if (tid % 128 < 64)
+                col_scratch[512 + tid % 128] = p_factor[0];
+            named_barrier(BAR_OWN + wg, 128);
+            float keep = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float2 x = *(const float2 *)(col_scratch + 512 + 8 * j + 2 * quad);
+                keep += x.x + x.y;
+            }
+            asm volatile("" : "+f"(p_factor[0]) : "f"(keep));
+        }
+        const bool rescale = __any_sync(0xffffffffu, rescale_rows);
+""")
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
                  'qkregs pairtiles pairsoft softhalf nopstore paircopy smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence l2page '
