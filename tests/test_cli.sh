@@ -347,6 +347,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
     mkdir -p "$work/probe/templates"
     for probe in norope halfqk nochain nopv halfpv novt nocopy nocopy_noused nocopy+norope onewait qkregs pairtiles pairsoft softhalf nopstore paircopy \
         smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence l2page \
+        pvsmem regs96 pvsmem+regs96+kfrag+colsoft \
         qkregs+pairtiles+paircopy+halfpv+novt+nocopy pairsoft+paircopy+halfpv+novt+nocopy; do
         expect "probe applies ($probe)" 0 "^edited$" -- bash -c "cd '$work/probe' &&
             cp '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/ &&

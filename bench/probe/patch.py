@@ -329,7 +329,7 @@ def probe(name, s):
     else:
         sys.exit(f'unknown probe {name}: base norope halfqk nochain nopv halfpv novt nocopy nocopy_noused onewait '
                  'qkregs pairtiles pairsoft softhalf nopstore paircopy smemload8 smemload16 smembc8 smembc16 lat8s2 lat8o lat8opre nofence l2page '
-                 'pvsmem regs96 kfrag colsoft')
+                 'pvsmem regsN (N: the score registers, e.g. regs96) kfrag colsoft')
     return s
 
 
