@@ -66,7 +66,13 @@ KFRAG_QK = """        {   // (kfrag) K's A fragments from registers, 16 ldmatrix
 COLUMN_REDUCE = """        // (colsoft) a query row's reduction across the tile's four warps, as S^T's columns need:
         // three shuffles, the warp's 64 columns through the slot's RoPE rows (read by now), a barrier
         float *const col_scratch = (float *)(m.ring + g % STAGES * STAGE_BYTES + KV_TILE * LAT_ROW);
-        auto column_reduce = [&](float (&v)[16], float *scratch, bool is_max) -> float {
+        auto column_reduce = [&](float *scratch, bool is_max) -> float {
+            float v[16];   // this thread's 16 columns over its two rows
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    v[2 * j + e] = is_max ? fmaxf(s[4 * j + e], s[4 * j + 2 + e]) : s[4 * j + e] + s[4 * j + 2 + e];
 #pragma unroll
             for (int i = 0; i < 16; ++i)
 #pragma unroll
@@ -94,24 +100,12 @@ COLUMN_REDUCE = """        // (colsoft) a query row's reduction across the tile'
             return keep;
         };
         {
-            float v[16];
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 2; ++e)
-                    v[2 * j + e] = fmaxf(s[4 * j + e], s[4 * j + 2 + e]);
-            const float keep = column_reduce(v, col_scratch, true);
+            const float keep = column_reduce(col_scratch, true);
             asm volatile("" : "+f"(s[0]) : "f"(keep));   // the exponentials wait for it
         }
 """
 COLUMN_SUM = """        {   // (colsoft) the row sums the same way
-            float v[16];
-#pragma unroll
-            for (int j = 0; j < 8; ++j)
-#pragma unroll
-                for (int e = 0; e < 2; ++e)
-                    v[2 * j + e] = s[4 * j + e] + s[4 * j + 2 + e];
-            const float keep = column_reduce(v, col_scratch + 256, false);
+            const float keep = column_reduce(col_scratch + 256, false);
             asm volatile("" : "+f"(tile.sum[0]) : "f"(keep));   // the chain waits for it
         }
 """
