@@ -34,6 +34,15 @@ heads, batch 128, 16K: perf.md):
              alone, -0.1% / -2.4% with the half copies; against the
              thirty-sixth session's kernel (H100, 128 heads, 16K / 4K):
              +1.1% / +1.8% (with pslots4: +0.9% / +1.5%)
+  quarters3  prepared in the fifty-fourth session, not yet timed: the
+             output warpgroups hold three V^T quarters (24 registers), so
+             the split is 72 / 184 (ptxas serializes their products at
+             184 with four). q0's products are their own commit group; the
+             last quarter is read into q0's registers once those are done,
+             and only then is the slot released. With the token scales read
+             again after the exponentials (`late`) it was +1.6% at 128
+             heads 16K, 0.5% better than `late` alone; expected -0.5 to
+             -1.9% on its own (perf.md)
   combine_lse  the combine kernel (templates/combine.cu, every decode's)
              writes the row's LSE before its sweep instead of after: no
              4-byte spill, but 40 registers instead of 32 at 512 threads
@@ -85,6 +94,11 @@ a slot per ring stage: +0.9% at 128 heads 16K and 4K, 0 at 16 heads)
 and eq (chain, and the next own tile's QK issued before the `pempty`
 wait when its copies are in: +3.4% / +3.8%, +4.0% with two query
 tokens).
+Timed and dropped in the fifty-fourth (H100; the code is described in
+perf.md, not kept): late (the score warpgroups read the token scales
+again after the exponentials instead of holding them through the RoPE
+product and the row maxima, freeing 16 registers there: +2.1% at 128
+heads 16K, -0.4% at 16 heads).
 """
 import os
 import sys
@@ -123,8 +137,54 @@ def variant(name, s):
             }
         }
 ''')
+    elif name == 'quarters3':
+        rep('constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;', 'constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 3 : 2;')
+        rep('constexpr int SCORE_REGS = V_WHOLE_TILE ? 64 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 192 : 176;',
+            'constexpr int SCORE_REGS = V_WHOLE_TILE ? 72 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 184 : 176;')
+        rep('''#pragma unroll
+            for (int q = 0; q < 2 * GROUPS; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+            mbarrier_arrive(my_used + g % STAGES);
+            if (PV_AFTER_NEXT_QK && t + 1 < tiles)   // the next tile's QK goes to the tensor cores first
+                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
+            wgmma_fence();
+#pragma unroll
+            for (int q = 0; q < 2 * GROUPS; ++q)
+#pragma unroll
+                for (int mm = 0; mm < 2; ++mm)
+                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
+            wgmma_commit();
+''', '''            // (quarters3) three quarters held: q0's products a commit group
+            // of their own, the last quarter read into q0's registers once
+            // those are done, and only then the slot released
+            static_assert(GROUPS == 2, "four quarters");
+#pragma unroll
+            for (int q = 0; q < 3; ++q)
+                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
+            if (PV_AFTER_NEXT_QK && t + 1 < tiles)   // the next tile's QK goes to the tensor cores first
+                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
+            wgmma_fence();
+#pragma unroll
+            for (int mm = 0; mm < 2; ++mm)
+                wgmma_pvt_fp8(o[mm], a[0][mm], p_desc, 1);
+            wgmma_commit();
+#pragma unroll
+            for (int q = 1; q < 3; ++q)
+#pragma unroll
+                for (int mm = 0; mm < 2; ++mm)
+                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
+            wgmma_commit();
+            wgmma_wait<1>();
+            load_vt_quarter(slot, a[0][0], a[0][1], ow, warp, lane, 1, 1);
+            mbarrier_arrive(my_used + g % STAGES);
+            wgmma_fence();
+#pragma unroll
+            for (int mm = 0; mm < 2; ++mm)
+                wgmma_pvt_fp8(o[2 + mm], a[0][mm], desc_plus(p_desc, 2 * P_LBO), 1);
+            wgmma_commit();
+''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp quarters3 pslots4 ldsm_all combine_lse')
     return s
 
 
