@@ -183,8 +183,48 @@ def variant(name, s):
                 wgmma_pvt_fp8(o[2 + mm], a[0][mm], desc_plus(p_desc, 2 * P_LBO), 1);
             wgmma_commit();
 ''')
+    elif name == 'maxpack':
+        rep('''    float max_scaled[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        t.max[h] = quad_max(max_of_row(s, h));
+        // a row that sees nothing in this tile: e = exp2(-inf) = 0
+        max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
+    }
+''', '''    float max_scaled[2];
+    // (maxpack) each row half's max rounded up to BF16 (a bound within 2^-8
+    // of it serves as the tile's reference), both in one word: the quad's
+    // max takes two dependent shuffles, not four (at 64 registers ptxas
+    // runs the two halves' shuffles one after the other)
+    unsigned packed = 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        const unsigned bits = __float_as_uint(max_of_row(s, h));
+        const unsigned up = (int)bits < 0 ? bits : bits + 0xffffu;   // toward +inf (-inf stays)
+        packed |= h == 0 ? up & 0xffff0000u : up >> 16;
+    }
+#pragma unroll
+    for (int lanes = 1; lanes < 4; lanes *= 2) {
+        const unsigned other = __shfl_xor_sync(0xffffffffu, packed, lanes);
+        asm("max.bf16x2 %0, %1, %2;" : "=r"(packed) : "r"(packed), "r"(other));
+    }
+    t.max[0] = __uint_as_float(packed & 0xffff0000u);
+    t.max[1] = __uint_as_float(packed << 16);
+#pragma unroll
+    for (int h = 0; h < 2; ++h)   // a row that sees nothing in this tile: e = exp2(-inf) = 0
+        max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
+''')
+    elif name == 'flagsearly':
+        rep('''        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
+        const int4 flags = *(const int4 *)(st + ST_FLAGS);
+''', '''        // (flagsearly) the flags read once the row state is out (sfull),
+        // so that their load is in before P' is (pfull)
+        mbarrier_wait(m.sfull + g % P_SLOTS, parity_of(g, P_SLOTS));
+        const int4 flags = *(const int4 *)(st + ST_FLAGS);
+        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
+''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp quarters3 pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp quarters3 maxpack flagsearly pslots4 ldsm_all combine_lse')
     return s
 
 
