@@ -355,7 +355,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
             ! cmp -s '$PWD/templates/decode_wgmma_fp8_roles.cu' templates/decode_wgmma_fp8_roles.cu && echo edited"
     done
     # bench/variants: each prepared variant still edits the shipped roles template
-    for v in chain_ilp chain_ilp+ldsm_all quarters3 maxpack flagsearly maxpack+flagsearly+quarters3; do
+    for v in chain_ilp chain_ilp+ldsm_all; do
         expect "variant applies ($v)" 0 "^edited$" -- bash -c "python3 bench/variants/patch.py $v \
             templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' &&
             ! cmp -s templates/decode_wgmma_fp8_roles.cu '$work/roles_$v.cu' && echo edited"
@@ -364,7 +364,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
     expect "variants build without spills or notes" 0 "^== ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
-        bench/variants/inspect.sh chain_ilp pslots4 ldsm_all combine_lse ldsm_all+chain_ilp quarters3 maxpack flagsearly
+        bench/variants/inspect.sh chain_ilp pslots4 ldsm_all combine_lse ldsm_all+chain_ilp
     # ab.sh's CPU half (trees and kernels in parallel); without a GPU its checks fail and nothing is timed
     if [[ ! -e /dev/nvidiactl ]]; then
         expect "variants: ab.sh prepares, then times only what passes" 0 "^chain_ilp: not timed \\(a check failed or hung\\)$" -- \

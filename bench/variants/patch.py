@@ -34,15 +34,6 @@ heads, batch 128, 16K: perf.md):
              alone, -0.1% / -2.4% with the half copies; against the
              thirty-sixth session's kernel (H100, 128 heads, 16K / 4K):
              +1.1% / +1.8% (with pslots4: +0.9% / +1.5%)
-  quarters3  prepared in the fifty-fourth session, not yet timed: the
-             output warpgroups hold three V^T quarters (24 registers), so
-             the split is 72 / 184 (ptxas serializes their products at
-             184 with four). q0's products are their own commit group; the
-             last quarter is read into q0's registers once those are done,
-             and only then is the slot released. With the token scales read
-             again after the exponentials (`late`) it was +1.6% at 128
-             heads 16K, 0.5% better than `late` alone; expected -0.5 to
-             -1.9% on its own (perf.md)
   combine_lse  the combine kernel (templates/combine.cu, every decode's)
              writes the row's LSE before its sweep instead of after: no
              4-byte spill, but 40 registers instead of 32 at 512 threads
@@ -99,6 +90,15 @@ perf.md, not kept): late (the score warpgroups read the token scales
 again after the exponentials instead of holding them through the RoPE
 product and the row maxima, freeing 16 registers there: +2.1% at 128
 heads 16K, -0.4% at 16 heads).
+Timed and dropped in the fifty-fifth (H100; code in commit 40e3d76):
+quarters3 (the shipped score loop at 72 registers; the output
+warpgroups at 184 hold three V^T quarters, q0's products their own
+commit group, the last quarter read into q0's registers once those are
+done, then the slot released: +0.9% at 128 heads 16K, +2.5% at 4K),
+maxpack (each row half's tile max rounded up to BF16 and both packed in
+one word, so the quad's max takes two dependent shuffles, not four:
++0.3% / +0.5%) and flagsearly (the output warpgroups read the rescale
+flags after `sfull`, before waiting for `pfull`: +0.5% / +0.7%).
 """
 import os
 import sys
@@ -137,94 +137,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'quarters3':
-        rep('constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 4 : 2;', 'constexpr int V_QUARTERS_HELD = V_WHOLE_TILE ? 3 : 2;')
-        rep('constexpr int SCORE_REGS = V_WHOLE_TILE ? 64 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 192 : 176;',
-            'constexpr int SCORE_REGS = V_WHOLE_TILE ? 72 : 80, OUTPUT_REGS = V_WHOLE_TILE ? 184 : 176;')
-        rep('''#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-            mbarrier_arrive(my_used + g % STAGES);
-            if (PV_AFTER_NEXT_QK && t + 1 < tiles)   // the next tile's QK goes to the tensor cores first
-                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
-            wgmma_fence();
-#pragma unroll
-            for (int q = 0; q < 2 * GROUPS; ++q)
-#pragma unroll
-                for (int mm = 0; mm < 2; ++mm)
-                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
-            wgmma_commit();
-''', '''            // (quarters3) three quarters held: q0's products a commit group
-            // of their own, the last quarter read into q0's registers once
-            // those are done, and only then the slot released
-            static_assert(GROUPS == 2, "four quarters");
-#pragma unroll
-            for (int q = 0; q < 3; ++q)
-                load_vt_quarter(slot, a[q][0], a[q][1], ow, warp, lane, q / 2, q % 2);
-            if (PV_AFTER_NEXT_QK && t + 1 < tiles)   // the next tile's QK goes to the tensor cores first
-                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
-            wgmma_fence();
-#pragma unroll
-            for (int mm = 0; mm < 2; ++mm)
-                wgmma_pvt_fp8(o[mm], a[0][mm], p_desc, 1);
-            wgmma_commit();
-#pragma unroll
-            for (int q = 1; q < 3; ++q)
-#pragma unroll
-                for (int mm = 0; mm < 2; ++mm)
-                    wgmma_pvt_fp8(o[2 * (q / 2) + mm], a[q][mm], desc_plus(p_desc, 2 * (q % 2) * P_LBO), 1);
-            wgmma_commit();
-            wgmma_wait<1>();
-            load_vt_quarter(slot, a[0][0], a[0][1], ow, warp, lane, 1, 1);
-            mbarrier_arrive(my_used + g % STAGES);
-            wgmma_fence();
-#pragma unroll
-            for (int mm = 0; mm < 2; ++mm)
-                wgmma_pvt_fp8(o[2 + mm], a[0][mm], desc_plus(p_desc, 2 * P_LBO), 1);
-            wgmma_commit();
-''')
-    elif name == 'maxpack':
-        rep('''    float max_scaled[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        t.max[h] = quad_max(max_of_row(s, h));
-        // a row that sees nothing in this tile: e = exp2(-inf) = 0
-        max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
-    }
-''', '''    float max_scaled[2];
-    // (maxpack) each row half's max rounded up to BF16 (a bound within 2^-8
-    // of it serves as the tile's reference), both in one word: the quad's
-    // max takes two dependent shuffles, not four (at 64 registers ptxas
-    // runs the two halves' shuffles one after the other)
-    unsigned packed = 0;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const unsigned bits = __float_as_uint(max_of_row(s, h));
-        const unsigned up = (int)bits < 0 ? bits : bits + 0xffffu;   // toward +inf (-inf stays)
-        packed |= h == 0 ? up & 0xffff0000u : up >> 16;
-    }
-#pragma unroll
-    for (int lanes = 1; lanes < 4; lanes *= 2) {
-        const unsigned other = __shfl_xor_sync(0xffffffffu, packed, lanes);
-        asm("max.bf16x2 %0, %1, %2;" : "=r"(packed) : "r"(packed), "r"(other));
-    }
-    t.max[0] = __uint_as_float(packed & 0xffff0000u);
-    t.max[1] = __uint_as_float(packed << 16);
-#pragma unroll
-    for (int h = 0; h < 2; ++h)   // a row that sees nothing in this tile: e = exp2(-inf) = 0
-        max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
-''')
-    elif name == 'flagsearly':
-        rep('''        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-        const int4 flags = *(const int4 *)(st + ST_FLAGS);
-''', '''        // (flagsearly) the flags read once the row state is out (sfull),
-        // so that their load is in before P' is (pfull)
-        mbarrier_wait(m.sfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-        const int4 flags = *(const int4 *)(st + ST_FLAGS);
-        mbarrier_wait(m.pfull + g % P_SLOTS, parity_of(g, P_SLOTS));
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp quarters3 maxpack flagsearly pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
     return s
 
 
