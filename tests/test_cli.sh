@@ -280,6 +280,8 @@ for w in range(4):
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue \+ tail 10;" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
+    expect "trace view: P' slot freed to the score warpgroup's wake" 0 "to S past its pempty wait \(t\): 1520$" -- \
+        python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: no trace lines" 1 "no TR lines" -- python3 bench/trace/view.py roles /dev/null
     # bench/ncu_segments.py: samples per segment between waits, on a made-up source-page export
     printf '%s\n' '"Kernel Name","k"' \
