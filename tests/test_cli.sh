@@ -262,7 +262,7 @@ if command -v python3 >/dev/null; then
         cp templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/combine.cu \
             templates/decode_plan.cu "$work/trace_$kind/templates"
         kernel=$([[ $kind == roles ]] && echo decode_wgmma_fp8_roles.cu || echo decode_wgmma_bf16.cu)
-        stamps=$([[ $kind == roles ]] && echo 16 || echo 8)   # each step's stamp (roles: both forms of the V^T read)
+        stamps=$([[ $kind == roles ]] && echo 17 || echo 8)   # each step's stamp (roles: both forms of the V^T read)
         expect "trace patch applies ($kind)" 0 "^$stamps 2 1$" -- bash -c "cd '$work/trace_$kind' &&
             python3 '$PWD/bench/trace/patch.py' $kind && echo \$(grep -c 'TR(' templates/$kernel) \
             \$(grep -c print_trace templates/decode_plan.cu) \$(grep -c print_trace templates/combine.cu)"
@@ -278,7 +278,7 @@ for w in range(4):
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: each output warpgroup apart" 0 "O1 per own tile: pfull wait 10, retire t-1 10," -- \
         python3 bench/trace/view.py roles "$work/trace.log"
-    expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue \+ tail 10;" -- \
+    expect "trace view: the copier's steps (O0)" 0 "O0 per own tile: .*used wait 10, copy issue 30, look-up \+ tail -20;" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: P' slot freed to the score warpgroup's wake" 0 "to S past its pempty wait \(t\): 1520$" -- \
         python3 bench/trace/view.py roles "$work/trace.log"

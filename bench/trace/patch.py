@@ -50,7 +50,7 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 # 7 P' out. O (2, 3): 0 top, 1 P' in (pfull), 2 previous products retired,
 # 6 V^T read (whole tile: all of it, the slot released; by quarters: the
 # first quarter issued), 3 all issued, 4 (O0) slot's readers done (used),
-# 5 end. bf16 (warpgroups 0, 1; own tiles): 0 top, 1 own product of t-2
+# 7 (O0) copy issued, 5 end. bf16 (warpgroups 0, 1; own tiles): 0 top, 1 own product of t-2
 # retired, 2 the other's P(t-1) and row state in, 3 tile landed, 4 QK
 # retired, 5 softmax done, 6 P(t) and state out, 7 own product issued.
 
@@ -131,6 +131,10 @@ def patch(kind, s, c, plan):
             issue_tile_half(''', '''            mbarrier_wait(my_used + g % STAGES, parity_of(g, STAGES));
             TR(2 + ow, t, 4);
             issue_tile_half(''')
+        s = rep(s, '''            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);
+''', '''            issue_tile_half(p, maps, range, m.ring, m.full, base, t + STAGES, next_where(), ow);
+            TR(2 + ow, t, 7);
+''')
         s = rep(s, '''        wgmma_wait<1>();   // (not needed here''', '''        TR(2 + ow, t, 5);
         wgmma_wait<1>();   // (not needed here''')
         s = rep(s, '''    __shared__ int item_index;

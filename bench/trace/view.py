@@ -17,7 +17,7 @@ STEPS = {
         'O': O_STEPS + [(5, 'tail')],
         # O0's thread 0 also copies O0's half of each tile: its wait for that half's
         # readers, then the copy's issue (O1's half is copied by its thread 64: not stamped)
-        'O0': O_STEPS + [(4, 'used wait'), (5, 'copy issue + tail')],
+        'O0': O_STEPS + [(4, 'used wait'), (7, 'copy issue'), (5, 'look-up + tail')],
     },
     'bf16': {
         'S': [(0, 'top'), (1, 'retire own t-2'), (2, "other's P in"), (3, 'full wait'), (4, 'QK (+ other PV)'),

@@ -137,8 +137,16 @@ def variant(name, s):
             }
         }
 ''')
+    elif name == 'tmapfetch':
+        rep('''    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
+''', '''    if (half_copier) {   // (tmapfetch) the copies' tensor maps into the TMA unit's cache ahead of use
+        asm volatile("prefetch.tensormap [%0];" ::"l"(&maps.latent) : "memory");
+        asm volatile("prefetch.tensormap [%0];" ::"l"(ow == 0 ? &maps.scales : &maps.rope) : "memory");
+    }
+    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
+''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse')
+        sys.exit(f'unknown variant {name}: chain_ilp tmapfetch pslots4 ldsm_all combine_lse')
     return s
 
 
