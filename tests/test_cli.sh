@@ -262,7 +262,7 @@ if command -v python3 >/dev/null; then
         cp templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/combine.cu \
             templates/decode_plan.cu "$work/trace_$kind/templates"
         kernel=$([[ $kind == roles ]] && echo decode_wgmma_fp8_roles.cu || echo decode_wgmma_bf16.cu)
-        stamps=$([[ $kind == roles ]] && echo 17 || echo 8)   # each step's stamp (roles: both forms of the V^T read)
+        stamps=$([[ $kind == roles ]] && echo 18 || echo 8)   # each step's stamp (roles: both forms of the V^T read)
         expect "trace patch applies ($kind)" 0 "^$stamps 2 1$" -- bash -c "cd '$work/trace_$kind' &&
             python3 '$PWD/bench/trace/patch.py' $kind && echo \$(grep -c 'TR(' templates/$kernel) \
             \$(grep -c print_trace templates/decode_plan.cu) \$(grep -c print_trace templates/combine.cu)"
@@ -271,7 +271,7 @@ if command -v python3 >/dev/null; then
 for w in range(4):
     for t in range(63):
         if w >= 2 or t % 2 == w:   # score warpgroups on their own tiles; output warpgroups on every tile
-            print("TR", w, t, *[t * 1000 + (500 if w >= 2 else 0) + 10 * e for e in range(8)])' > "$work/trace.log"
+            print("TR", w, t, *[t * 1000 + (500 if w >= 2 else 0) + 10 * e for e in range(10)])' > "$work/trace.log"
     expect "trace view: the tile period" 0 "tile period \(O0 sees P' of t, then of t\+1\): 1000$" -- \
         python3 bench/trace/view.py roles "$work/trace.log"
     expect "trace view: the score steps" 0 "S per own tile: full wait 10, .*; top to last 70$" -- \

@@ -16,7 +16,7 @@ import sys
 GLOBALS = '''namespace snapmla {
 
 // ---- timeline trace (bench/trace): CTA 0's first work item, tiles < 63 ----
-__device__ unsigned long long snap_trace[4][64][8];
+__device__ unsigned long long snap_trace[4][64][10];
 __device__ unsigned snap_launch, snap_printed;
 #define TR(wg_, t_, ev_) do { if (blockIdx.x == 0 && base == 0 && (threadIdx.x % 128) == 0 && (t_) < 63) \\
     snap_trace[wg_][t_][ev_] = clock64(); } while (0)
@@ -26,9 +26,10 @@ __device__ __noinline__ void print_trace()
     printf("TRACE tiles %d rows %d\\n", (int)snap_trace[0][63][7], ROWS);
     for (int w = 0; w < 4; ++w)
         for (int t = 0; t < 63; ++t)
-            printf("TR %d %d %llu %llu %llu %llu %llu %llu %llu %llu\\n", w, t, snap_trace[w][t][0],
+            printf("TR %d %d %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\\n", w, t, snap_trace[w][t][0],
                    snap_trace[w][t][1], snap_trace[w][t][2], snap_trace[w][t][3], snap_trace[w][t][4],
-                   snap_trace[w][t][5], snap_trace[w][t][6], snap_trace[w][t][7]);
+                   snap_trace[w][t][5], snap_trace[w][t][6], snap_trace[w][t][7], snap_trace[w][t][8],
+                   snap_trace[w][t][9]);
 }
 '''
 
@@ -45,7 +46,7 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 '''
 
 # Events. roles, S (warpgroups 0, 1; own tiles t % 2 == wg): 0 top, 1 tile landed
-# (full), 2 latent QK retired, 3 RoPE retired, 4 exponentials done and P
+# (full), 2 latent QK retired, 3 RoPE retired, 8 exponentials done, 4 P
 # slot free (pempty), 5 previous row state in (sfull), 6 row state out,
 # 7 P' out. O (2, 3): 0 top, 1 P' in (pfull), 2 previous products retired,
 # 6 V^T read (whole tile: all of it, the slot released; by quarters: the
@@ -86,8 +87,11 @@ def patch(kind, s, c, plan):
 ''', '''        add_rope_scores(s, q_rope_desc, k_rope_desc);
         TR(wg, t, 3);
 ''')
-        s = rep(s, '''            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
-''', '''            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+        s = rep(s, '''        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
+            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
+''', '''        TR(wg, t, 8);
+        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
+            mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
         TR(wg, t, 4);
 ''')
         s = rep(s, '''            const float *st = m.state_all + (g - 1) % P_SLOTS * STATE_FLOATS;

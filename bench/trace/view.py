@@ -12,7 +12,7 @@ O_STEPS = [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whol
 STEPS = {
     # kind: per warpgroup kind, the events in time order and the name of the step ending at each
     'roles': {
-        'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (4, 'exps + pempty'),
+        'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (8, 'exponentials'), (4, 'pempty wait'),
               (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
         'O': O_STEPS + [(5, 'tail')],
         # O0's thread 0 also copies O0's half of each tile: its wait for that half's
@@ -35,12 +35,12 @@ def main():
         if line.startswith('TRACE'):
             tiles = int(f[2])
         elif line.startswith('TR '):
-            rows[(int(f[1]), int(f[2]))] = [int(x) for x in f[3:11]]
+            rows[(int(f[1]), int(f[2]))] = ([int(x) for x in f[3:13]] + [0] * 10)[:10]   # (older logs: 8 events)
     if not rows:
         sys.exit(f'{path}: no TR lines (the traced kernel did not print: fewer than 8 launches?)')
     last = min(last, tiles or 63, 63)
     owner = lambda t: t % 2   # the score warpgroup (roles) or the warpgroup (bf16) that owns tile t
-    ev = lambda w, t, e: rows.get((w, t), [0] * 8)[e]
+    ev = lambda w, t, e: rows.get((w, t), [0] * 10)[e]
     mean = lambda xs: statistics.mean(xs) if xs else float('nan')
     print(f'{kind}: {tiles} tiles in CTA 0\'s first item; steady tiles {first}..{last - 1}; clock64 cycles')
     # (O0 and O1 apart: each also copies its half of a tile, and they may keep different paces)
