@@ -49,8 +49,8 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 # (full), 2 latent QK retired, 3 RoPE retired, 8 exponentials done, 4 P
 # slot free (pempty), 5 previous row state in (sfull), 6 row state out,
 # 7 P' out. O (2, 3): 0 top, 1 P' in (pfull), 2 previous products retired,
-# 6 V^T read (whole tile: all of it, the slot released; by quarters: the
-# first quarter issued), 3 all issued, 4 (O0) slot's readers done (used),
+# 6 (by quarters only) the first quarter issued (a stamp between the whole
+# tile's V^T read and its products makes ptxas serialize them, C7519), 3 all issued, 4 (O0) slot's readers done (used),
 # 7 (O0) copy issued, 5 end. bf16 (warpgroups 0, 1; own tiles): 0 top, 1 own product of t-2
 # retired, 2 the other's P(t-1) and row state in, 3 tile landed, 4 QK
 # retired, 5 softmax done, 6 P(t) and state out, 7 own product issued.
@@ -117,10 +117,6 @@ def patch(kind, s, c, plan):
         if (t > 0)''', '''            fence_registers(o[mb]);
         TR(2 + ow, t, 2);
         if (t > 0)''')
-        s = rep(s, '''                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
-            wgmma_fence();''', '''                mbarrier_wait(m.qk_issued + (g + 1) % P_SLOTS, parity_of(g + 1, P_SLOTS));
-            TR(2 + ow, t, 6);
-            wgmma_fence();''')
         s = rep(s, '''                wgmma_commit();
             }
         }

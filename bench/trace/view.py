@@ -7,8 +7,8 @@ import statistics
 import sys
 
 # the output warpgroups' steps up to their products' issue
-O_STEPS = [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'V^T read (whole tile) or first quarter'),
-           (3, 'products issued')]
+# (6: by quarters only)
+O_STEPS = [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'first quarter (older logs: V^T read)'), (3, 'V^T read + products issued')]
 STEPS = {
     # kind: per warpgroup kind, the events in time order and the name of the step ending at each
     'roles': {
@@ -56,6 +56,8 @@ def main():
                 steps = [steps[i] for i in (0, 1, 3, 2, 4, 5, 6, 7)]
         else:
             tile_ws = lambda t: [only]
+        # only the events this trace stamped (a form, or an older log, may have fewer)
+        steps = [s for s in steps if any(ev(w, t, s[0]) for t in range(first, last) for w in tile_ws(t))]
         out = []
         for (e0, _), (e1, name) in zip(steps, steps[1:]):
             d = [ev(w, t, e1) - ev(w, t, e0) for t in range(first, last) for w in tile_ws(t)
