@@ -145,8 +145,8 @@ def variant(name, s):
     }
     QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
 ''')
-    elif name not in ('pslots4', 'ldsm_all', 'combine_lse'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp tmapfetch pslots4 ldsm_all combine_lse')
+    elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'polyexp'):   # (those: tree_variant)
+        sys.exit(f'unknown variant {name}: chain_ilp tmapfetch pslots4 ldsm_all combine_lse polyexp')
     return s
 
 
@@ -168,6 +168,31 @@ def tree_variant(name, tree):
             '''        int p_slots = roles ? 4 : 3;
         int role_barriers = roles ? 4 * 8 * p_slots + v->stages * 8 + 2 * pieces * 4 : 0;''')
         rep('gen/resources.c', '3 * (p_tile + row_state)', 'p_slots * (p_tile + row_state)')
+    if name == 'polyexp':
+        rep('templates/wgmma_decode.cuh', '''template <typename Times>
+__device__ __forceinline__ void row_exponentials(float (&s)[32], const float (&scale_log2)[2],
+                                                 const float (&offset)[2], float (&part_sum)[4], Times times)
+{''', '''// (polyexp) 2^x on the FMA pipe, for x <= 0: 2^j 2^f with j = round(x) and
+// f in [-0.5, 0.5], 2^f a cubic (relative error 1.8e-4, under e4m3's
+// step by 2^8); below 2^-125, 0
+__device__ __forceinline__ float poly_exp2(float x)
+{
+    const float magic = 12582912.f;   // 1.5 x 2^23: x + magic holds round(x) in its low mantissa bits
+    const float xc = fmaxf(x, -125.f);
+    const float t = __fadd_rn(xc, magic);
+    const float f = __fsub_rn(xc, __fsub_rn(t, magic));
+    const float p = fmaf(fmaf(fmaf(0.0546022821f, f, 0.2419247998f), f, 0.6933166125f), f, 1.f);
+    const float r = __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+    return x < -125.f ? 0.f : r;
+}
+
+template <typename Times>
+__device__ __forceinline__ void row_exponentials(float (&s)[32], const float (&scale_log2)[2],
+                                                 const float (&offset)[2], float (&part_sum)[4], Times times)
+{''')
+        rep('templates/wgmma_decode.cuh', '''        const float e = fast_exp2(fmaf(s[i], scale_log2[h], -offset[h]));''',
+            '''        const float x = fmaf(s[i], scale_log2[h], -offset[h]);
+        const float e = i % 2 ? poly_exp2(x) : fast_exp2(x);   // (polyexp) half of them off the MUFU''')
     if name == 'ldsm_all':
         rep('templates/wgmma_fp8_parts.cuh', 'constexpr bool VT_LDMATRIX = !ROLE_WARPGROUPS;',
             'constexpr bool VT_LDMATRIX = true;')
