@@ -98,7 +98,9 @@ done, then the slot released: +0.9% at 128 heads 16K, +2.5% at 4K),
 maxpack (each row half's tile max rounded up to BF16 and both packed in
 one word, so the quad's max takes two dependent shuffles, not four:
 +0.3% / +0.5%) and flagsearly (the output warpgroups read the rescale
-flags after `sfull`, before waiting for `pfull`: +0.5% / +0.7%).
+flags after `sfull`, before waiting for `pfull`: +0.5% / +0.7%),
+tmapfetch (each half copier prefetches its tensor maps at the item's
+start: +0.1% / +0.1%; code in commit bbe18f7).
 """
 import os
 import sys
@@ -137,16 +139,8 @@ def variant(name, s):
             }
         }
 ''')
-    elif name == 'tmapfetch':
-        rep('''    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
-''', '''    if (half_copier) {   // (tmapfetch) the copies' tensor maps into the TMA unit's cache ahead of use
-        asm volatile("prefetch.tensormap [%0];" ::"l"(&maps.latent) : "memory");
-        asm volatile("prefetch.tensormap [%0];" ::"l"(ow == 0 ? &maps.scales : &maps.rope) : "memory");
-    }
-    QRowLoad q_ld;   // (Q's loads go out ahead of the tiles' copies)
-''')
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'polyexp'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp tmapfetch pslots4 ldsm_all combine_lse polyexp')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse polyexp')
     return s
 
 
