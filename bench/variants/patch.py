@@ -34,6 +34,13 @@ heads, batch 128, 16K: perf.md):
              alone, -0.1% / -2.4% with the half copies; against the
              thirty-sixth session's kernel (H100, 128 heads, 16K / 4K):
              +1.1% / +1.8% (with pslots4: +0.9% / +1.5%)
+  polyexp    prepared in the fifty-fifth session, not yet timed: the
+             score warpgroups' exponentials (row_exponentials in
+             wgmma_decode.cuh) compute every other one as 2^round(x)
+             times a cubic in the remainder on the FMA pipe instead of
+             MUFU.EX2 (relative error 1.8e-4; 0 below 2^-125), in case
+             their step (~1300 traced cycles) waits on the MUFU pipe:
+             expected -1 to +1% at 128 heads, 16K
   combine_lse  the combine kernel (templates/combine.cu, every decode's)
              writes the row's LSE before its sweep instead of after: no
              4-byte spill, but 40 registers instead of 32 at 512 threads
