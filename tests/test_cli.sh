@@ -262,7 +262,7 @@ if command -v python3 >/dev/null; then
         cp templates/decode_wgmma_fp8_roles.cu templates/decode_wgmma_bf16.cu templates/combine.cu \
             templates/decode_plan.cu "$work/trace_$kind/templates"
         kernel=$([[ $kind == roles ]] && echo decode_wgmma_fp8_roles.cu || echo decode_wgmma_bf16.cu)
-        stamps=$([[ $kind == roles ]] && echo 17 || echo 8)   # each step's stamp (roles: both forms of the V^T read)
+        stamps=$([[ $kind == roles ]] && echo 17 || echo 8)   # each step's stamp (roles: the first quarter's by quarters only)
         expect "trace patch applies ($kind)" 0 "^$stamps 2 1$" -- bash -c "cd '$work/trace_$kind' &&
             python3 '$PWD/bench/trace/patch.py' $kind && echo \$(grep -c 'TR(' templates/$kernel) \
             \$(grep -c print_trace templates/decode_plan.cu) \$(grep -c print_trace templates/combine.cu)"

@@ -50,8 +50,9 @@ PRINT = '''    wait_prior_grids();   // the split kernel's partials
 # slot free (pempty), 5 previous row state in (sfull), 6 row state out,
 # 7 P' out. O (2, 3): 0 top, 1 P' in (pfull), 2 previous products retired,
 # 6 (by quarters only) the first quarter issued (a stamp between the whole
-# tile's V^T read and its products makes ptxas serialize them, C7519), 3 all issued, 4 (O0) slot's readers done (used),
-# 7 (O0) copy issued, 5 end. bf16 (warpgroups 0, 1; own tiles): 0 top, 1 own product of t-2
+# tile's V^T read and its products makes ptxas serialize them, C7519), 3
+# all issued, 4 (O0) slot's readers done (used), 7 (O0) copy issued, 5
+# end. bf16 (warpgroups 0, 1; own tiles): 0 top, 1 own product of t-2
 # retired, 2 the other's P(t-1) and row state in, 3 tile landed, 4 QK
 # retired, 5 softmax done, 6 P(t) and state out, 7 own product issued.
 
@@ -89,7 +90,8 @@ def patch(kind, s, c, plan):
 ''')
         s = rep(s, '''        if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
             mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
-''', '''        TR(wg, t, 8);
+''', '''        fence_registers(s);   // (the exponentials before the stamp)
+        TR(wg, t, 8);
         if (g >= P_SLOTS)   // both O are done with the slot's last P' and state
             mbarrier_wait(m.pempty + g % P_SLOTS, parity_of(g - P_SLOTS, P_SLOTS));
         TR(wg, t, 4);

@@ -8,12 +8,13 @@ import sys
 
 # the output warpgroups' steps up to their products' issue
 # (6: by quarters only)
-O_STEPS = [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'first quarter (older logs: V^T read)'), (3, 'V^T read + products issued')]
+O_STEPS = [(0, 'top'), (1, 'pfull wait'), (2, 'retire t-1'), (6, 'first quarter (older logs: V^T read)'),
+           (3, 'V^T read + products issued')]
 STEPS = {
     # kind: per warpgroup kind, the events in time order and the name of the step ending at each
     'roles': {
-        'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (8, 'exponentials'), (4, 'pempty wait'),
-              (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
+        'S': [(0, 'top'), (1, 'full wait'), (2, 'latent QK'), (3, 'scale + RoPE QK'), (8, 'exponentials'),
+              (4, 'pempty wait'), (5, 'sfull wait'), (6, 'row state'), (7, "P' out")],
         'O': O_STEPS + [(5, 'tail')],
         # O0's thread 0 also copies O0's half of each tile: its wait for that half's
         # readers, then the copy's issue (O1's half is copied by its thread 64: not stamped)

@@ -178,7 +178,7 @@ __device__ __forceinline__ void row_exponentials(float (&s)[32], const float (&s
 // step by 2^8); below 2^-125, 0
 __device__ __forceinline__ float poly_exp2(float x)
 {
-    const float magic = 12582912.f;   // 1.5 x 2^23: x + magic holds round(x) in its low mantissa bits
+    const float magic = 12582912.f;   // 1.5 x 2^23: x + magic holds round(x) in its low bits
     const float xc = fmaxf(x, -125.f);
     const float t = __fadd_rn(xc, magic);
     const float f = __fsub_rn(xc, __fsub_rn(t, magic));
