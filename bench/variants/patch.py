@@ -97,15 +97,15 @@ perf.md, not kept): late (the score warpgroups read the token scales
 again after the exponentials instead of holding them through the RoPE
 product and the row maxima, freeing 16 registers there: +2.1% at 128
 heads 16K, -0.4% at 16 heads).
-Timed and dropped in the fifty-fifth (H100; code in commit 40e3d76):
-quarters3 (the shipped score loop at 72 registers; the output
+Timed and dropped in the fifty-fifth (H100; code in commit 40e3d76 but
+for tmapfetch's): quarters3 (the shipped score loop at 72 registers; the output
 warpgroups at 184 hold three V^T quarters, q0's products their own
 commit group, the last quarter read into q0's registers once those are
 done, then the slot released: +0.9% at 128 heads 16K, +2.5% at 4K),
 maxpack (each row half's tile max rounded up to BF16 and both packed in
 one word, so the quad's max takes two dependent shuffles, not four:
-+0.3% / +0.5%) and flagsearly (the output warpgroups read the rescale
-flags after `sfull`, before waiting for `pfull`: +0.5% / +0.7%),
++0.3% / +0.5%), flagsearly (the output warpgroups read the rescale
+flags after `sfull`, before waiting for `pfull`: +0.5% / +0.7%) and
 tmapfetch (each half copier prefetches its tensor maps at the item's
 start: +0.1% / +0.1%; code in commit bbe18f7).
 """
