@@ -76,10 +76,11 @@ def main():
         print(f'  P\' out (S) to O0 past its pfull wait: {mean(hand):.0f}')
         chain = [ev(owner(t + 1), t + 1, 5) - ev(owner(t), t, 6) for t in range(first, last - 1)]
         print(f'  row state out (t) to the other S past its sfull wait (t+1): {mean(chain):.0f}')
-        # O arrives on pempty(t-3) at its tile t-2, once t-3's products retire
+        # O arrives on pempty(t-3) at its tile t-2, once t-3's products retire (stamped by
+        # each O's thread 0 only: O1's copier warp may arrive later)
         freed = lambda t: max(ev(2, t - 2, 2), ev(3, t - 2, 2))
         wake = [ev(owner(t), t, 4) - freed(t) for t in range(max(first, 2), last)]
-        print(f'  O frees P\' slot of t-3 (at its tile t-2) to S past its pempty wait (t): {mean(wake):.0f}')
+        print(f'  O\'s thread 0s free P\' slot of t-3 (at tile t-2) to S past its pempty wait (t): {mean(wake):.0f}')
         ready = [ev(owner(t), t, 3) - freed(t) for t in range(max(first, 2), last)]
         print(f'  ... and S\'s RoPE QK of t retired, against that (negative: S was there first): {mean(ready):.0f}')
         copy = [ev(owner(t + 4), t + 4, 1) - ev(2, t, 4) for t in range(first, last - 4) if ev(2, t, 4)]
