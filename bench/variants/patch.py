@@ -40,7 +40,10 @@ heads, batch 128, 16K: perf.md):
              times a cubic in the remainder on the FMA pipe instead of
              MUFU.EX2 (relative error 1.8e-4; 0 below 2^-125), in case
              their step (~1300 traced cycles) waits on the MUFU pipe:
-             expected -1 to +1% at 128 heads, 16K
+             expected -1 to +1% at 128 heads, 16K; revised from its SASS
+             (fifty-sixth session, perf.md: the loop's 772 instructions
+             become 920, and the base's exponentials are not held by the
+             MUFU): +1 to +4%
   combine_lse  the combine kernel (templates/combine.cu, every decode's)
              writes the row's LSE before its sweep instead of after: no
              4-byte spill, but 40 registers instead of 32 at 512 threads
