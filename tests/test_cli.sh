@@ -366,7 +366,7 @@ for c in range(2):   # CTA 1 (SM 8) loops 2 us longer an item than CTA 0 (SM 7)
     sum_tree() { cat templates/* gen/* | md5sum; }
     before=$(sum_tree)
     expect "variants build without spills or notes" 0 "^== ldsm_all\+chain_ilp$" -- env TMPDIR="$work" \
-        bench/variants/inspect.sh chain_ilp pslots4 ldsm_all combine_lse ldsm_all+chain_ilp polyexp
+        bench/variants/inspect.sh chain_ilp pslots4 ldsm_all combine_lse ldsm_all+chain_ilp polyexp lateref
     # ab.sh's CPU half (trees and kernels in parallel); without a GPU its checks fail and nothing is timed
     if [[ ! -e /dev/nvidiactl ]]; then
         expect "variants: ab.sh prepares, then times only what passes" 0 "^chain_ilp: not timed \\(a check failed or hung\\)$" -- \

@@ -44,6 +44,17 @@ heads, batch 128, 16K: perf.md):
              (fifty-sixth session, perf.md: the loop's 772 instructions
              become 920, and the base's exponentials are not held by the
              MUFU): +1 to +4%
+  lateref    prepared in the fifty-sixth session, not yet timed: the
+             score warpgroups' exponentials against a reference known
+             before the tile's row max (the max their own row state held
+             after their previous tile, raised to 64 below each thread's
+             own largest score; the quad's references meet after the
+             exponentials, each thread's e scaled to the largest), so the
+             row max's four shuffle round trips leave the path from the
+             scores to the exponentials; the products are the same up to
+             rounding (a float model of the row state agrees with the
+             exact softmax, jumps of 900 in log2 units included; perf.md).
+             Expected -0.5 to -2% at 128 heads, 16K
   combine_lse  the combine kernel (templates/combine.cu, every decode's)
              writes the row's LSE before its sweep instead of after: no
              4-byte spill, but 40 registers instead of 32 at 512 threads
@@ -149,8 +160,86 @@ def variant(name, s):
             }
         }
 ''')
+    elif name == 'lateref':
+        rep("""    float max[2], sum[2], p_max[2];
+};""", """    float max[2], sum[2], p_max[2];
+    float ref[2], fix[2];   // (lateref) the row's reference, scaled (e = exp2(s c - ref)); this thread's e to it
+};""")
+        rep("""__device__ __forceinline__ TileRowStats tile_exponentials(float (&s)[32], const float (&token_scale)[16],
+                                                          const float (&scale_log2)[2])
+{
+    TileRowStats t;
+    float max_scaled[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        t.max[h] = quad_max(max_of_row(s, h));
+        // a row that sees nothing in this tile: e = exp2(-inf) = 0
+        max_scaled[h] = t.max[h] == -inf_f32() ? 0.f : t.max[h] * scale_log2[h];
+    }
+    float part_sum[4];
+    exponentials<true>(s, scale_log2, max_scaled, token_scale, part_sum);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        t.sum[h] = quad_sum(part_sum[2 * h] + part_sum[2 * h + 1]);
+        t.p_max[h] = quad_max(fmaxf(max_of_row(s, h), 0.f));
+    }
+    return t;
+}""", """// (lateref) The reference is known before the tile's row max: the max this
+// warpgroup's row state held after its previous own tile (earlier_max; -inf
+// at an item's first two tiles), raised to 64 below this thread's own largest
+// score where that is higher (so no e passes 2^64). The quad's max of those
+// references comes after, with the row maxima and sums; each thread's e are
+// brought to it by fix <= 1.
+__device__ __forceinline__ TileRowStats tile_exponentials(float (&s)[32], const float (&token_scale)[16],
+                                                          const float (&scale_log2)[2], const float (&earlier_max)[2])
+{
+    TileRowStats t;
+    float own_max[2], ref[2], offset[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        own_max[h] = max_of_row(s, h);
+        ref[h] = fmaxf(earlier_max[h] * scale_log2[h], fmaf(own_max[h], scale_log2[h], -64.f));
+        offset[h] = ref[h] == -inf_f32() ? 0.f : ref[h];   // (no score here or before: e = exp2(-inf) = 0)
+    }
+    float part_sum[4];
+    exponentials<true>(s, scale_log2, offset, token_scale, part_sum);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        t.max[h] = quad_max(own_max[h]);
+        t.ref[h] = quad_max(ref[h]);
+        t.fix[h] = ref[h] == -inf_f32() ? 0.f : fast_exp2(ref[h] - t.ref[h]);
+        t.sum[h] = quad_sum((part_sum[2 * h] + part_sum[2 * h + 1]) * t.fix[h]);
+        t.p_max[h] = quad_max(fmaxf(max_of_row(s, h), 0.f) * t.fix[h]);
+    }
+    return t;
+}""")
+        rep("""    const float beta_keep = t.max[h] == -inf_f32() ? 0.f : fast_exp2((t.max[h] - row_max) * scale_log2);
+    const float mx_keep = beta_keep * t.p_max[h] * row_r;
+    if (beta_keep <= BETA_MAX && """, """    // (lateref) e is against t.ref, not the tile's max: beta from it, the max's test apart (log2 BETA_MAX = 8)
+    const float beta_keep = t.max[h] == -inf_f32() ? 0.f : fast_exp2(t.ref[h] - row_max * scale_log2);
+    const float mx_keep = beta_keep * t.p_max[h] * row_r;
+    const bool max_near = t.max[h] == -inf_f32() || (t.max[h] - row_max) * scale_log2 <= 8.f;
+    if (max_near && """)
+        rep('    const float beta = t.max[h] == -inf_f32() ? 0.f : fast_exp2((t.max[h] - m_new) * scale_log2);',
+            '    const float beta = t.max[h] == -inf_f32() ? 0.f : fast_exp2(t.ref[h] - m_new * scale_log2);')
+        rep("""        const TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2);
+""", """        // (lateref) this warpgroup's own row state after tile g - 2 is still in its slot: the other
+        // score warpgroup writes g + 1's there only after this one's sfull(g)
+        float earlier_max[2] = {-inf_f32(), -inf_f32()};
+        if (t >= 2) {
+            const float *st_own = m.state_all + (g - 2) % P_SLOTS * STATE_FLOATS;
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                earlier_max[h] = st_own[ST_MAX + my_row[h]];
+        }
+        const TileRowStats tile = tile_exponentials(s, token_scale, row_scale_log2, earlier_max);
+""")
+        rep("""        store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_factor, warp, lane);
+""", """        const float p_scale[2] = {p_factor[0] * tile.fix[0], p_factor[1] * tile.fix[1]};   // (lateref)
+        store_p_scaled(m.p_all + g % P_SLOTS * P_BYTES, s, p_scale, warp, lane);
+""")
     elif name not in ('pslots4', 'ldsm_all', 'combine_lse', 'polyexp'):   # (those: tree_variant)
-        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse polyexp')
+        sys.exit(f'unknown variant {name}: chain_ilp pslots4 ldsm_all combine_lse polyexp lateref')
     return s
 
 
