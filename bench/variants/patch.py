@@ -215,9 +215,10 @@ __device__ __forceinline__ TileRowStats tile_exponentials(float (&s)[32], const 
 }""")
         rep("""    const float beta_keep = t.max[h] == -inf_f32() ? 0.f : fast_exp2((t.max[h] - row_max) * scale_log2);
     const float mx_keep = beta_keep * t.p_max[h] * row_r;
-    if (beta_keep <= BETA_MAX && """, """    // (lateref) e is against t.ref, not the tile's max: beta from it, the max's test apart (log2 BETA_MAX = 8)
+    if (beta_keep <= BETA_MAX && """, """    // (lateref) e is against t.ref, not the tile's max: beta from it, the max's test apart
     const float beta_keep = t.max[h] == -inf_f32() ? 0.f : fast_exp2(t.ref[h] - row_max * scale_log2);
     const float mx_keep = beta_keep * t.p_max[h] * row_r;
+    static_assert(BETA_MAX == 256.f, "max_near's 8 is log2 BETA_MAX");
     const bool max_near = t.max[h] == -inf_f32() || (t.max[h] - row_max) * scale_log2 <= 8.f;
     if (max_near && """)
         rep('    const float beta = t.max[h] == -inf_f32() ? 0.f : fast_exp2((t.max[h] - m_new) * scale_log2);',
